@@ -1,0 +1,199 @@
+//! Every option and limit in one place, each with its default and why.
+//!
+//! The same struct is the command line (`duplex --help` prints these doc
+//! comments) and the library's configuration (`Config::default()`), so a
+//! limit cannot exist in one and be forgotten in the other.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A raw TCP and WebSocket server on one mio event loop, written to be read.
+///
+/// Two doors: a line service for telnet and an HTTP port that serves a web
+/// page and upgrades to WebSocket. Both lead to the same chat rooms.
+#[derive(Parser, Clone, Debug)]
+#[command(name = "duplex", version, about, long_about = None)]
+pub struct Config {
+    /// Address of the line service (telnet door). Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:18001", value_name = "ADDR")]
+    pub tcp: SocketAddr,
+
+    /// Address of the web door: the page, HTTP and WebSocket. Port 0 picks
+    /// a free port.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub http: SocketAddr,
+
+    /// Connections open at once, both doors together. One more is told so
+    /// (HTTP 503 or an error line) and closed; the listeners keep going.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub max_connections: usize,
+
+    /// Largest HTTP request head, request line and headers (431 beyond).
+    /// nginx allows 1 KiB plus 8 KiB buffers, Node 16 KiB.
+    #[arg(long, default_value = "8KiB", value_parser = parse_size, value_name = "SIZE")]
+    pub max_head: usize,
+
+    /// Most header lines in one request (431 beyond).
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_headers: usize,
+
+    /// Largest request body (`POST /send`), 413 beyond.
+    #[arg(long, default_value = "64KiB", value_parser = parse_size, value_name = "SIZE")]
+    pub max_body: usize,
+
+    /// Time allowed for a whole request head, counted from its first byte
+    /// or from the connection's start: a peer that trickles its head
+    /// (slowloris) is answered 408 and closed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "TIME")]
+    pub handshake_timeout: Duration,
+
+    /// Longest telnet line; a longer one gets an error line and is skipped.
+    #[arg(long, default_value = "4KiB", value_parser = parse_size, value_name = "SIZE")]
+    pub max_line: usize,
+
+    /// Largest WebSocket message after reassembly (close 1009 beyond),
+    /// checked on each frame header before its payload arrives.
+    #[arg(long, default_value = "16MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub max_message: usize,
+
+    /// Most continuation frames in one WebSocket message (close 1008 beyond).
+    #[arg(long, default_value_t = 65_536, value_name = "N")]
+    pub max_fragments: u32,
+
+    /// Output a connection may have waiting for the peer to read. Above it,
+    /// the loop stops reading from that peer, and a peer that stays above it
+    /// for `--slow-reader-timeout` is closed (1008 or an error line).
+    #[arg(long, default_value = "4MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub max_output: usize,
+
+    /// Output above which a connection is closed at once.
+    #[arg(long, default_value = "32MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub max_output_hard: usize,
+
+    /// How long a connection may stay above `--max-output`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "TIME")]
+    pub slow_reader_timeout: Duration,
+
+    /// Ping a WebSocket peer after this long without hearing from it.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "TIME")]
+    pub ping_interval: Duration,
+
+    /// Close a WebSocket peer that has not answered a ping within this long.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "TIME")]
+    pub pong_timeout: Duration,
+
+    /// Close telnet connections idle this long (default: never; a person
+    /// at a telnet prompt may think for a while).
+    #[arg(long, value_parser = parse_duration, value_name = "TIME")]
+    pub idle_timeout: Option<Duration>,
+
+    /// How long a closing connection may take to finish: the peer's answer
+    /// to our close frame, and draining its last bytes.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "TIME")]
+    pub close_timeout: Duration,
+
+    /// On SIGINT/SIGTERM, how long to wait for goodbyes to be delivered.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "TIME")]
+    pub shutdown_timeout: Duration,
+
+    /// A browser Origin allowed to open WebSockets besides the defaults
+    /// (none, `null`, loopback, the Host asked for). Repeatable; `*` allows
+    /// any origin.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origins: Vec<String>,
+
+    /// A Host name accepted while bound to loopback, besides `localhost`,
+    /// `127.x.y.z` and `[::1]` (the DNS-rebinding guard). Repeatable.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_hosts: Vec<String>,
+
+    /// The loop's read buffer: the most one read call can take in.
+    #[arg(long, default_value = "64KiB", value_parser = parse_size, value_name = "SIZE")]
+    pub read_buffer: usize,
+
+    /// Print the raw bytes of handshakes and frames (for learners; noisy).
+    #[arg(long)]
+    pub hexdump: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config::parse_from(["duplex"])
+    }
+}
+
+impl Config {
+    /// A configuration for tests and examples: both doors on free ports.
+    pub fn ephemeral() -> Config {
+        Config::parse_from(["duplex", "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+    }
+}
+
+/// `4096`, `4KiB`, `16MiB`, `1GiB` (also `k`, `KB`, `M`, `MB`: all binary).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: usize = digits
+        .parse()
+        .map_err(|_| format!("not a size: {text:?} (try 4096, 64KiB, 16MiB)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB or GiB)")),
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("size too large: {text}"))
+}
+
+/// `10s`, `500ms`, `2m`, or plain seconds (`30`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("not a duration: {text:?} (try 10s, 500ms, 2m)"))?;
+    match unit.trim() {
+        "" | "s" => Ok(Duration::from_secs(number)),
+        "ms" => Ok(Duration::from_millis(number)),
+        "m" | "min" => Ok(Duration::from_secs(number.saturating_mul(60))),
+        other => Err(format!("unknown time unit {other:?} (use ms, s or m)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_brief() {
+        let c = Config::default();
+        assert_eq!(c.tcp.to_string(), "127.0.0.1:18001");
+        assert_eq!(c.http.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.max_connections, 10_000);
+        assert_eq!((c.max_head, c.max_headers), (8192, 64));
+        assert_eq!(c.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(c.max_line, 4096);
+        assert_eq!(c.max_message, 16 << 20);
+        assert_eq!(c.max_fragments, 65_536);
+        assert_eq!((c.max_output, c.max_output_hard), (4 << 20, 32 << 20));
+        assert_eq!(c.ping_interval, Duration::from_secs(30));
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(parse_size("4KiB"), Ok(4096));
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("12 parsecs").is_err());
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,451 @@
+//! Reading one HTTP/1.1 request: the head, then a `Content-Length` body.
+//!
+//! The reader looks for the blank line that ends the head *before* it asks
+//! httparse to parse anything, and it remembers how far it has looked. A
+//! peer that trickles its head one byte per read therefore costs one scan
+//! of each byte and one parse in all, not a parse per byte. The head is
+//! refused (431) as soon as it outgrows the limit, without waiting for its
+//! end, and nothing is buffered at all when a whole request arrives in one
+//! read.
+
+/// Bounds on a request (see [`crate::config::Config`] for the defaults).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadLimits {
+    /// Request line plus headers plus the blank line, in bytes.
+    pub max_head: usize,
+    /// Header lines.
+    pub max_headers: usize,
+    /// A `Content-Length` body.
+    pub max_body: usize,
+}
+
+/// Why a request is refused; [`RequestError::status`] names the answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestError {
+    /// The head grew past `max_head` bytes (RFC 6585 §5: 431).
+    HeadTooLarge { limit: usize },
+    /// More than `max_headers` header lines (431).
+    TooManyHeaders { limit: usize },
+    /// Not HTTP/1.x syntax at all (400), with httparse's reason.
+    Malformed(&'static str),
+    /// A `Content-Length` that is not one decimal number (RFC 9112 §6.3).
+    BadContentLength,
+    /// A body larger than `max_body` (413).
+    BodyTooLarge { limit: usize },
+    /// `Transfer-Encoding` bodies are not accepted; send a length (411).
+    LengthRequired,
+}
+
+impl RequestError {
+    pub fn status(&self) -> super::Status {
+        use super::Status;
+        match self {
+            RequestError::HeadTooLarge { .. } | RequestError::TooManyHeaders { .. } => {
+                Status::REQUEST_HEADER_FIELDS_TOO_LARGE
+            }
+            RequestError::Malformed(_) | RequestError::BadContentLength => Status::BAD_REQUEST,
+            RequestError::BodyTooLarge { .. } => Status::PAYLOAD_TOO_LARGE,
+            RequestError::LengthRequired => Status::LENGTH_REQUIRED,
+        }
+    }
+}
+
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestError::HeadTooLarge { limit } => write!(f, "request head larger than {limit} bytes"),
+            RequestError::TooManyHeaders { limit } => write!(f, "more than {limit} header lines"),
+            RequestError::Malformed(why) => write!(f, "malformed request: {why}"),
+            RequestError::BadContentLength => write!(f, "invalid Content-Length"),
+            RequestError::BodyTooLarge { limit } => write!(f, "body larger than {limit} bytes"),
+            RequestError::LengthRequired => {
+                write!(f, "Transfer-Encoding is not accepted; send Content-Length")
+            }
+        }
+    }
+}
+
+/// A parsed request, owning its data so it can outlive the read buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    /// The request target as sent: path and query (`/poll?room=lobby`).
+    pub target: String,
+    /// The minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    pub version: u8,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+    /// Bytes of head and body on the wire, for the byte counters.
+    pub wire_len: usize,
+}
+
+impl Request {
+    /// The first header with this name (names are case-insensitive).
+    pub fn header<'a>(&'a self, name: &'a str) -> Option<&'a [u8]> {
+        self.headers_named(name).next()
+    }
+
+    /// Every header with this name, in order (some may repeat, such as
+    /// `Sec-WebSocket-Protocol`).
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The path without the query.
+    pub fn path(&self) -> &str {
+        self.target.split_once('?').map_or(&self.target, |(path, _)| path)
+    }
+
+    /// The value of one query parameter, undecoded (`room=lobby`).
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        let (_, query) = self.target.split_once('?')?;
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value)
+    }
+
+    /// Does this request ask to keep the connection open afterwards?
+    /// HTTP/1.1 does unless it says `Connection: close`; HTTP/1.0 does not
+    /// (RFC 9112 §9.3).
+    pub fn keep_alive(&self) -> bool {
+        let close = self
+            .headers_named("connection")
+            .any(|v| super::has_token(v, "close"));
+        self.version == 1 && !close
+    }
+}
+
+/// Where a request in progress stands.
+#[derive(Debug)]
+enum Stage {
+    /// Looking for the blank line; `scanned` bytes of `buf` hold no end.
+    Head { scanned: usize },
+    /// The head is parsed; `remaining` body bytes are still to come.
+    Body { request: Box<Request>, remaining: usize },
+}
+
+/// Reads requests one after the other from a connection's bytes.
+#[derive(Debug)]
+pub struct RequestReader {
+    limits: HeadLimits,
+    /// A head (or body) split across reads. Empty between requests.
+    buf: Vec<u8>,
+    stage: Stage,
+}
+
+impl RequestReader {
+    pub fn new(limits: HeadLimits) -> RequestReader {
+        RequestReader {
+            limits,
+            buf: Vec::new(),
+            stage: Stage::Head { scanned: 0 },
+        }
+    }
+
+    /// Has part of a request arrived?
+    pub fn in_progress(&self) -> bool {
+        !self.buf.is_empty() || matches!(self.stage, Stage::Body { .. })
+    }
+
+    /// Feeds bytes. Returns how many were used and the request, once whole.
+    /// Bytes after a complete request are left for the next call (pipelined
+    /// requests, or the first WebSocket frame after an upgrade).
+    pub fn read(&mut self, input: &[u8]) -> Result<(usize, Option<Request>), RequestError> {
+        let mut used = 0;
+        if let Stage::Head { scanned } = self.stage {
+            let head_end;
+            if self.buf.is_empty() {
+                // Fast path: the whole head is in this read; parse it where
+                // it lies.
+                match find_head_end(input, 0) {
+                    Some(end) if end <= self.limits.max_head => head_end = end,
+                    Some(_) => {
+                        return Err(RequestError::HeadTooLarge {
+                            limit: self.limits.max_head,
+                        })
+                    }
+                    None => {
+                        if input.len() >= self.limits.max_head {
+                            return Err(RequestError::HeadTooLarge {
+                                limit: self.limits.max_head,
+                            });
+                        }
+                        self.buf.extend_from_slice(input);
+                        self.stage = Stage::Head { scanned: input.len() };
+                        return Ok((input.len(), None));
+                    }
+                }
+                let request = parse_head(&input[..head_end], self.limits)?;
+                used = head_end;
+                self.begin_body(request)?;
+            } else {
+                let old = self.buf.len();
+                let room = self.limits.max_head.saturating_sub(old);
+                let take = room.min(input.len());
+                self.buf.extend_from_slice(&input[..take]);
+                // The blank line may straddle the old and new bytes.
+                match find_head_end(&self.buf, scanned.saturating_sub(3)) {
+                    Some(end) => head_end = end,
+                    None => {
+                        if self.buf.len() >= self.limits.max_head {
+                            return Err(RequestError::HeadTooLarge {
+                                limit: self.limits.max_head,
+                            });
+                        }
+                        self.stage = Stage::Head {
+                            scanned: self.buf.len(),
+                        };
+                        return Ok((take, None));
+                    }
+                }
+                let request = parse_head(&self.buf[..head_end], self.limits)?;
+                used = head_end - old;
+                self.buf = Vec::new();
+                self.begin_body(request)?;
+            }
+        }
+        let Stage::Body { request, remaining } = &mut self.stage else {
+            return Ok((used, None));
+        };
+        let take = (*remaining).min(input.len() - used);
+        request.body.extend_from_slice(&input[used..used + take]);
+        *remaining -= take;
+        used += take;
+        if *remaining > 0 {
+            return Ok((used, None));
+        }
+        let Stage::Body { mut request, .. } = std::mem::replace(&mut self.stage, Stage::Head { scanned: 0 })
+        else {
+            unreachable!("matched Stage::Body just above");
+        };
+        request.wire_len += request.body.len();
+        Ok((used, Some(*request)))
+    }
+
+    fn begin_body(&mut self, request: Request) -> Result<(), RequestError> {
+        let remaining = body_length(&request, self.limits.max_body)?;
+        self.stage = Stage::Body {
+            request: Box::new(request),
+            remaining,
+        };
+        Ok(())
+    }
+}
+
+/// Finds the end of a head: the index just past the empty line that ends
+/// it (`\r\n\r\n`, or a bare `\n\n`, which RFC 9112 §2.2 lets a server
+/// accept). Starts looking at `from`.
+fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(offset) = buf.get(i..)?.iter().position(|&b| b == b'\n') {
+        let nl = i + offset;
+        match buf.get(nl + 1..) {
+            Some([b'\n', ..]) => return Some(nl + 2),
+            Some([b'\r', b'\n', ..]) => return Some(nl + 3),
+            _ => i = nl + 1,
+        }
+    }
+    None
+}
+
+fn parse_head(head: &[u8], limits: HeadLimits) -> Result<Request, RequestError> {
+    // The caller owns the header array, so the limit is right here.
+    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut parsed = httparse::Request::new(&mut headers);
+    match parsed.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(RequestError::Malformed("incomplete head")),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(RequestError::TooManyHeaders {
+                limit: limits.max_headers,
+            })
+        }
+        Err(e) => return Err(RequestError::Malformed(error_text(e))),
+    }
+    let (Some(method), Some(target), Some(version)) = (parsed.method, parsed.path, parsed.version) else {
+        return Err(RequestError::Malformed("incomplete request line"));
+    };
+    Ok(Request {
+        method: method.to_string(),
+        target: target.to_string(),
+        version,
+        headers: parsed
+            .headers
+            .iter()
+            .map(|h| (h.name.to_string(), h.value.to_vec()))
+            .collect(),
+        body: Vec::new(),
+        wire_len: head.len(),
+    })
+}
+
+fn error_text(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Status => "invalid status",
+        httparse::Error::Token => "invalid token in request line",
+        httparse::Error::TooManyHeaders => "too many headers",
+        httparse::Error::Version => "unsupported HTTP version",
+    }
+}
+
+/// How many body bytes follow the head (RFC 9112 §6.3).
+fn body_length(request: &Request, max_body: usize) -> Result<usize, RequestError> {
+    if request.header("transfer-encoding").is_some() {
+        return Err(RequestError::LengthRequired);
+    }
+    let mut lengths = request.headers_named("content-length");
+    let Some(first) = lengths.next() else {
+        return Ok(0);
+    };
+    // Several Content-Length headers must agree, or the framing is
+    // ambiguous: the classic request smuggling trick.
+    if lengths.any(|other| other != first) {
+        return Err(RequestError::BadContentLength);
+    }
+    let text = std::str::from_utf8(first).map_err(|_| RequestError::BadContentLength)?;
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(RequestError::BadContentLength);
+    }
+    let length: usize = text
+        .parse()
+        .map_err(|_| RequestError::BodyTooLarge { limit: max_body })?;
+    if length > max_body {
+        return Err(RequestError::BodyTooLarge { limit: max_body });
+    }
+    Ok(length)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: HeadLimits = HeadLimits {
+        max_head: 8192,
+        max_headers: 64,
+        max_body: 1024,
+    };
+
+    const UPGRADE: &[u8] = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\n\
+Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+    #[test]
+    fn rfc_opening_handshake_in_one_read() {
+        let mut reader = RequestReader::new(LIMITS);
+        let (used, request) = reader.read(UPGRADE).unwrap();
+        let request = request.unwrap();
+        assert_eq!(used, UPGRADE.len());
+        assert_eq!(request.method, "GET");
+        assert_eq!(request.path(), "/chat");
+        assert_eq!(
+            request.header("SEC-WEBSOCKET-KEY"),
+            Some(&b"dGhlIHNhbXBsZSBub25jZQ=="[..])
+        );
+        assert!(!reader.in_progress());
+    }
+
+    #[test]
+    fn one_byte_at_a_time() {
+        let mut reader = RequestReader::new(LIMITS);
+        for (i, byte) in UPGRADE.iter().enumerate() {
+            let (used, request) = reader.read(std::slice::from_ref(byte)).unwrap();
+            assert_eq!(used, 1);
+            assert_eq!(request.is_some(), i == UPGRADE.len() - 1);
+        }
+    }
+
+    #[test]
+    fn pipelined_requests_and_trailing_bytes_are_left_over() {
+        let mut two = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+        two.extend_from_slice(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\nextra");
+        let mut reader = RequestReader::new(LIMITS);
+        let (used, first) = reader.read(&two).unwrap();
+        assert_eq!(first.unwrap().path(), "/a");
+        let (used2, second) = reader.read(&two[used..]).unwrap();
+        assert_eq!(second.unwrap().path(), "/b");
+        assert_eq!(&two[used + used2..], b"extra");
+    }
+
+    #[test]
+    fn bodies() {
+        let mut reader = RequestReader::new(LIMITS);
+        let (_, r) = reader
+            .read(b"POST /send HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhel")
+            .unwrap();
+        assert!(r.is_none());
+        let (used, r) = reader.read(b"loGET").unwrap();
+        assert_eq!(used, 2);
+        assert_eq!(r.unwrap().body, b"hello");
+
+        for (head, error) in [
+            (
+                &b"POST / HTTP/1.1\r\nContent-Length: 2000\r\n\r\n"[..],
+                RequestError::BodyTooLarge { limit: 1024 },
+            ),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+                RequestError::BadContentLength,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                RequestError::BadContentLength,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                RequestError::LengthRequired,
+            ),
+        ] {
+            assert_eq!(RequestReader::new(LIMITS).read(head), Err(error));
+        }
+    }
+
+    #[test]
+    fn limits() {
+        let small = HeadLimits {
+            max_head: 64,
+            max_headers: 2,
+            max_body: 0,
+        };
+        let mut reader = RequestReader::new(small);
+        assert_eq!(
+            reader.read(&[b'a'; 100]),
+            Err(RequestError::HeadTooLarge { limit: 64 })
+        );
+        let mut reader = RequestReader::new(small);
+        assert!(reader.read(&[b'a'; 40]).unwrap().1.is_none());
+        assert_eq!(
+            reader.read(&[b'a'; 40]),
+            Err(RequestError::HeadTooLarge { limit: 64 })
+        );
+        let three = b"GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\n\r\n";
+        assert_eq!(
+            RequestReader::new(small).read(three),
+            Err(RequestError::TooManyHeaders { limit: 2 })
+        );
+        assert!(matches!(
+            RequestReader::new(LIMITS).read(b"\x16\x03\x01\r\n\r\n"),
+            Err(RequestError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn query_and_keep_alive() {
+        let (_, r) = RequestReader::new(LIMITS)
+            .read(b"GET /poll?room=dev&since=4 HTTP/1.0\r\n\r\n")
+            .unwrap();
+        let r = r.unwrap();
+        assert_eq!(r.path(), "/poll");
+        assert_eq!(r.query_param("room"), Some("dev"));
+        assert_eq!(r.query_param("since"), Some("4"));
+        assert_eq!(r.query_param("nope"), None);
+        assert!(!r.keep_alive());
+    }
+}

@@ -1,0 +1,648 @@
+//! The chat, knowing nothing of sockets: members, rooms and commands.
+//!
+//! The telnet door and the WebSocket `/chat` endpoint are adapters around
+//! this hub. They hand it lines of text (and binary messages) from a
+//! member; it answers with [`Action`]s that say which text goes to whom.
+//! Time comes in as an argument. So every rule of the chat can be tested
+//! without a socket, and a third door (HTTP polling) is one more adapter.
+//!
+//! The seeds' vocabulary maps onto it like this: `io.emit` (everyone in the
+//! room) is [`Hub::say`], `socket.emit` (only the sender) is a reply such
+//! as `/echo`, and `setInterval` is the `/time` clock the loop drives.
+
+use slab::Slab;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::rc::Rc;
+use std::time::SystemTime;
+
+/// The room everyone starts in.
+pub const LOBBY: &str = "lobby";
+
+/// Longest member or room name, in characters.
+pub const MAX_NAME: usize = 24;
+
+/// A member's handle in the hub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MemberId(pub usize);
+
+/// How a member is reached, which decides how it receives binary messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// The telnet door: text lines only.
+    Line,
+    /// `/chat` over WebSocket: text and binary frames.
+    WebSocket,
+}
+
+/// What to deliver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// One line of text (a chat line, a notice, an answer).
+    Text(Rc<str>),
+    /// A binary message; members that can only take text get `notice`.
+    Binary { data: Rc<[u8]>, notice: Rc<str> },
+}
+
+/// What the hub asks its adapters to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Deliver `payload` to the members whose links are in
+    /// `recipients` (a range of [`Outbox::recipients`]), in that order.
+    Send {
+        recipients: Range<usize>,
+        payload: Payload,
+    },
+    /// Start (or restart) a member's once-a-second clock. `generation`
+    /// tells a current clock from one switched off since.
+    StartClock { member: MemberId, generation: u32 },
+    /// The member asked for `/stats`: the loop answers with
+    /// [`Hub::reply`], since the numbers are the loop's.
+    Stats { member: MemberId },
+    /// The member said `/quit`: send what is queued, then close.
+    Quit { member: MemberId },
+}
+
+/// The hub's answers since the last [`Hub::drain`].
+#[derive(Debug, Default)]
+pub struct Outbox {
+    pub actions: Vec<Action>,
+    /// The links of recipients, shared by all `Send` actions: a broadcast
+    /// to a room snapshots its members here, in join order.
+    pub recipients: Vec<usize>,
+}
+
+#[derive(Debug)]
+struct Member {
+    name: String,
+    room: String,
+    transport: Transport,
+    /// The adapter's handle for this member (the loop uses its token).
+    link: usize,
+    clock: bool,
+    clock_generation: u32,
+}
+
+#[derive(Debug, Default)]
+struct Room {
+    /// Members in the order they joined.
+    members: Vec<MemberId>,
+}
+
+/// Counters the hub keeps for `/stats` and `GET /stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HubStats {
+    pub members: usize,
+    pub rooms: usize,
+    /// Chat lines and binary messages members sent to rooms.
+    pub messages: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Hub {
+    members: Slab<Member>,
+    /// Rooms by name, sorted, so `/rooms` lists them in order.
+    rooms: BTreeMap<String, Room>,
+    /// Lower-cased names in use, for uniqueness regardless of case.
+    names: HashMap<String, MemberId>,
+    next_guest: u64,
+    messages: u64,
+    /// Longest chat line a member may send, in bytes.
+    max_text: usize,
+    outbox: Outbox,
+}
+
+impl Hub {
+    /// `max_text` bounds a chat line, so a WebSocket member cannot send
+    /// telnet members a line longer than they could send themselves.
+    pub fn new(max_text: usize) -> Hub {
+        Hub {
+            max_text,
+            ..Hub::default()
+        }
+    }
+
+    /// Takes the actions produced so far.
+    pub fn drain(&mut self) -> Outbox {
+        std::mem::take(&mut self.outbox)
+    }
+
+    pub fn has_actions(&self) -> bool {
+        !self.outbox.actions.is_empty()
+    }
+
+    /// Hands back an outbox's vectors so their memory is reused.
+    pub fn recycle(&mut self, mut outbox: Outbox) {
+        if self.outbox.actions.is_empty() {
+            outbox.actions.clear();
+            outbox.recipients.clear();
+            self.outbox = outbox;
+        }
+    }
+
+    pub fn stats(&self) -> HubStats {
+        HubStats {
+            members: self.members.len(),
+            rooms: self.rooms.len(),
+            messages: self.messages,
+        }
+    }
+
+    pub fn name(&self, id: MemberId) -> Option<&str> {
+        self.members.get(id.0).map(|m| m.name.as_str())
+    }
+
+    pub fn room_of(&self, id: MemberId) -> Option<&str> {
+        self.members.get(id.0).map(|m| m.room.as_str())
+    }
+
+    /// A new member arrives: named `guest-N`, placed in the lobby, greeted,
+    /// and announced to the lobby. `welcome` says where it connected from.
+    pub fn join(&mut self, link: usize, transport: Transport, welcome: &str) -> MemberId {
+        let name = loop {
+            self.next_guest += 1;
+            let name = format!("guest-{}", self.next_guest);
+            if !self.names.contains_key(&name) {
+                break name;
+            }
+        };
+        let id = MemberId(self.members.insert(Member {
+            name: name.clone(),
+            room: LOBBY.to_string(),
+            transport,
+            link,
+            clock: false,
+            clock_generation: 0,
+        }));
+        self.names.insert(name.clone(), id);
+        self.reply(
+            id,
+            &format!(
+                "* welcome to duplex: {welcome}, your name is {name}, room {LOBBY}. Type /help for commands."
+            ),
+        );
+        self.announce(LOBBY, Some(id), &format!("* {name} joined {LOBBY}"));
+        self.rooms.entry(LOBBY.to_string()).or_default().members.push(id);
+        id
+    }
+
+    /// A member is gone (quit, closed, or lost): told to the room once.
+    pub fn leave(&mut self, id: MemberId) {
+        let Some(member) = self.members.try_remove(id.0) else {
+            return;
+        };
+        self.names.remove(&member.name.to_ascii_lowercase());
+        self.names.remove(&member.name);
+        self.remove_from_room(&member.room, id);
+        self.announce(&member.room, None, &format!("* {} disconnected", member.name));
+    }
+
+    /// A line of text from a member: a command if it starts with `/`,
+    /// otherwise a message to the member's room.
+    pub fn text(&mut self, id: MemberId, line: &str, now: SystemTime) {
+        if !self.members.contains(id.0) {
+            return;
+        }
+        if line.len() > self.max_text {
+            let limit = self.max_text;
+            self.reply(
+                id,
+                &format!("! message too long ({} bytes; the limit is {limit})", line.len()),
+            );
+            return;
+        }
+        let line = sanitize(line.trim_end());
+        if let Some(command) = line.strip_prefix('/') {
+            self.command(id, command, now);
+        } else if !line.trim().is_empty() {
+            self.say(id, &line);
+        }
+    }
+
+    /// A binary message from a WebSocket member, relayed to its room.
+    pub fn binary(&mut self, id: MemberId, data: &[u8]) {
+        let Some(member) = self.members.get(id.0) else {
+            return;
+        };
+        self.messages += 1;
+        let notice: Rc<str> = Rc::from(format!(
+            "* {} sent a binary message ({} bytes)",
+            member.name,
+            data.len()
+        ));
+        let room = member.room.clone();
+        let recipients = self.snapshot(&room, None);
+        self.outbox.actions.push(Action::Send {
+            recipients,
+            payload: Payload::Binary {
+                data: Rc::from(data),
+                notice,
+            },
+        });
+    }
+
+    /// The loop's clock timer fired for `id`. Returns whether it should
+    /// fire again in a second.
+    pub fn clock_tick(&mut self, id: MemberId, generation: u32, now: SystemTime) -> bool {
+        match self.members.get(id.0) {
+            Some(m) if m.clock && m.clock_generation == generation => {
+                self.reply(id, &format!("* time {}", crate::clock::format_utc(now)));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Sends one line to one member (`socket.emit`).
+    pub fn reply(&mut self, id: MemberId, text: &str) {
+        let Some(member) = self.members.get(id.0) else {
+            return;
+        };
+        let start = self.outbox.recipients.len();
+        self.outbox.recipients.push(member.link);
+        self.outbox.actions.push(Action::Send {
+            recipients: start..start + 1,
+            payload: Payload::Text(Rc::from(text)),
+        });
+    }
+
+    /// A chat line to everyone in the sender's room, sender included
+    /// (`io.emit`): seeing your own line come back is how you know the
+    /// room saw it, in the same order as everyone else.
+    fn say(&mut self, id: MemberId, text: &str) {
+        let Some(member) = self.members.get(id.0) else {
+            return;
+        };
+        self.messages += 1;
+        let line = format!("[{}] {}: {}", member.room, member.name, text);
+        let room = member.room.clone();
+        self.announce(&room, None, &line);
+    }
+
+    fn command(&mut self, id: MemberId, command: &str, now: SystemTime) {
+        let (verb, arg) = command
+            .split_once(' ')
+            .map_or((command, ""), |(v, a)| (v, a.trim()));
+        match verb.to_ascii_lowercase().as_str() {
+            "help" => {
+                for line in HELP {
+                    self.reply(id, line);
+                }
+            }
+            "nick" => self.nick(id, arg),
+            "join" => self.join_room(id, arg),
+            "rooms" => {
+                let list: Vec<String> = self
+                    .rooms
+                    .iter()
+                    .map(|(name, room)| format!("{name} ({})", room.members.len()))
+                    .collect();
+                self.reply(id, &format!("* rooms: {}", list.join(", ")));
+            }
+            "who" => {
+                let Some(room) = self.room_of(id).map(str::to_string) else {
+                    return;
+                };
+                let names: Vec<&str> = self.rooms.get(&room).map_or(Vec::new(), |r| {
+                    r.members
+                        .iter()
+                        .filter_map(|m| self.members.get(m.0))
+                        .map(|m| m.name.as_str())
+                        .collect()
+                });
+                let line = format!("* members of {room}: {}", names.join(", "));
+                self.reply(id, &line);
+            }
+            "echo" => self.reply(id, arg),
+            "time" => self.toggle_clock(id, now),
+            "stats" => self.outbox.actions.push(Action::Stats { member: id }),
+            "quit" => {
+                let name = self.name(id).unwrap_or_default().to_string();
+                self.reply(id, &format!("* bye, {name}"));
+                self.outbox.actions.push(Action::Quit { member: id });
+            }
+            "" => self.reply(id, "! empty command; try /help"),
+            other => {
+                let other: String = other.chars().take(MAX_NAME).collect();
+                self.reply(id, &format!("! unknown command /{other}; try /help"));
+            }
+        }
+    }
+
+    fn nick(&mut self, id: MemberId, name: &str) {
+        if name.is_empty() {
+            return self.reply(id, "! usage: /nick NAME");
+        }
+        if let Err(why) = check_name(name) {
+            return self.reply(id, &format!("! bad name {name:?}: {why}"));
+        }
+        let key = name.to_ascii_lowercase();
+        match self.names.get(&key) {
+            Some(&owner) if owner == id => {
+                // A change of letter case only: allowed.
+            }
+            Some(_) => return self.reply(id, &format!("! name taken: {name}")),
+            None if key.starts_with("guest-") => {
+                return self.reply(
+                    id,
+                    &format!("! bad name {name:?}: guest-N names are given, not taken"),
+                )
+            }
+            None => {}
+        }
+        let Some(member) = self.members.get_mut(id.0) else {
+            return;
+        };
+        let old = std::mem::replace(&mut member.name, name.to_string());
+        let room = member.room.clone();
+        self.names.remove(&old.to_ascii_lowercase());
+        self.names.insert(key, id);
+        self.announce(&room, None, &format!("* {old} is now known as {name}"));
+    }
+
+    fn join_room(&mut self, id: MemberId, room: &str) {
+        if room.is_empty() {
+            return self.reply(id, "! usage: /join ROOM");
+        }
+        if let Err(why) = check_name(room) {
+            return self.reply(id, &format!("! bad room name {room:?}: {why}"));
+        }
+        let Some(member) = self.members.get_mut(id.0) else {
+            return;
+        };
+        if member.room == room {
+            return self.reply(id, &format!("* you are already in {room}"));
+        }
+        let old = std::mem::replace(&mut member.room, room.to_string());
+        let name = member.name.clone();
+        self.remove_from_room(&old, id);
+        self.announce(&old, None, &format!("* {name} left {old}"));
+        self.announce(room, None, &format!("* {name} joined {room}"));
+        self.rooms.entry(room.to_string()).or_default().members.push(id);
+        self.reply(id, &format!("* you joined {room}"));
+    }
+
+    fn toggle_clock(&mut self, id: MemberId, now: SystemTime) {
+        let Some(member) = self.members.get_mut(id.0) else {
+            return;
+        };
+        member.clock = !member.clock;
+        member.clock_generation = member.clock_generation.wrapping_add(1);
+        if member.clock {
+            let generation = member.clock_generation;
+            self.reply(id, "* time on: one tick a second; /time again to stop");
+            self.reply(id, &format!("* time {}", crate::clock::format_utc(now)));
+            self.outbox.actions.push(Action::StartClock {
+                member: id,
+                generation,
+            });
+        } else {
+            self.reply(id, "* time off");
+        }
+    }
+
+    /// Sends a line to a room's members, minus `except`.
+    fn announce(&mut self, room: &str, except: Option<MemberId>, text: &str) {
+        let recipients = self.snapshot(room, except);
+        if recipients.is_empty() {
+            return;
+        }
+        self.outbox.actions.push(Action::Send {
+            recipients,
+            payload: Payload::Text(Rc::from(text)),
+        });
+    }
+
+    /// Copies a room's member links into the outbox, as they are now.
+    fn snapshot(&mut self, room: &str, except: Option<MemberId>) -> Range<usize> {
+        let start = self.outbox.recipients.len();
+        if let Some(room) = self.rooms.get(room) {
+            for &member in &room.members {
+                if Some(member) == except {
+                    continue;
+                }
+                if let Some(m) = self.members.get(member.0) {
+                    self.outbox.recipients.push(m.link);
+                }
+            }
+        }
+        start..self.outbox.recipients.len()
+    }
+
+    fn remove_from_room(&mut self, room: &str, id: MemberId) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.members.retain(|&m| m != id);
+            if r.members.is_empty() {
+                // Rooms vanish with their last member.
+                self.rooms.remove(room);
+            }
+        }
+    }
+
+    /// The adapter's handle for a member.
+    pub fn link(&self, id: MemberId) -> Option<usize> {
+        self.members.get(id.0).map(|m| m.link)
+    }
+
+    /// The transport of a member, for the adapters' statistics.
+    pub fn transport(&self, id: MemberId) -> Option<Transport> {
+        self.members.get(id.0).map(|m| m.transport)
+    }
+}
+
+const HELP: &[&str] = &[
+    "* commands:",
+    "*   /nick NAME   change your name (letters, digits, - _ .; up to 24)",
+    "*   /join ROOM   move to another room (it is created if needed)",
+    "*   /rooms       list the rooms and how many are in each",
+    "*   /who         list the members of your room",
+    "*   /echo TEXT   send TEXT back to you alone",
+    "*   /time        switch a once-a-second clock on or off",
+    "*   /stats       show the server's counters",
+    "*   /quit        leave",
+    "* anything else is a message to your room",
+];
+
+/// Names and room names: 1 to 24 letters, digits, `-`, `_` or `.`.
+fn check_name(name: &str) -> Result<(), &'static str> {
+    let ok = !name.is_empty()
+        && name.chars().count() <= MAX_NAME
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err("use 1 to 24 letters, digits, '-', '_' or '.'")
+    }
+}
+
+/// Replaces control characters (other than tab) with U+FFFD, so nobody can
+/// send escape sequences to other members' terminals.
+fn sanitize(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().all(|c| c == '\t' || !c.is_control()) {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        std::borrow::Cow::Owned(
+            text.chars()
+                .map(|c| {
+                    if c != '\t' && c.is_control() {
+                        '\u{FFFD}'
+                    } else {
+                        c
+                    }
+                })
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Flattens the outbox into (link, text) pairs, in order.
+    fn sent(hub: &mut Hub) -> Vec<(usize, String)> {
+        let outbox = hub.drain();
+        let mut out = Vec::new();
+        for action in &outbox.actions {
+            if let Action::Send { recipients, payload } = action {
+                let text = match payload {
+                    Payload::Text(t) => t.to_string(),
+                    Payload::Binary { notice, .. } => notice.to_string(),
+                };
+                for &link in &outbox.recipients[recipients.clone()] {
+                    out.push((link, text.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    const NOW: SystemTime = SystemTime::UNIX_EPOCH;
+
+    #[test]
+    fn join_say_and_leave() {
+        let mut hub = Hub::new(4096);
+        let a = hub.join(10, Transport::Line, "hi");
+        let b = hub.join(20, Transport::WebSocket, "hi");
+        let out = sent(&mut hub);
+        assert!(out[0]
+            .1
+            .starts_with("* welcome to duplex: hi, your name is guest-1"));
+        assert_eq!(out[2], (10, "* guest-2 joined lobby".to_string()));
+        hub.text(a, "hello", NOW);
+        assert_eq!(
+            sent(&mut hub),
+            [
+                (10, "[lobby] guest-1: hello".to_string()),
+                (20, "[lobby] guest-1: hello".to_string())
+            ]
+        );
+        hub.leave(b);
+        hub.leave(b);
+        assert_eq!(sent(&mut hub), [(10, "* guest-2 disconnected".to_string())]);
+        assert_eq!(
+            hub.stats(),
+            HubStats {
+                members: 1,
+                rooms: 1,
+                messages: 1
+            }
+        );
+    }
+
+    #[test]
+    fn nick_rules() {
+        let mut hub = Hub::new(4096);
+        let a = hub.join(1, Transport::Line, "");
+        let b = hub.join(2, Transport::Line, "");
+        sent(&mut hub);
+        hub.text(a, "/nick alice", NOW);
+        assert_eq!(sent(&mut hub)[0].1, "* guest-1 is now known as alice");
+        hub.text(b, "/nick ALICE", NOW);
+        assert_eq!(sent(&mut hub), [(2, "! name taken: ALICE".to_string())]);
+        hub.text(b, "/nick a b", NOW);
+        assert!(sent(&mut hub)[0].1.starts_with("! bad name \"a b\""));
+        hub.text(b, "/nick guest-9", NOW);
+        assert!(sent(&mut hub)[0].1.contains("given, not taken"));
+        hub.leave(a);
+        sent(&mut hub);
+        hub.text(b, "/nick alice", NOW);
+        assert_eq!(
+            sent(&mut hub),
+            [(2, "* guest-2 is now known as alice".to_string())]
+        );
+    }
+
+    #[test]
+    fn rooms_appear_and_vanish() {
+        let mut hub = Hub::new(4096);
+        let a = hub.join(1, Transport::Line, "");
+        let b = hub.join(2, Transport::Line, "");
+        sent(&mut hub);
+        hub.text(a, "/join dev", NOW);
+        assert_eq!(
+            sent(&mut hub),
+            [
+                (2, "* guest-1 left lobby".to_string()),
+                (1, "* you joined dev".to_string())
+            ]
+        );
+        hub.text(b, "/rooms", NOW);
+        assert_eq!(sent(&mut hub), [(2, "* rooms: dev (1), lobby (1)".to_string())]);
+        hub.text(a, "/join lobby", NOW);
+        sent(&mut hub);
+        hub.text(b, "/rooms", NOW);
+        assert_eq!(sent(&mut hub), [(2, "* rooms: lobby (2)".to_string())]);
+        hub.text(b, "/who", NOW);
+        assert_eq!(
+            sent(&mut hub),
+            [(2, "* members of lobby: guest-2, guest-1".to_string())]
+        );
+    }
+
+    #[test]
+    fn echo_time_quit_and_errors() {
+        let mut hub = Hub::new(10);
+        let a = hub.join(1, Transport::Line, "");
+        sent(&mut hub);
+        hub.text(a, "/echo hi", NOW);
+        assert_eq!(sent(&mut hub), [(1, "hi".to_string())]);
+        hub.text(a, "/bogus", NOW);
+        assert_eq!(
+            sent(&mut hub),
+            [(1, "! unknown command /bogus; try /help".to_string())]
+        );
+        hub.text(a, "this is far too long", NOW);
+        assert!(sent(&mut hub)[0].1.starts_with("! message too long"));
+        hub.text(a, "/time", NOW);
+        let out = hub.drain();
+        assert!(out.actions.contains(&Action::StartClock {
+            member: a,
+            generation: 1
+        }));
+        assert!(hub.clock_tick(a, 1, NOW));
+        assert_eq!(
+            sent(&mut hub),
+            [(1, "* time 1970-01-01 00:00:00 UTC".to_string())]
+        );
+        hub.text(a, "/time", NOW);
+        assert!(!hub.clock_tick(a, 1, NOW));
+        sent(&mut hub);
+        hub.text(a, "/quit", NOW);
+        assert!(hub.drain().actions.contains(&Action::Quit { member: a }));
+    }
+
+    #[test]
+    fn control_characters_are_neutralised() {
+        let mut hub = Hub::new(100);
+        let a = hub.join(1, Transport::Line, "");
+        sent(&mut hub);
+        hub.text(a, "\x1b[2Jboo", NOW);
+        assert_eq!(
+            sent(&mut hub),
+            [(1, "[lobby] guest-1: \u{FFFD}[2Jboo".to_string())]
+        );
+    }
+}

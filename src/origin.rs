@@ -1,0 +1,186 @@
+//! Who may talk to the web door: the `Origin` and `Host` policy.
+//!
+//! Browsers let any web page open a WebSocket to any address, including
+//! `ws://127.0.0.1:8080`, and send the page's origin along. A server that
+//! ignores `Origin` lets a remote page drive a learner's local server
+//! (cross-site WebSocket hijacking, RFC 6455 §10.2). So:
+//!
+//! * no `Origin` (not a browser), `Origin: null` (a page opened from disk),
+//!   a loopback origin (any port), and the origin of the Host the client
+//!   asked for are accepted; `--allow-origin` adds more, `*` any;
+//! * while the server listens on loopback, the `Host` header must name a
+//!   loopback host or one given with `--allow-host`. Otherwise a remote
+//!   name that resolves to 127.0.0.1 (DNS rebinding) would make a remote
+//!   page look same-origin.
+
+use crate::http::Request;
+
+#[derive(Clone, Debug, Default)]
+pub struct OriginPolicy {
+    /// Extra origins, compared case-insensitively (`https://example.com`).
+    pub allow_origins: Vec<String>,
+    /// Accept any origin (`--allow-origin '*'`).
+    pub any_origin: bool,
+    /// Extra host names accepted while bound to loopback.
+    pub allow_hosts: Vec<String>,
+    /// Bound to a loopback address: enforce the Host check.
+    pub loopback_only: bool,
+}
+
+/// Why a request was refused with 403.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Forbidden {
+    Origin(String),
+    Host(String),
+}
+
+impl std::fmt::Display for Forbidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Forbidden::Origin(origin) => write!(
+                f,
+                "origin {origin} may not open WebSockets here (start duplex with --allow-origin {origin})"
+            ),
+            Forbidden::Host(host) => write!(
+                f,
+                "host {host} is not served here: this server listens on loopback (start duplex with --allow-host {host})"
+            ),
+        }
+    }
+}
+
+impl OriginPolicy {
+    pub fn new(allow_origins: &[String], allow_hosts: &[String], loopback_only: bool) -> OriginPolicy {
+        OriginPolicy {
+            any_origin: allow_origins.iter().any(|o| o == "*"),
+            allow_origins: allow_origins
+                .iter()
+                .filter(|o| *o != "*")
+                .map(|o| o.to_ascii_lowercase())
+                .collect(),
+            allow_hosts: allow_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            loopback_only,
+        }
+    }
+
+    /// The DNS-rebinding guard, for every request on the web door.
+    pub fn check_host(&self, request: &Request) -> Result<(), Forbidden> {
+        if !self.loopback_only {
+            return Ok(());
+        }
+        // A missing Host is an HTTP/1.0 client; HTTP/1.1 without one is a
+        // malformed request, refused elsewhere.
+        let Some(host) = request.header("host") else {
+            return Ok(());
+        };
+        let host = String::from_utf8_lossy(host).to_ascii_lowercase();
+        let name = host_name(&host);
+        if is_loopback_name(name) || self.allow_hosts.iter().any(|h| h == name || *h == host) {
+            Ok(())
+        } else {
+            Err(Forbidden::Host(host))
+        }
+    }
+
+    /// The cross-site guard, for WebSocket upgrades and other requests that
+    /// act (`POST /send`).
+    pub fn check_origin(&self, request: &Request) -> Result<(), Forbidden> {
+        let Some(origin) = request.header("origin") else {
+            return Ok(());
+        };
+        let origin = String::from_utf8_lossy(origin).trim().to_ascii_lowercase();
+        if self.any_origin || origin == "null" || self.allow_origins.contains(&origin) {
+            return Ok(());
+        }
+        // scheme://host[:port]
+        let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
+        if is_loopback_name(host_name(authority)) {
+            return Ok(());
+        }
+        // Same origin: the page was served by the Host the client asked for.
+        if let Some(host) = request.header("host") {
+            if authority.as_bytes().eq_ignore_ascii_case(host.trim_ascii()) {
+                return Ok(());
+            }
+        }
+        Err(Forbidden::Origin(origin))
+    }
+}
+
+/// The host part of `host[:port]` or `[v6]:port`.
+fn host_name(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split_once(']').map_or(rest, |(v6, _)| v6);
+    }
+    authority.rsplit_once(':').map_or(authority, |(host, _)| host)
+}
+
+fn is_loopback_name(name: &str) -> bool {
+    if name == "localhost" || name.ends_with(".localhost") || name == "::1" {
+        return true;
+    }
+    name.parse::<std::net::Ipv4Addr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{HeadLimits, RequestReader};
+
+    fn request(headers: &str) -> Request {
+        let text = format!("GET /chat HTTP/1.1\r\n{headers}\r\n");
+        let limits = HeadLimits {
+            max_head: 8192,
+            max_headers: 64,
+            max_body: 0,
+        };
+        RequestReader::new(limits)
+            .read(text.as_bytes())
+            .unwrap()
+            .1
+            .unwrap()
+    }
+
+    #[test]
+    fn default_origins() {
+        let p = OriginPolicy::new(&[], &[], true);
+        for ok in [
+            "Host: 127.0.0.1:8080\r\n",
+            "Host: 127.0.0.1:8080\r\nOrigin: null\r\n",
+            "Host: 127.0.0.1:8080\r\nOrigin: http://localhost:3000\r\n",
+            "Host: 127.0.0.1:8080\r\nOrigin: http://127.0.0.1:8080\r\n",
+            "Host: [::1]:8080\r\nOrigin: http://[::1]:5000\r\n",
+        ] {
+            assert_eq!(p.check_origin(&request(ok)), Ok(()), "{ok}");
+            assert_eq!(p.check_host(&request(ok)), Ok(()), "{ok}");
+        }
+        let evil = request("Host: 127.0.0.1:8080\r\nOrigin: https://evil.example\r\n");
+        assert_eq!(
+            p.check_origin(&evil),
+            Err(Forbidden::Origin("https://evil.example".into()))
+        );
+        let allowed = OriginPolicy::new(&["https://evil.example".into()], &[], true);
+        assert_eq!(allowed.check_origin(&evil), Ok(()));
+        assert_eq!(
+            OriginPolicy::new(&["*".into()], &[], true).check_origin(&evil),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn dns_rebinding_is_refused_on_loopback() {
+        let p = OriginPolicy::new(&[], &[], true);
+        let rebound = request("Host: attacker.example:8080\r\nOrigin: http://attacker.example:8080\r\n");
+        // Same-origin by the headers, but the Host is not ours.
+        assert_eq!(p.check_origin(&rebound), Ok(()));
+        assert_eq!(
+            p.check_host(&rebound),
+            Err(Forbidden::Host("attacker.example:8080".into()))
+        );
+        let with_host = OriginPolicy::new(&[], &["attacker.example".into()], true);
+        assert_eq!(with_host.check_host(&rebound), Ok(()));
+        let public = OriginPolicy::new(&[], &[], false);
+        assert_eq!(public.check_host(&rebound), Ok(()));
+    }
+}

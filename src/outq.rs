@@ -1,0 +1,201 @@
+//! A connection's outbound queue: bounded by the loop, batched into as few
+//! `write` calls as possible, free when empty.
+//!
+//! Bytes are kept as a list of chunks. A chunk is either owned by this
+//! connection (replies, echoes: consecutive ones are appended to the same
+//! chunk) or shared by reference count with other connections (a broadcast
+//! frame, encoded once for ten thousand members). One `writev` sends many
+//! chunks at once.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::rc::Rc;
+
+/// Most chunks handed to one `writev`; Linux takes up to 1024 (`IOV_MAX`).
+const MAX_IOVECS: usize = 64;
+
+enum Chunk {
+    Owned(Vec<u8>),
+    Shared(Rc<[u8]>),
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(v) => v,
+            Chunk::Shared(s) => s,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct OutQueue {
+    chunks: VecDeque<Chunk>,
+    /// Bytes of the front chunk already written.
+    offset: usize,
+    /// Bytes waiting in all.
+    len: usize,
+}
+
+impl OutQueue {
+    pub fn new() -> OutQueue {
+        OutQueue::default()
+    }
+
+    /// Bytes waiting to be written.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends by letting `encode` write straight into the queue's owned
+    /// tail, so a burst of small replies becomes one buffer.
+    pub fn encode_with(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
+        if !matches!(self.chunks.back(), Some(Chunk::Owned(_))) {
+            self.chunks.push_back(Chunk::Owned(Vec::new()));
+        }
+        if let Some(Chunk::Owned(tail)) = self.chunks.back_mut() {
+            let before = tail.len();
+            encode(tail);
+            self.len += tail.len() - before;
+        }
+    }
+
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        self.encode_with(|out| out.extend_from_slice(bytes));
+    }
+
+    /// Queues bytes shared with other connections, without copying them.
+    pub fn push_shared(&mut self, bytes: Rc<[u8]>) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.len += bytes.len();
+        self.chunks.push_back(Chunk::Shared(bytes));
+    }
+
+    /// Writes as much as the socket takes. Returns the bytes written; stops
+    /// quietly at `WouldBlock` (the rest waits for the next writable
+    /// event), retries `Interrupted`, and passes other errors up.
+    pub fn write_to<W: Write>(&mut self, out: &mut W) -> io::Result<usize> {
+        let mut written = 0;
+        while !self.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
+                let bytes = chunk.bytes();
+                slices[i] = IoSlice::new(if i == 0 { &bytes[self.offset..] } else { bytes });
+                count += 1;
+            }
+            match out.write_vectored(&slices[..count]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    written += n;
+                    self.consume(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(written)
+    }
+
+    /// Drops everything still queued (the peer is gone).
+    pub fn clear(&mut self) {
+        *self = OutQueue::default();
+    }
+
+    fn consume(&mut self, mut n: usize) {
+        self.len -= n;
+        while n > 0 {
+            let Some(front) = self.chunks.front() else { break };
+            let left = front.bytes().len() - self.offset;
+            if n < left {
+                self.offset += n;
+                return;
+            }
+            n -= left;
+            self.offset = 0;
+            self.chunks.pop_front();
+        }
+        if self.chunks.is_empty() {
+            // Give the memory back: an idle connection holds no buffer.
+            self.chunks = VecDeque::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that takes at most `limit` bytes per call, then blocks.
+    struct Trickle {
+        got: Vec<u8>,
+        per_call: usize,
+        calls_left: usize,
+        calls: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.calls_left == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.calls_left -= 1;
+            self.calls += 1;
+            let n = buf.len().min(self.per_call);
+            self.got.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            if self.calls_left == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.calls_left -= 1;
+            self.calls += 1;
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(self.per_call - n);
+                self.got.extend_from_slice(&b[..take]);
+                n += take;
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn batches_and_resumes_after_would_block() {
+        let mut q = OutQueue::new();
+        q.push_bytes(b"hello ");
+        q.push_bytes(b"world ");
+        let shared: Rc<[u8]> = Rc::from(&b"shared "[..]);
+        q.push_shared(shared.clone());
+        q.push_bytes(b"tail");
+        assert_eq!(q.len(), 23);
+
+        let mut w = Trickle {
+            got: Vec::new(),
+            per_call: 5,
+            calls_left: 2,
+            calls: 0,
+        };
+        assert_eq!(q.write_to(&mut w).unwrap(), 10);
+        assert_eq!(q.len(), 13);
+        w.calls_left = 100;
+        w.per_call = 1000;
+        q.write_to(&mut w).unwrap();
+        assert_eq!(w.got, b"hello world shared tail");
+        assert!(q.is_empty());
+        assert_eq!(q.chunks.capacity(), 0);
+        // Everything after the block went out in one call.
+        assert_eq!(w.calls, 3);
+    }
+}

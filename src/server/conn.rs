@@ -1,0 +1,174 @@
+//! One connection: its socket, its state machine, its output.
+
+use crate::http::RequestReader;
+use crate::hub::MemberId;
+use crate::line::LineCodec;
+use crate::outq::OutQueue;
+use crate::ws::Decoder;
+use mio::net::TcpStream;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Which listener a connection came through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Door {
+    /// The line service (telnet).
+    Line,
+    /// The web port (HTTP, then maybe WebSocket).
+    Web,
+}
+
+/// The WebSocket endpoints (DESIGN §1.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/echo` and `/`: every message back, unchanged.
+    Echo,
+    /// `/chat`: the hub's rooms, one line per text frame.
+    Chat,
+    /// `/clock`: a timestamp pushed every second.
+    Clock,
+}
+
+impl Endpoint {
+    /// The endpoint a request path names, if any.
+    pub fn from_path(path: &str) -> Option<Endpoint> {
+        match path {
+            "/" | "/echo" => Some(Endpoint::Echo),
+            "/chat" => Some(Endpoint::Chat),
+            "/clock" => Some(Endpoint::Clock),
+            _ => None,
+        }
+    }
+
+    /// Subprotocols this endpoint speaks, in the server's order of
+    /// preference (the client's order decides, RFC 6455 §4.2.2).
+    pub fn subprotocols(self) -> &'static [&'static str] {
+        match self {
+            Endpoint::Echo => &["echo-protocol"],
+            Endpoint::Chat => &["chat"],
+            Endpoint::Clock => &[],
+        }
+    }
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Echo => "/echo",
+            Endpoint::Chat => "/chat",
+            Endpoint::Clock => "/clock",
+        }
+    }
+}
+
+/// The WebSocket close handshake, from our side (RFC 6455 §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseHandshake {
+    /// Messages flow both ways.
+    Open,
+    /// We sent a close frame and wait for the peer's (§7.1.2); data frames
+    /// that still arrive are read and dropped.
+    CloseSent,
+}
+
+/// An open WebSocket.
+#[derive(Debug)]
+pub struct WebSocket {
+    pub endpoint: Endpoint,
+    pub decoder: Decoder,
+    pub close: CloseHandshake,
+    /// When we pinged a silent peer, if its answer is still due.
+    pub ping_sent: Option<Instant>,
+}
+
+/// An HTTP connection between requests, or reading one.
+#[derive(Debug)]
+pub struct Http {
+    pub reader: RequestReader,
+    /// The next request head must be complete by then.
+    pub deadline: Instant,
+}
+
+/// A connection on its way out: its last bytes are being written, then
+/// its write side is shut (FIN), then whatever the peer still sends is read
+/// and dropped until it closes too or the deadline passes. Closing
+/// gracefully like this, rather than at once, keeps the kernel from
+/// answering unread bytes with a reset that could destroy our last words
+/// (the close frame, the error line) before the peer reads them.
+#[derive(Debug)]
+pub struct Closing {
+    /// Why, for the log line when it is finally freed.
+    pub reason: String,
+    /// Our FIN is sent.
+    pub fin_sent: bool,
+}
+
+/// The connection's state machine (DESIGN §3). It changes in one place,
+/// `Server::set_state`, which logs every transition.
+#[derive(Debug)]
+pub enum State {
+    /// The telnet door: lines in, lines out.
+    Line(LineCodec),
+    /// The web door, reading HTTP requests.
+    Http(Http),
+    /// Upgraded: frames in, frames out.
+    WebSocket(WebSocket),
+    /// Saying goodbye.
+    Closing(Closing),
+}
+
+impl State {
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Line(_) => "Line",
+            State::Http(_) => "HttpRequest",
+            State::WebSocket(ws) => match ws.endpoint {
+                Endpoint::Echo => "WebSocket(/echo)",
+                Endpoint::Chat => "WebSocket(/chat)",
+                Endpoint::Clock => "WebSocket(/clock)",
+            },
+            State::Closing(_) => "Closing",
+        }
+    }
+}
+
+pub struct Connection {
+    pub socket: TcpStream,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// Tells this connection from an earlier one that had the same token,
+    /// so a stale timer never touches the wrong connection.
+    pub serial: u64,
+    pub door: Door,
+    pub state: State,
+    pub out: OutQueue,
+    /// The hub member this connection carries, on the chat doors.
+    pub member: Option<MemberId>,
+    /// Last time the peer sent anything: heartbeats and idle timeouts.
+    pub last_heard: Instant,
+    /// When the output first went over the soft limit, while it stays so.
+    pub over_limit_since: Option<Instant>,
+    /// Reading is paused while our output to this peer is over the limit.
+    pub read_paused: bool,
+    /// Listed in the loop's to-flush list for this turn.
+    pub dirty: bool,
+    /// The peer has closed its side (read returned 0).
+    pub eof: bool,
+}
+
+impl Connection {
+    /// May new output be queued? Not once we are saying goodbye, nor after
+    /// our close frame (RFC 6455 §5.5.1: no data after Close).
+    pub fn accepts_output(&self) -> bool {
+        match &self.state {
+            State::Closing(_) => false,
+            State::WebSocket(ws) => ws.close == CloseHandshake::Open,
+            _ => true,
+        }
+    }
+}
+
+impl fmt::Display for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.state.name(), self.peer)
+    }
+}
