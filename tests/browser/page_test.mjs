@@ -1,0 +1,297 @@
+// Drives duplex's built-in page in headless Chromium, with a telnet client on the side.
+//
+//   node tests/browser/page_test.mjs --url http://127.0.0.1:PORT/ \
+//        --telnet 127.0.0.1:TCPPORT --screenshot /tmp/duplex-page.png
+//
+// The page connects to /chat through its own controls; a raw TCP client (node:net) joins
+// the same lobby through the telnet door. Each side must see what the other says. Then the
+// page switches to /echo and checks a text and a binary echo byte for byte. Screenshots are
+// taken at desktop size (PATH) and phone size (PATH with "-mobile" before the extension).
+//
+// Chromium comes from Debian (/usr/bin/chromium, or CHROMIUM_PATH); playwright-core only
+// drives it. Install both with scripts/install-browser.sh. Every wait is bounded.
+
+import net from 'node:net';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const WAIT_MS = 10_000;
+
+const { values: args } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    telnet: { type: 'string' },
+    screenshot: { type: 'string' },
+  },
+});
+if (!args.url || !args.telnet || !args.screenshot) {
+  console.error('usage: node page_test.mjs --url http://HOST:PORT/ --telnet HOST:PORT --screenshot PATH');
+  process.exit(2);
+}
+
+const mobileShot = (() => {
+  const { dir, name, ext } = path.parse(args.screenshot);
+  return path.join(dir, `${name}-mobile${ext || '.png'}`);
+})();
+
+let passed = 0;
+let failed = 0;
+const pageErrors = [];
+
+async function check(name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}\n     ${String(e && e.message ? e.message : e).split('\n').join('\n     ')}`);
+    throw e;
+  }
+}
+
+// Rejects with `what` if `promise` has not settled within WAIT_MS.
+function bounded(promise, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${WAIT_MS / 1000} s: ${what}`)), WAIT_MS);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// A line-oriented telnet client: waitFor(regex) resolves with the first line, received
+// so far or later, that matches; lines that have already matched are consumed.
+class LineClient {
+  constructor(hostPort) {
+    const i = hostPort.lastIndexOf(':');
+    this.host = hostPort.slice(0, i).replace(/^\[|\]$/g, '');
+    this.port = Number(hostPort.slice(i + 1));
+    this.lines = [];
+    this.waiters = [];
+    this.buffer = '';
+  }
+
+  connect() {
+    return bounded(new Promise((resolve, reject) => {
+      this.socket = net.connect({ host: this.host, port: this.port }, resolve);
+      this.socket.setEncoding('utf8');
+      this.socket.on('error', reject);
+      this.socket.on('data', (chunk) => this.onData(chunk));
+    }), `TCP connect to ${this.host}:${this.port}`);
+  }
+
+  onData(chunk) {
+    this.buffer += chunk;
+    let m;
+    while ((m = this.buffer.match(/\r\n|\n|\r/))) {
+      this.lines.push(this.buffer.slice(0, m.index));
+      this.buffer = this.buffer.slice(m.index + m[0].length);
+    }
+    this.waiters = this.waiters.filter((w) => !this.tryResolve(w));
+  }
+
+  tryResolve(w) {
+    const i = this.lines.findIndex((l) => w.re.test(l));
+    if (i < 0) return false;
+    const [line] = this.lines.splice(i, 1);
+    w.resolve(line);
+    return true;
+  }
+
+  waitFor(re, what) {
+    return bounded(new Promise((resolve) => {
+      const w = { re, resolve };
+      if (!this.tryResolve(w)) this.waiters.push(w);
+    }), `${what} (telnet got: ${JSON.stringify(this.lines.slice(-5))})`);
+  }
+
+  send(line) {
+    this.socket.write(`${line}\r\n`);
+  }
+
+  close() {
+    if (this.socket) this.socket.destroy();
+  }
+}
+
+const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'dark' });
+const page = await context.newPage();
+page.setDefaultTimeout(WAIT_MS);
+page.on('pageerror', (e) => pageErrors.push(e.message));
+
+const telnet = new LineClient(args.telnet);
+const token = Math.random().toString(36).slice(2, 8);
+
+// Waits until the page's chat transcript has a line equal to `line`.
+async function waitForChatLine(line, what) {
+  await page.waitForFunction(
+    (want) => Array.from(document.querySelectorAll('#chat-log [data-line]')).some((n) => n.dataset.line === want),
+    line, { timeout: WAIT_MS },
+  ).catch(async () => {
+    const seen = await page.$$eval('#chat-log [data-line]', (ns) => ns.slice(-5).map((n) => n.dataset.line));
+    throw new Error(`timed out after ${WAIT_MS / 1000} s: ${what} (page transcript ends with ${JSON.stringify(seen)})`);
+  });
+}
+
+async function waitForState(name) {
+  await page.waitForFunction((n) => document.querySelector('#ready-state').textContent.includes(n), name, { timeout: WAIT_MS })
+    .catch(async () => {
+      const s = await page.textContent('#ready-state');
+      const banner = await page.textContent('#banner').catch(() => '');
+      throw new Error(`readyState never showed ${name} (shows "${s.trim()}"; banner: ${banner.trim().replace(/\s+/g, ' ')})`);
+    });
+}
+
+async function waitForEcho(kind, count) {
+  await page.waitForFunction(([k, n]) => {
+    const r = document.querySelector('#echo-result');
+    return Number(r.dataset.count) >= n && r.dataset.kind === k;
+  }, [kind, count], { timeout: WAIT_MS }).catch(() => {
+    throw new Error(`timed out after ${WAIT_MS / 1000} s: no ${kind} echo result`);
+  });
+  const result = await page.$eval('#echo-result', (r) => ({ match: r.dataset.match, text: r.textContent }));
+  if (result.match !== 'true') throw new Error(`${kind} echo did not match: ${result.text}`);
+}
+
+let pageName = null;
+
+try {
+  await check('page loads with its controls', async () => {
+    const res = await page.goto(args.url, { waitUntil: 'load', timeout: WAIT_MS });
+    if (!res || !res.ok()) throw new Error(`GET ${args.url} answered ${res && res.status()}`);
+    for (const id of ['endpoint', 'subprotocol', 'connect', 'disconnect', 'ready-state', 'chat-input', 'chat-send',
+      'chat-log', 'rooms', 'members', 'echo-input', 'echo-send-text', 'echo-send-binary', 'echo-result',
+      'close-code', 'close-reason', 'close', 'close-info', 'frame-log', 'clock']) {
+      if (!(await page.$(`#${id}`))) throw new Error(`missing #${id}`);
+    }
+    const state = await page.textContent('#ready-state');
+    if (!state.includes('CLOSED')) throw new Error(`readyState before connecting shows "${state}"`);
+  });
+
+  await check('page connects to /chat and negotiates the chat subprotocol', async () => {
+    await page.selectOption('#endpoint', '/chat');
+    await page.selectOption('#subprotocol', 'chat');
+    await page.click('#connect');
+    await waitForState('OPEN');
+    const protocol = await page.textContent('#protocol');
+    if (!protocol.includes('chat')) throw new Error(`negotiated protocol shows "${protocol}"`);
+    await page.waitForFunction(() => !['', '—'].includes(document.querySelector('#my-name').textContent.trim()),
+      null, { timeout: WAIT_MS }).catch(() => { throw new Error('the greeting never named the page\'s member'); });
+    pageName = (await page.textContent('#my-name')).trim();
+    await page.waitForSelector(`#members [data-name="${pageName}"]`, { timeout: WAIT_MS })
+      .catch(() => { throw new Error(`the member list never showed ${pageName} (automatic /who)`); });
+    await page.waitForSelector('#rooms [data-room="lobby"]', { timeout: WAIT_MS })
+      .catch(() => { throw new Error('the room list never showed lobby (automatic /rooms)'); });
+  });
+
+  await check('telnet client joins, renames, and the page sees it', async () => {
+    await telnet.connect();
+    const greeting = await telnet.waitFor(/^\* welcome to duplex\b/, 'telnet greeting');
+    const old = greeting.match(/your name is ([^\s,]+)/);
+    if (!old) throw new Error(`greeting does not name the client: ${greeting}`);
+    const nick = 'telnetuser';
+    telnet.send(`/nick ${nick}`);
+    await waitForChatLine(`* ${old[1]} is now known as ${nick}`, 'rename announcement on the page');
+    await page.waitForSelector(`#members [data-name="${nick}"]`, { timeout: WAIT_MS })
+      .catch(() => { throw new Error(`member list never showed ${nick}`); });
+  });
+
+  await check('a line from telnet appears in the page transcript', async () => {
+    const text = `hello from telnet ${token}`;
+    telnet.send(text);
+    await waitForChatLine(`[lobby] telnetuser: ${text}`, 'telnet line on the page');
+  });
+
+  await check('a line typed on the page (Enter) reaches the telnet client', async () => {
+    const text = `hello from the browser ${token} ✓`;
+    await page.fill('#chat-input', text);
+    await page.press('#chat-input', 'Enter');
+    await telnet.waitFor(new RegExp(`^\\[lobby\\] ${escapeRe(pageName)}: ${escapeRe(text)}$`), 'page line on telnet');
+    await waitForChatLine(`[lobby] ${pageName}: ${text}`, 'page line echoed back to the page');
+    const value = await page.inputValue('#chat-input');
+    if (value !== '') throw new Error(`chat input not cleared after sending: "${value}"`);
+  });
+
+  await check('the frame log shows frames in both directions', async () => {
+    const dirs = await page.$$eval('#frame-log .frame', (rows) => rows.map((r) => r.dataset.dir));
+    if (!dirs.includes('in') || !dirs.includes('out')) throw new Error(`frame log directions: ${[...new Set(dirs)]}`);
+  });
+
+  await check('page switches to /echo with echo-protocol', async () => {
+    await page.selectOption('#endpoint', '/echo');
+    const offered = await page.inputValue('#subprotocol');
+    if (offered !== 'echo-protocol') throw new Error(`subprotocol picker shows "${offered}" for /echo`);
+    await page.click('#connect');
+    await page.waitForFunction(() => document.querySelector('#echo-where').textContent.includes('/echo'), null, { timeout: WAIT_MS })
+      .catch(() => { throw new Error('the echo tester never became ready on /echo'); });
+    await waitForState('OPEN');
+    const protocol = await page.textContent('#protocol');
+    if (!protocol.includes('echo-protocol')) throw new Error(`negotiated protocol shows "${protocol}"`);
+  });
+
+  await check('the page saw its chat member leave (telnet got the disconnect)', async () => {
+    await telnet.waitFor(new RegExp(`^\\* ${escapeRe(pageName)} (disconnected|left lobby)$`), 'disconnect announcement on telnet');
+  });
+
+  await check('text echo matches byte for byte', async () => {
+    await page.fill('#echo-input', `echo ${token} ✓ ünïcödé 🚀`);
+    await page.click('#echo-send-text');
+    await waitForEcho('text', 1);
+  });
+
+  await check('binary echo (random bytes) matches byte for byte', async () => {
+    await page.fill('#echo-size', '1000');
+    await page.selectOption('#echo-binary-kind', 'random');
+    await page.click('#echo-send-binary');
+    await waitForEcho('binary', 2);
+    const row = await page.$eval('#frame-log .frame.in.binary:last-child', (r) => r.dataset.len).catch(() => null);
+    if (row !== '1000') throw new Error(`frame log's last row is not a 1000-byte binary message (${row})`);
+  });
+
+  await check('close with code and reason is reported', async () => {
+    await page.fill('#close-code', '4000');
+    await page.fill('#close-reason', 'done testing');
+    await page.click('#close');
+    await waitForState('CLOSED');
+    await page.waitForFunction(() => /4000/.test(document.querySelector('#close-info').textContent), null, { timeout: WAIT_MS })
+      .catch(() => { throw new Error('close info never showed code 4000'); });
+    const info = await page.textContent('#close-info');
+    if (!info.includes('done testing') || !info.includes('true')) throw new Error(`close info: ${info}`);
+  });
+
+  // Back to the chat so the screenshots show a live room next to the echo results.
+  await page.selectOption('#endpoint', '/chat');
+  await page.click('#connect');
+  await waitForState('OPEN');
+  await page.waitForSelector('#members [data-name="telnetuser"]', { timeout: WAIT_MS });
+  await page.screenshot({ path: args.screenshot, fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.screenshot({ path: mobileShot, fullPage: true });
+
+  await check('no JavaScript errors on the page', async () => {
+    if (pageErrors.length) throw new Error(pageErrors.join('\n'));
+  });
+} catch (_) {
+  // The failing check has been counted and printed; the rest depend on it.
+  try { await page.screenshot({ path: args.screenshot, fullPage: true }); } catch (_) { /* best effort */ }
+  if (pageErrors.length) {
+    failed++;
+    console.log(`FAIL no JavaScript errors on the page\n     ${pageErrors.join('\n     ')}`);
+  }
+} finally {
+  telnet.close();
+  await browser.close();
+}
+
+console.log(`screenshots: ${args.screenshot} ${mobileShot}`);
+console.log(`browser: ${passed} passed, ${failed} failed`);
+process.exit(failed === 0 && passed > 0 ? 0 : 1);
