@@ -108,6 +108,25 @@ pub struct Config {
     #[arg(long = "allow-host", value_name = "HOST")]
     pub allow_hosts: Vec<String>,
 
+    /// Lines of recent history each room keeps, so an HTTP poller that
+    /// comes back loses nothing in between.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub history: usize,
+
+    /// How long a parked long poll waits for a message before it is
+    /// answered empty.
+    #[arg(long, default_value = "25s", value_parser = parse_duration, value_name = "TIME")]
+    pub longpoll_timeout: Duration,
+
+    /// An HTTP chat member (polling, long polling, server-sent events) that
+    /// has made no request and holds no stream for this long has left.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "TIME")]
+    pub http_member_timeout: Duration,
+
+    /// HTTP chat members at once (their tokens live on the server).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub max_http_members: usize,
+
     /// The loop's read buffer: the most one read call can take in.
     #[arg(long, default_value = "64KiB", value_parser = parse_size, value_name = "SIZE")]
     pub read_buffer: usize,

@@ -11,7 +11,7 @@
 //! as `/echo`, and `setInterval` is the `/time` clock the loop drives.
 
 use slab::Slab;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
 use std::rc::Rc;
 use std::time::SystemTime;
@@ -33,6 +33,10 @@ pub enum Transport {
     Line,
     /// `/chat` over WebSocket: text and binary frames.
     WebSocket,
+    /// Plain HTTP (polling, long polling, server-sent events): the member
+    /// reads its room's history by sequence number instead of being sent
+    /// each line, and answers to its commands wait in its inbox.
+    Http,
 }
 
 /// What to deliver.
@@ -61,6 +65,9 @@ pub enum Action {
     Stats { member: MemberId },
     /// The member said `/quit`: send what is queued, then close.
     Quit { member: MemberId },
+    /// A line was added to a room's history as number `seq`: whoever
+    /// waits on that room over HTTP can be answered now.
+    Appended { room: Rc<str>, seq: u64 },
 }
 
 /// The hub's answers since the last [`Hub::drain`].
@@ -81,12 +88,33 @@ struct Member {
     link: usize,
     clock: bool,
     clock_generation: u32,
+    /// The room's line number just before this member's arrival there:
+    /// where a poller that just moved rooms starts reading.
+    joined_at: u64,
 }
 
 #[derive(Debug, Default)]
 struct Room {
     /// Members in the order they joined.
     members: Vec<MemberId>,
+    /// The number of the last line said in this room; the first is 1.
+    seq: u64,
+    /// The most recent lines with their numbers, oldest first, so a poller
+    /// that comes back asks for "everything after N" and loses nothing.
+    history: VecDeque<(u64, Rc<str>)>,
+}
+
+/// A slice of a room's history, as a poller receives it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct History {
+    /// Lines after the one asked for, oldest first, with their numbers.
+    pub lines: Vec<(u64, Rc<str>)>,
+    /// Lines the poller asked for that are no longer kept: it fell further
+    /// behind than the history reaches, and is told so rather than left
+    /// to think it saw everything.
+    pub missed: u64,
+    /// The number to ask "after" next time.
+    pub next: u64,
 }
 
 /// Counters the hub keeps for `/stats` and `GET /stats`.
@@ -109,17 +137,55 @@ pub struct Hub {
     messages: u64,
     /// Longest chat line a member may send, in bytes.
     max_text: usize,
+    /// Lines of history kept per room.
+    history_limit: usize,
     outbox: Outbox,
 }
 
 impl Hub {
     /// `max_text` bounds a chat line, so a WebSocket member cannot send
     /// telnet members a line longer than they could send themselves.
-    pub fn new(max_text: usize) -> Hub {
+    /// `history` is how many recent lines each room keeps for pollers.
+    pub fn new(max_text: usize, history: usize) -> Hub {
         Hub {
             max_text,
+            history_limit: history.max(1),
             ..Hub::default()
         }
+    }
+
+    /// The lines of `room` after number `since` (0 for all that are kept).
+    pub fn history(&self, room: &str, since: u64) -> History {
+        let Some(room) = self.rooms.get(room) else {
+            return History::default();
+        };
+        // A number from the future (say, from another room) is answered
+        // from the start.
+        let since = if since > room.seq { 0 } else { since };
+        let oldest = room.history.front().map_or(room.seq + 1, |(seq, _)| *seq);
+        // Everything between the number asked for and the oldest line
+        // still kept is gone.
+        let missed = if since == 0 {
+            0
+        } else {
+            oldest.saturating_sub(since + 1)
+        };
+        let lines = room
+            .history
+            .iter()
+            .filter(|(seq, _)| *seq > since)
+            .cloned()
+            .collect();
+        History {
+            lines,
+            missed,
+            next: room.seq,
+        }
+    }
+
+    /// The number of the last line said in `room` (0 if none, or no room).
+    pub fn room_seq(&self, room: &str) -> u64 {
+        self.rooms.get(room).map_or(0, |r| r.seq)
     }
 
     /// Takes the actions produced so far.
@@ -156,6 +222,11 @@ impl Hub {
         self.members.get(id.0).map(|m| m.room.as_str())
     }
 
+    /// The line number of the member's room just before it arrived there.
+    pub fn joined_at(&self, id: MemberId) -> u64 {
+        self.members.get(id.0).map_or(0, |m| m.joined_at)
+    }
+
     /// A new member arrives: named `guest-N`, placed in the lobby, greeted,
     /// and announced to the lobby. `welcome` says where it connected from.
     pub fn join(&mut self, link: usize, transport: Transport, welcome: &str) -> MemberId {
@@ -173,6 +244,7 @@ impl Hub {
             link,
             clock: false,
             clock_generation: 0,
+            joined_at: self.room_seq(LOBBY),
         }));
         self.names.insert(name.clone(), id);
         self.reply(
@@ -181,6 +253,7 @@ impl Hub {
                 "* welcome to duplex: {welcome}, your name is {name}, room {LOBBY}. Type /help for commands."
             ),
         );
+        self.rooms.entry(LOBBY.to_string()).or_default();
         self.announce(LOBBY, Some(id), &format!("* {name} joined {LOBBY}"));
         self.rooms.entry(LOBBY.to_string()).or_default().members.push(id);
         id
@@ -231,6 +304,7 @@ impl Hub {
             data.len()
         ));
         let room = member.room.clone();
+        self.record(&room, notice.clone());
         let recipients = self.snapshot(&room, None);
         self.outbox.actions.push(Action::Send {
             recipients,
@@ -377,6 +451,10 @@ impl Hub {
         let name = member.name.clone();
         self.remove_from_room(&old, id);
         self.announce(&old, None, &format!("* {name} left {old}"));
+        let joined_at = self.rooms.entry(room.to_string()).or_default().seq;
+        if let Some(member) = self.members.get_mut(id.0) {
+            member.joined_at = joined_at;
+        }
         self.announce(room, None, &format!("* {name} joined {room}"));
         self.rooms.entry(room.to_string()).or_default().members.push(id);
         self.reply(id, &format!("* you joined {room}"));
@@ -386,6 +464,12 @@ impl Hub {
         let Some(member) = self.members.get_mut(id.0) else {
             return;
         };
+        if member.transport == Transport::Http {
+            return self.reply(
+                id,
+                "! /time pushes a line every second: use WebSocket or telnet for it",
+            );
+        }
         member.clock = !member.clock;
         member.clock_generation = member.clock_generation.wrapping_add(1);
         if member.clock {
@@ -403,13 +487,34 @@ impl Hub {
 
     /// Sends a line to a room's members, minus `except`.
     fn announce(&mut self, room: &str, except: Option<MemberId>, text: &str) {
+        let text: Rc<str> = Rc::from(text);
+        self.record(room, text.clone());
         let recipients = self.snapshot(room, except);
         if recipients.is_empty() {
             return;
         }
         self.outbox.actions.push(Action::Send {
             recipients,
-            payload: Payload::Text(Rc::from(text)),
+            payload: Payload::Text(text),
+        });
+    }
+
+    /// Adds a line to a room's history. A room that has vanished (its last
+    /// member just left) keeps nothing.
+    fn record(&mut self, room: &str, text: Rc<str>) {
+        let limit = self.history_limit;
+        let Some(entry) = self.rooms.get_mut(room) else {
+            return;
+        };
+        entry.seq += 1;
+        entry.history.push_back((entry.seq, text));
+        while entry.history.len() > limit {
+            entry.history.pop_front();
+        }
+        let seq = entry.seq;
+        self.outbox.actions.push(Action::Appended {
+            room: Rc::from(room),
+            seq,
         });
     }
 
@@ -421,8 +526,10 @@ impl Hub {
                 if Some(member) == except {
                     continue;
                 }
-                if let Some(m) = self.members.get(member.0) {
-                    self.outbox.recipients.push(m.link);
+                match self.members.get(member.0) {
+                    // HTTP members read the history instead.
+                    Some(m) if m.transport != Transport::Http => self.outbox.recipients.push(m.link),
+                    _ => {}
                 }
             }
         }
@@ -523,7 +630,7 @@ mod tests {
 
     #[test]
     fn join_say_and_leave() {
-        let mut hub = Hub::new(4096);
+        let mut hub = Hub::new(4096, 100);
         let a = hub.join(10, Transport::Line, "hi");
         let b = hub.join(20, Transport::WebSocket, "hi");
         let out = sent(&mut hub);
@@ -554,7 +661,7 @@ mod tests {
 
     #[test]
     fn nick_rules() {
-        let mut hub = Hub::new(4096);
+        let mut hub = Hub::new(4096, 100);
         let a = hub.join(1, Transport::Line, "");
         let b = hub.join(2, Transport::Line, "");
         sent(&mut hub);
@@ -577,7 +684,7 @@ mod tests {
 
     #[test]
     fn rooms_appear_and_vanish() {
-        let mut hub = Hub::new(4096);
+        let mut hub = Hub::new(4096, 100);
         let a = hub.join(1, Transport::Line, "");
         let b = hub.join(2, Transport::Line, "");
         sent(&mut hub);
@@ -604,7 +711,7 @@ mod tests {
 
     #[test]
     fn echo_time_quit_and_errors() {
-        let mut hub = Hub::new(10);
+        let mut hub = Hub::new(10, 100);
         let a = hub.join(1, Transport::Line, "");
         sent(&mut hub);
         hub.text(a, "/echo hi", NOW);
@@ -635,8 +742,47 @@ mod tests {
     }
 
     #[test]
+    fn history_by_number_and_what_was_missed() {
+        let mut hub = Hub::new(100, 3);
+        let a = hub.join(1, Transport::Line, "");
+        let p = hub.join(2, Transport::Http, "");
+        // Lines 1 and 2 are the two arrivals, then m0..m3 are 3..6.
+        for i in 0..4 {
+            hub.text(a, &format!("m{i}"), NOW);
+        }
+        // The HTTP member is not pushed room lines; it reads them.
+        let pushed = sent(&mut hub);
+        assert!(
+            pushed
+                .iter()
+                .all(|(link, text)| *link == 1 || text.starts_with("* welcome")),
+            "{pushed:?}"
+        );
+        let h = hub.history(LOBBY, 0);
+        let texts: Vec<&str> = h.lines.iter().map(|(_, t)| &**t).collect();
+        assert_eq!(
+            texts,
+            [
+                "[lobby] guest-1: m1",
+                "[lobby] guest-1: m2",
+                "[lobby] guest-1: m3"
+            ]
+        );
+        assert_eq!((h.missed, h.next), (0, 6));
+        // Behind by more than the history: told how many are gone.
+        let h = hub.history(LOBBY, 1);
+        assert_eq!((h.lines.len(), h.missed), (3, 2));
+        let h = hub.history(LOBBY, 6);
+        assert!(h.lines.is_empty());
+        hub.leave(a);
+        hub.leave(p);
+        assert_eq!(hub.history(LOBBY, 0), History::default());
+        hub.text(p, "/time", NOW);
+    }
+
+    #[test]
     fn control_characters_are_neutralised() {
-        let mut hub = Hub::new(100);
+        let mut hub = Hub::new(100, 100);
         let a = hub.join(1, Transport::Line, "");
         sent(&mut hub);
         hub.text(a, "\x1b[2Jboo", NOW);

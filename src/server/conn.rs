@@ -86,6 +86,33 @@ pub struct Http {
     pub reader: RequestReader,
     /// The next request head must be complete by then.
     pub deadline: Instant,
+    /// A long poll waiting for a message (the connection's current
+    /// request: HTTP/1.1 answers in order, so later requests wait too).
+    pub parked: Option<Parked>,
+    /// Bytes of pipelined requests that arrived while parked.
+    pub stash: Vec<u8>,
+}
+
+/// A parked long poll (`GET /longpoll`).
+#[derive(Debug)]
+pub struct Parked {
+    /// The HTTP member (its key in the loop's table).
+    pub member: usize,
+    /// The room and line number the poller asked about.
+    pub room: String,
+    pub since: u64,
+    /// Answered empty at this time if nothing came.
+    pub deadline: Instant,
+}
+
+/// A server-sent event stream (`GET /events`): a response that never
+/// ends, one event per chat line.
+#[derive(Debug)]
+pub struct EventStream {
+    pub member: usize,
+    /// The room being streamed, and the last line number sent from it.
+    pub room: String,
+    pub last_seq: u64,
 }
 
 /// A connection on its way out: its last bytes are being written, then
@@ -112,6 +139,8 @@ pub enum State {
     Http(Http),
     /// Upgraded: frames in, frames out.
     WebSocket(WebSocket),
+    /// Streaming server-sent events.
+    EventStream(EventStream),
     /// Saying goodbye.
     Closing(Closing),
 }
@@ -126,6 +155,7 @@ impl State {
                 Endpoint::Chat => "WebSocket(/chat)",
                 Endpoint::Clock => "WebSocket(/clock)",
             },
+            State::EventStream(_) => "EventStream",
             State::Closing(_) => "Closing",
         }
     }
@@ -153,6 +183,51 @@ pub struct Connection {
     pub dirty: bool,
     /// The peer has closed its side (read returned 0).
     pub eof: bool,
+    /// Which transport this connection's bytes are counted under.
+    pub via: Via,
+}
+
+/// The transports whose cost the server measures (`GET /stats`), so the
+/// page can compare them with real numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    Telnet,
+    /// The `/chat` WebSocket.
+    WebSocket,
+    /// `GET /events`.
+    EventStream,
+    /// `GET /longpoll`.
+    LongPoll,
+    /// `GET /poll`.
+    Poll,
+    /// `POST /send`.
+    Send,
+    /// Everything else: the page, `/stats`, the echo and clock endpoints.
+    Other,
+}
+
+impl Via {
+    pub const ALL: [Via; 7] = [
+        Via::Telnet,
+        Via::WebSocket,
+        Via::EventStream,
+        Via::LongPoll,
+        Via::Poll,
+        Via::Send,
+        Via::Other,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Telnet => "telnet",
+            Via::WebSocket => "websocket",
+            Via::EventStream => "sse",
+            Via::LongPoll => "longpoll",
+            Via::Poll => "poll",
+            Via::Send => "send",
+            Via::Other => "other",
+        }
+    }
 }
 
 impl Connection {

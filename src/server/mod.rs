@@ -19,6 +19,7 @@
 mod conn;
 mod line;
 mod stats;
+mod transports;
 mod web;
 mod websocket;
 
@@ -29,14 +30,16 @@ use crate::config::Config;
 use crate::hub::{Action, Hub, Payload, Transport};
 use crate::origin::OriginPolicy;
 use crate::timer::Timers;
-use conn::{Closing, Connection, State};
+use conn::{Closing, Connection, State, Via};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
+use transports::{HttpMember, HTTP_LINK_BASE};
 
 /// The listeners and the signal pipe have fixed tokens at the top of the
 /// range; connections use their slab key, which starts at 0.
@@ -52,6 +55,10 @@ const READS_PER_TURN: usize = 16;
 /// nobody notices.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// An idle event stream gets a comment line this often, so proxies and
+/// browsers do not take the silence for a dead connection.
+const EVENT_STREAM_KEEPALIVE: Duration = Duration::from_secs(15);
+
 /// What a timer is for. A connection's timer names the connection by token
 /// *and* serial, so it cannot fire on a newer connection that reused the
 /// token.
@@ -66,6 +73,8 @@ enum Timer {
     ResumeAccept,
     /// Graceful shutdown has run out of time.
     ShutdownDeadline,
+    /// Look for HTTP chat members that stopped polling.
+    SweepHttpMembers,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +91,8 @@ enum ConnTimer {
     SlowReader,
     /// A telnet connection with `--idle-timeout`.
     Idle,
+    /// A parked long poll is answered empty.
+    LongPollDeadline,
 }
 
 /// A running server: bind with [`Server::bind`], then [`Server::run`].
@@ -112,6 +123,12 @@ pub struct Server {
     signals: Option<signal_hook_mio::v1_0::Signals>,
     /// Set once shutdown has begun: the instant it must be over.
     shutdown: Option<Instant>,
+    /// HTTP chat members, and their tokens.
+    http_members: Slab<HttpMember>,
+    http_tokens: HashMap<String, usize>,
+    /// Connections waiting for chat lines: parked long polls and event
+    /// streams.
+    waiters: Vec<Token>,
 }
 
 impl Server {
@@ -141,7 +158,7 @@ impl Server {
             web_addr,
             conns: Slab::new(),
             timers: Timers::new(),
-            hub: Hub::new(config.max_line),
+            hub: Hub::new(config.max_line, config.history),
             policy,
             stats: Stats::new(now),
             read_buf: vec![0; config.read_buffer.max(1024)],
@@ -153,6 +170,9 @@ impl Server {
             accept_paused: false,
             signals: None,
             shutdown: None,
+            http_members: Slab::new(),
+            http_tokens: HashMap::new(),
+            waiters: Vec::new(),
             config,
         })
     }
@@ -324,6 +344,8 @@ impl Server {
             Door::Web => State::Http(conn::Http {
                 reader: crate::http::RequestReader::new(head_limits),
                 deadline: self.now + self.config.handshake_timeout,
+                parked: None,
+                stash: Vec::new(),
             }),
         };
         log::debug!(
@@ -345,6 +367,10 @@ impl Server {
             read_paused: false,
             dirty: false,
             eof: false,
+            via: match door {
+                Door::Line => Via::Telnet,
+                Door::Web => Via::Other,
+            },
         });
         self.stats.connected(door);
         match door {
@@ -413,6 +439,11 @@ impl Server {
                 Ok(n) => {
                     conn.last_heard = self.now;
                     self.stats.bytes_in += n as u64;
+                    // HTTP requests are counted whole, under the transport
+                    // their path names, once they are parsed.
+                    if !matches!(conn.state, State::Http(_)) {
+                        self.stats.via(conn.via).bytes_in += n as u64;
+                    }
                     log::trace!("read: token {} {n} bytes", token.0);
                     if self.config.hexdump {
                         log::info!(
@@ -456,8 +487,9 @@ impl Server {
                 State::Line(_) => self.line_input(token, &input[pos..]),
                 State::Http(_) => self.http_input(token, &input[pos..]),
                 State::WebSocket(_) => self.ws_input(token, &mut input[pos..]),
-                // Saying goodbye: whatever still comes is dropped.
-                State::Closing(_) => return,
+                // An event stream only talks; saying goodbye: whatever
+                // still comes is dropped.
+                State::EventStream(_) | State::Closing(_) => return,
             };
             pos += used;
         }
@@ -491,6 +523,7 @@ impl Server {
                 // RFC 6455 §7.1.5: closed without a close frame: 1006.
                 self.begin_closing(token, "peer closed without a close frame (1006)".into());
             }
+            State::EventStream(_) => self.begin_closing(token, "event stream closed by the peer".into()),
             State::Closing(_) => {
                 self.mark_dirty(token);
             }
@@ -530,6 +563,7 @@ impl Server {
             match conn.out.write_to(&mut conn.socket) {
                 Ok(n) => {
                     self.stats.bytes_out += n as u64;
+                    self.stats.via(conn.via).bytes_out += n as u64;
                     if n > 0 {
                         log::trace!("write: token {} {n} bytes, {} left", token.0, conn.out.len());
                     }
@@ -629,6 +663,14 @@ impl Server {
                     let mut frame: Option<Rc<[u8]>> = None;
                     let mut line: Option<Rc<[u8]>> = None;
                     for &link in &outbox.recipients[recipients.clone()] {
+                        if link >= HTTP_LINK_BASE {
+                            let text = match payload {
+                                Payload::Text(text) => text,
+                                Payload::Binary { notice, .. } => notice,
+                            };
+                            self.http_inbox(link - HTTP_LINK_BASE, text);
+                            continue;
+                        }
                         let token = Token(link);
                         let Some(conn) = self.conns.get_mut(link) else {
                             continue;
@@ -654,6 +696,7 @@ impl Server {
                         };
                         conn.out.push_shared(bytes);
                         self.stats.messages_out += 1;
+                        self.stats.via(conn.via).delivered += 1;
                         self.mark_dirty(token);
                     }
                 }
@@ -667,9 +710,16 @@ impl Server {
                     let line = self.stats_line();
                     self.hub.reply(*member, &line);
                 }
-                Action::Quit { member } => {
-                    if let Some(token) = self.token_of(*member) {
-                        self.quit(token);
+                Action::Quit { member } => match self.hub.link(*member) {
+                    Some(link) if link >= HTTP_LINK_BASE => {
+                        self.remove_http_member(link - HTTP_LINK_BASE, "said /quit");
+                    }
+                    Some(link) => self.quit(Token(link)),
+                    None => {}
+                },
+                Action::Appended { room, .. } => {
+                    if !self.waiters.is_empty() {
+                        self.wake(Some(room), None);
                     }
                 }
             }
@@ -743,6 +793,7 @@ impl Server {
             return;
         }
         self.leave_hub(token);
+        self.detach(token);
         self.set_state(
             token,
             State::Closing(Closing {
@@ -768,6 +819,7 @@ impl Server {
         conn.eof = true;
         if !matches!(conn.state, State::Closing(_)) {
             self.leave_hub(token);
+            self.detach(token);
             self.set_state(
                 token,
                 State::Closing(Closing {
@@ -802,6 +854,19 @@ impl Server {
         self.flush_dirty();
     }
 
+    /// Releases what an HTTP chat connection held for its member: a
+    /// parked long poll or an event stream keeps the member present.
+    fn detach(&mut self, token: Token) {
+        let key = match self.conns.get_mut(token.0).map(|c| &mut c.state) {
+            Some(State::Http(http)) => http.parked.take().map(|p| p.member),
+            Some(State::EventStream(stream)) => Some(stream.member),
+            _ => None,
+        };
+        if let Some(key) = key {
+            self.detach_http(key);
+        }
+    }
+
     fn leave_member(&mut self, conn: &mut Connection) {
         if let Some(member) = conn.member.take() {
             self.hub.leave(member);
@@ -829,6 +894,7 @@ impl Server {
                     self.accept_all(Door::Web);
                 }
                 Timer::ShutdownDeadline => {}
+                Timer::SweepHttpMembers => self.sweep_http_members(),
                 Timer::Conn { token, serial, kind } => {
                     // Stale: the connection is gone, or the token now
                     // belongs to a newer one.
@@ -869,7 +935,24 @@ impl Server {
                     self.begin_closing(token, "idle keep-alive connection".into());
                 }
             }
-            ConnTimer::Heartbeat => websocket::heartbeat(self, token),
+            ConnTimer::Heartbeat => {
+                if let State::EventStream(_) = conn.state {
+                    // An SSE comment line: ignored by the browser, but it
+                    // keeps the connection visibly alive.
+                    conn.out.push_bytes(b": keep-alive\n\n");
+                    self.mark_dirty(token);
+                    self.schedule(token, kind, self.now + EVENT_STREAM_KEEPALIVE);
+                } else {
+                    websocket::heartbeat(self, token);
+                }
+            }
+            ConnTimer::LongPollDeadline => {
+                if let State::Http(http) = &conn.state {
+                    if http.parked.as_ref().is_some_and(|p| self.now >= p.deadline) {
+                        self.release_parked(token);
+                    }
+                }
+            }
             ConnTimer::Clock(generation) => self.clock_tick(token, generation),
             ConnTimer::CloseDeadline => {
                 let reason = match &conn.state {
@@ -1010,7 +1093,7 @@ impl Server {
                     );
                 }
                 State::WebSocket(_) | State::Closing(_) => {}
-                State::Http(_) => self.begin_closing(token, "server shutdown".into()),
+                State::Http(_) | State::EventStream(_) => self.begin_closing(token, "server shutdown".into()),
             }
         }
         self.flush_dirty();

@@ -1,6 +1,6 @@
 //! The loop's counters, for `/stats` and `GET /stats`.
 
-use super::conn::{Endpoint, State};
+use super::conn::{Endpoint, State, Via};
 use super::Door;
 use std::time::Instant;
 
@@ -22,6 +22,19 @@ pub struct Stats {
     pub messages_out: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Per transport, indexed like `Via::ALL`.
+    pub via: [ViaStats; 7],
+    pub event_streams: usize,
+}
+
+/// What one transport cost: requests made, bytes on the wire both ways
+/// (HTTP heads included), and chat lines delivered with them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ViaStats {
+    pub requests: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub delivered: u64,
 }
 
 impl Stats {
@@ -41,7 +54,13 @@ impl Stats {
             messages_out: 0,
             bytes_in: 0,
             bytes_out: 0,
+            via: [ViaStats::default(); 7],
+            event_streams: 0,
         }
+    }
+
+    pub fn via(&mut self, via: Via) -> &mut ViaStats {
+        &mut self.via[via as usize]
     }
 
     pub fn websocket_total(&self) -> usize {
@@ -74,6 +93,7 @@ impl Stats {
                 Endpoint::Chat => &mut self.ws_chat,
                 Endpoint::Clock => &mut self.ws_clock,
             },
+            State::EventStream(_) => &mut self.event_streams,
             State::Closing(_) => &mut self.closing,
         }
     }

@@ -22,6 +22,19 @@ impl Server {
             let State::Http(http) = &mut conn.state else {
                 return pos;
             };
+            if http.parked.is_some() {
+                // HTTP/1.1 answers in order: requests pipelined behind a
+                // parked long poll wait for it, within the head and body
+                // limits.
+                let room = (self.config.max_head + self.config.max_body).saturating_sub(http.stash.len());
+                if input.len() - pos > room {
+                    log::info!("{}: too much pipelined behind a long poll", conn.peer);
+                    self.begin_closing(token, "too much pipelined behind a long poll".into());
+                    return input.len();
+                }
+                http.stash.extend_from_slice(&input[pos..]);
+                return input.len();
+            }
             match http.reader.read(&input[pos..]) {
                 Err(error) => {
                     log::info!("{}: bad request: {error}", conn.peer);
@@ -80,6 +93,17 @@ impl Server {
         }
 
         let path = request.path();
+        match (request.method.as_str(), path) {
+            ("GET" | "HEAD", "/poll") => return self.poll(token, &request, false),
+            ("GET", "/longpoll") => return self.poll(token, &request, true),
+            ("GET", "/events") => return self.event_stream(token, &request),
+            ("POST", "/send") => return self.send_line(token, &request),
+            _ => {}
+        }
+        if let Some(conn) = self.conns.get_mut(token.0) {
+            conn.via = super::conn::Via::Other;
+            self.stats.via(super::conn::Via::Other).bytes_in += request.wire_len as u64;
+        }
         let response = match (request.method.as_str(), path) {
             ("GET" | "HEAD", "/") => Response::new(Status::OK)
                 .header("Content-Type", "text/html; charset=utf-8")
@@ -102,11 +126,20 @@ impl Server {
                 .header("Upgrade", "websocket")
                 .header("Sec-WebSocket-Version", handshake::VERSION)
             }
-            (_, "/" | "/healthz" | "/stats" | "/echo" | "/chat" | "/clock") => Response::refusal(
+            (_, "/" | "/healthz" | "/stats" | "/echo" | "/chat" | "/clock" | "/poll") => Response::refusal(
                 Status::METHOD_NOT_ALLOWED,
                 &format!("{} is not allowed on {path}", request.method),
             )
             .header("Allow", "GET, HEAD"),
+            (_, "/longpoll" | "/events") => Response::refusal(
+                Status::METHOD_NOT_ALLOWED,
+                &format!("{} is not allowed on {path}", request.method),
+            )
+            .header("Allow", "GET"),
+            (_, "/send") => {
+                Response::refusal(Status::METHOD_NOT_ALLOWED, "send a line with POST /send?token=T")
+                    .header("Allow", "POST")
+            }
             _ => Response::refusal(
                 Status::NOT_FOUND,
                 &format!("nothing at {path}; try / for the page"),
@@ -165,6 +198,17 @@ impl Server {
                 return self.respond(token, error.response().close(true));
             }
         };
+        let via = if endpoint == Endpoint::Chat {
+            super::conn::Via::WebSocket
+        } else {
+            super::conn::Via::Other
+        };
+        if let Some(conn) = self.conns.get_mut(token.0) {
+            conn.via = via;
+        }
+        let counted = self.stats.via(via);
+        counted.requests += 1;
+        counted.bytes_in += request.wire_len as u64;
         let protocol = handshake::select_protocol(request, endpoint.subprotocols());
         let response = handshake::accept_response(&key, protocol);
         log::debug!(
@@ -229,6 +273,7 @@ messages in {} out {}, bytes in {} out {}, up {}s",
                 "\"accepted\":{},\"refused\":{},\"http_requests\":{},",
                 "\"hub\":{{\"members\":{},\"rooms\":{},\"messages\":{}}},",
                 "\"messages\":{{\"in\":{},\"out\":{}}},\"bytes\":{{\"in\":{},\"out\":{}}},",
+                "\"http_members\":{},\"event_streams\":{},\"transports\":{{{}}},",
                 "\"uptime_seconds\":{}}}\n"
             ),
             self.conns.len(),
@@ -248,8 +293,30 @@ messages in {} out {}, bytes in {} out {}, up {}s",
             s.messages_out,
             s.bytes_in,
             s.bytes_out,
+            self.http_members.len(),
+            s.event_streams,
+            self.transport_json(),
             self.now.duration_since(s.started).as_secs()
         )
+    }
+
+    /// Per transport: requests, bytes in and out, lines delivered.
+    fn transport_json(&self) -> String {
+        super::conn::Via::ALL
+            .iter()
+            .map(|&via| {
+                let v = self.stats.via[via as usize];
+                format!(
+                    "\"{}\":{{\"requests\":{},\"bytes_in\":{},\"bytes_out\":{},\"delivered\":{}}}",
+                    via.name(),
+                    v.requests,
+                    v.bytes_in,
+                    v.bytes_out,
+                    v.delivered
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
