@@ -113,7 +113,7 @@ impl Server {
         self.count_request(token, via, request);
         let key = match self.http_member(token, request) {
             Ok(key) => key,
-            Err(response) => return self.respond(token, response),
+            Err(response) => return self.respond(token, response.close(!request.keep_alive())),
         };
         let Some(member) = self.http_members.get(key).map(|m| m.member) else {
             return;
@@ -219,7 +219,7 @@ impl Server {
         }
         let key = match self.http_member(token, request) {
             Ok(key) => key,
-            Err(response) => return self.respond(token, response),
+            Err(response) => return self.respond(token, response.close(!request.keep_alive())),
         };
         let Ok(text) = std::str::from_utf8(&request.body) else {
             return self.respond(
@@ -264,7 +264,7 @@ impl Server {
         self.count_request(token, Via::EventStream, request);
         let key = match self.http_member(token, request) {
             Ok(key) => key,
-            Err(response) => return self.respond(token, response),
+            Err(response) => return self.respond(token, response.close(!request.keep_alive())),
         };
         let Some(member) = self.http_members.get(key).map(|m| m.member) else {
             return;
