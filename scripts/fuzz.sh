@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Fuzzes the three parsers a stranger can reach: the WebSocket frame
+# decoder, the HTTP request reader (with the handshake checks), and the
+# telnet line codec.
+#
+#   scripts/fuzz.sh [SECONDS]     each target for SECONDS (default 600)
+#
+# Needs a nightly-capable toolchain for cargo-fuzz's sanitizer flags; it
+# uses RUSTC_BOOTSTRAP=1 on the installed stable toolchain so no other
+# toolchain has to be fetched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-600}
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+for target in frame_decoder http_request line_codec; do
+    echo "== $target for ${seconds}s"
+    RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- -max_total_time="$seconds" -max_len=65536 2>&1 | tail -n 4
+done
