@@ -997,8 +997,10 @@ impl Server {
         let Some(conn) = self.conns.get_mut(token.0) else {
             return;
         };
-        // The queue is what is too big; it will never be read in time.
-        conn.out.clear();
+        // The queue is what is too big; it will never be read in time. A
+        // frame already half written is finished, or the close frame
+        // behind it would land inside its payload (RFC 6455 §5.2).
+        conn.out.clear_unsent();
         conn.over_limit_since = None;
         match conn.state {
             State::WebSocket(_) => {
