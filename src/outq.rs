@@ -109,17 +109,6 @@ impl OutQueue {
         *self = OutQueue::default();
     }
 
-    /// Drops what has not started to go out, but keeps a chunk already
-    /// partly written: cutting a frame in half would leave the peer unable
-    /// to read the close frame that follows.
-    pub fn drop_unsent(&mut self) {
-        if self.offset == 0 {
-            return self.clear();
-        }
-        self.chunks.truncate(1);
-        self.len = self.chunks.front().map_or(0, |c| c.bytes().len() - self.offset);
-    }
-
     /// Drops what has not started to go out, but keeps the rest of a chunk
     /// the socket is in the middle of. Chunks end on frame (and line)
     /// boundaries, so whatever is queued next starts on one: the peer never
@@ -201,7 +190,7 @@ mod tests {
         q.push_bytes(b"second");
         let mut w = Trickle { got: Vec::new(), per_call: 2, calls_left: 1, calls: 0 };
         q.write_to(&mut w).unwrap();
-        q.drop_unsent();
+        q.clear_unsent();
         assert_eq!(q.len(), 3);
         w.calls_left = 10;
         w.per_call = 100;
