@@ -864,6 +864,8 @@ impl Server {
         };
         if let Some(key) = key {
             self.detach_http(key);
+            // Not waiting any more; a later connection may get this token.
+            self.waiters.retain(|&t| t != token);
         }
     }
 
