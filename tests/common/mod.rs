@@ -257,3 +257,352 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{ext
     )
     .into_bytes()
 }
+
+impl Telnet {
+    /// The next line as raw bytes (without its CR LF), so a test can see
+    /// exactly what the server sent, or `None` at end of stream.
+    pub fn line_bytes(&mut self) -> Option<Vec<u8>> {
+        let line = self.try_line_raw();
+        line.map(|mut l| {
+            if l.last() == Some(&b'\r') {
+                l.pop();
+            }
+            l
+        })
+    }
+
+    fn try_line_raw(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
+                line.pop();
+                return Some(line);
+            }
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("read from the line service: {e}"),
+            }
+        }
+    }
+
+    /// Lines already received and not yet read, without waiting.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+/// Opens a plain connection to the web door with every read bounded.
+pub fn web_connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect to the web door");
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// One request on a fresh connection, one response read back.
+pub fn http_request(addr: SocketAddr, request: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut stream = web_connect(addr);
+    stream.write_all(request).expect("send request");
+    read_response(&mut stream)
+}
+
+/// The value of a header in a response head (names are case-insensitive).
+pub fn header_value(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+/// A tungstenite client on a plain `TcpStream` whose reads are bounded by
+/// [`WAIT`]. `protocols` become one `Sec-WebSocket-Protocol` header.
+pub fn ws_connect(
+    addr: SocketAddr,
+    path: &str,
+    protocols: &[&str],
+) -> (
+    tungstenite::WebSocket<TcpStream>,
+    tungstenite::handshake::client::Response,
+) {
+    use tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}{path}")
+        .into_client_request()
+        .expect("request");
+    if !protocols.is_empty() {
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            protocols.join(", ").parse().expect("header value"),
+        );
+    }
+    let stream = web_connect(addr);
+    tungstenite::client(request, stream).expect("WebSocket handshake")
+}
+
+/// Reads tungstenite messages until a text message satisfies `pred`.
+pub fn ws_until_text(ws: &mut tungstenite::WebSocket<TcpStream>, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for a matching message"
+        );
+        match ws.read().expect("read a WebSocket message") {
+            tungstenite::Message::Text(text) if pred(&text) => return text.to_string(),
+            _ => {}
+        }
+    }
+}
+
+/// A WebSocket client with nothing between the test and the wire: it sends
+/// frames exactly as given (masked or not, any opcode, any bits) and parses
+/// the server's frames by hand, so the server's answer to a bad frame can be
+/// seen byte for byte.
+pub struct RawWs {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+/// A frame as the server sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawFrame {
+    pub fin: bool,
+    pub rsv: u8,
+    pub opcode: u8,
+    pub masked: bool,
+    pub payload: Vec<u8>,
+}
+
+impl RawFrame {
+    /// The close code and reason of a close frame.
+    pub fn close(&self) -> (u16, String) {
+        assert_eq!(self.opcode, 0x8, "expected a close frame, got {self:?}");
+        if self.payload.is_empty() {
+            return (1005, String::new());
+        }
+        let code = u16::from_be_bytes([self.payload[0], self.payload[1]]);
+        let reason = String::from_utf8(self.payload[2..].to_vec()).expect("UTF-8 close reason");
+        (code, reason)
+    }
+}
+
+/// The RFC 6455 §1.3 example key and its accept value.
+pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+pub const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+impl RawWs {
+    /// Connects and completes a standard handshake on `path`.
+    pub fn connect(addr: SocketAddr, path: &str) -> RawWs {
+        RawWs::connect_with(addr, &upgrade_request(addr, path, ""))
+    }
+
+    /// Connects, sends `request` as is and expects `101` with the right
+    /// `Sec-WebSocket-Accept`. Returns the client and the response head.
+    pub fn connect_with(addr: SocketAddr, request: &[u8]) -> RawWs {
+        let (ws, head) = RawWs::connect_head(addr, request);
+        assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+        assert_eq!(
+            header_value(&head, "Sec-WebSocket-Accept").as_deref(),
+            Some(ACCEPT),
+            "{head}"
+        );
+        ws
+    }
+
+    /// Connects, sends `request`, and returns the response head, whatever
+    /// its status; bytes after the head stay buffered as frames.
+    pub fn connect_head(addr: SocketAddr, request: &[u8]) -> (RawWs, String) {
+        let mut ws = RawWs {
+            stream: web_connect(addr),
+            buf: Vec::new(),
+        };
+        ws.stream.write_all(request).expect("send handshake");
+        let head = ws.read_head();
+        (ws, head)
+    }
+
+    /// Reads an HTTP response head; what follows it stays buffered.
+    pub fn read_head(&mut self) -> String {
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head: Vec<u8> = self.buf.drain(..end + 4).collect();
+                return String::from_utf8_lossy(&head).into_owned();
+            }
+            assert!(self.fill(), "closed before the response head ended");
+        }
+    }
+
+    /// Reads more bytes; false at end of stream (or a reset).
+    fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 65536];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => false,
+            Err(e) => panic!("read from the web door: {e}"),
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Sends one masked frame.
+    pub fn send_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
+        let frame = frame(fin, opcode, payload, Some([0x37, 0xfa, 0x21, 0x3d]));
+        self.send_raw(&frame);
+    }
+
+    /// The next frame from the server, or `None` if it closed the TCP
+    /// connection first.
+    pub fn read_frame(&mut self) -> Option<RawFrame> {
+        loop {
+            if let Some((frame, used)) = parse_frame(&self.buf) {
+                self.buf.drain(..used);
+                return Some(frame);
+            }
+            if !self.fill() {
+                let tail = &self.buf[self.buf.len().saturating_sub(48)..];
+                assert!(
+                    self.buf.is_empty(),
+                    "connection closed inside a frame: {} bytes left over, ending {tail:?} ({:?})",
+                    self.buf.len(),
+                    String::from_utf8_lossy(tail)
+                );
+                return None;
+            }
+        }
+    }
+
+    /// Reads frames until a close frame; returns its code and reason.
+    pub fn expect_close(&mut self) -> (u16, String) {
+        loop {
+            let frame = self
+                .read_frame()
+                .expect("a close frame before the connection closed");
+            if frame.opcode == 0x8 {
+                return frame.close();
+            }
+        }
+    }
+
+    /// Asserts the server closes the TCP connection (after any frames).
+    pub fn expect_eof(&mut self) {
+        while let Some(frame) = self.read_frame() {
+            assert_ne!(frame.opcode, 0x8, "a second close frame: {frame:?}");
+        }
+    }
+
+    /// The server's close code, then its end of the TCP connection.
+    pub fn expect_close_then_eof(&mut self) -> (u16, String) {
+        let close = self.expect_close();
+        self.expect_eof();
+        close
+    }
+}
+
+/// Encodes one frame as given: `mask` `None` sends it unmasked. The
+/// opcode byte may carry RSV bits (`0x40 | 0x1`).
+pub fn frame(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 14);
+    out.push(if fin { 0x80 } else { 0 } | opcode);
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => out.push(mask_bit | n as u8),
+        n if n <= 0xFFFF => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    match mask {
+        Some(key) => {
+            out.extend_from_slice(&key);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        }
+        None => out.extend_from_slice(payload),
+    }
+    out
+}
+
+/// Parses one server frame from the front of `buf`: the frame and its
+/// length on the wire, or `None` if it is not all there yet.
+pub fn parse_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
+    let (&b0, &b1) = (buf.first()?, buf.get(1)?);
+    let masked = b1 & 0x80 != 0;
+    let (len, mut pos) = match b1 & 0x7f {
+        126 => (u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?]) as u64, 4),
+        127 => (u64::from_be_bytes(buf.get(2..10)?.try_into().unwrap()), 10),
+        n => (u64::from(n), 2),
+    };
+    let mask = if masked {
+        let key: [u8; 4] = buf.get(pos..pos + 4)?.try_into().unwrap();
+        pos += 4;
+        Some(key)
+    } else {
+        None
+    };
+    let end = pos + usize::try_from(len).ok()?;
+    let mut payload = buf.get(pos..end)?.to_vec();
+    if let Some(key) = mask {
+        for (i, b) in payload.iter_mut().enumerate() {
+            *b ^= key[i % 4];
+        }
+    }
+    Some((
+        RawFrame {
+            fin: b0 & 0x80 != 0,
+            rsv: (b0 >> 4) & 0x7,
+            opcode: b0 & 0x0f,
+            masked,
+            payload,
+        },
+        end,
+    ))
+}
+
+/// The resident memory of a process in KiB (Linux `/proc/PID/status`).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc status")
+}
+
+impl Duplex {
+    /// Waits for the process to exit on its own; returns its status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "duplex did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl RawWs {
+    /// Wraps a stream on which the test wrote the handshake itself.
+    pub fn from_stream(stream: TcpStream) -> RawWs {
+        RawWs {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+}
