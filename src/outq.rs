@@ -188,7 +188,12 @@ mod tests {
         let mut q = OutQueue::new();
         q.push_shared(Rc::from(&b"first"[..]));
         q.push_bytes(b"second");
-        let mut w = Trickle { got: Vec::new(), per_call: 2, calls_left: 1, calls: 0 };
+        let mut w = Trickle {
+            got: Vec::new(),
+            per_call: 2,
+            calls_left: 1,
+            calls: 0,
+        };
         q.write_to(&mut w).unwrap();
         q.clear_unsent();
         assert_eq!(q.len(), 3);
