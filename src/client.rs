@@ -132,9 +132,13 @@ pub fn encode_client_frame(out: &mut Vec<u8>, fin: bool, opcode: Opcode, payload
 /// A message or control event, owned, as the blocking client returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
+    /// A whole text message, reassembled and checked as UTF-8 (§5.6).
     Text(String),
+    /// A whole binary message, reassembled (§5.6).
     Binary(Vec<u8>),
+    /// A ping and its application data; the caller owes a pong (§5.5.2).
     Ping(Vec<u8>),
+    /// A pong, echoing a ping's data or unsolicited (§5.5.3).
     Pong(Vec<u8>),
     /// The server's close frame: code and reason, if it had a code.
     Close(Option<(CloseCode, String)>),
@@ -191,10 +195,12 @@ impl BlockingClient {
         self.stream.set_read_timeout(timeout)
     }
 
+    /// Sends one text message as a single masked frame.
     pub fn send_text(&mut self, text: &str) -> io::Result<()> {
         self.send(Opcode::Text, text.as_bytes())
     }
 
+    /// Sends one binary message as a single masked frame.
     pub fn send_binary(&mut self, data: &[u8]) -> io::Result<()> {
         self.send(Opcode::Binary, data)
     }

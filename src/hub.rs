@@ -7,8 +7,9 @@
 //! without a socket, and a third door (HTTP polling) is one more adapter.
 //!
 //! The seeds' vocabulary maps onto it like this: `io.emit` (everyone in the
-//! room) is [`Hub::say`], `socket.emit` (only the sender) is a reply such
-//! as `/echo`, and `setInterval` is the `/time` clock the loop drives.
+//! room) is `Hub::say` (what [`Hub::text`] does with a plain line),
+//! `socket.emit` (only the sender) is a reply such as `/echo`, and
+//! `setInterval` is the `/time` clock the loop drives.
 
 use slab::Slab;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -45,7 +46,12 @@ pub enum Payload {
     /// One line of text (a chat line, a notice, an answer).
     Text(Rc<str>),
     /// A binary message; members that can only take text get `notice`.
-    Binary { data: Rc<[u8]>, notice: Rc<str> },
+    Binary {
+        /// The message as sent, shared by every recipient.
+        data: Rc<[u8]>,
+        /// The line a text-only member sees instead.
+        notice: Rc<str>,
+    },
 }
 
 /// What the hub asks its adapters to do.
@@ -54,25 +60,45 @@ pub enum Action {
     /// Deliver `payload` to the members whose links are in
     /// `recipients` (a range of [`Outbox::recipients`]), in that order.
     Send {
+        /// Indices into [`Outbox::recipients`].
         recipients: Range<usize>,
+        /// What each of them receives.
         payload: Payload,
     },
     /// Start (or restart) a member's once-a-second clock. `generation`
     /// tells a current clock from one switched off since.
-    StartClock { member: MemberId, generation: u32 },
+    StartClock {
+        /// Whose clock.
+        member: MemberId,
+        /// Bumped each time `/time` toggles the clock; a tick of an
+        /// older generation is stale and ignored.
+        generation: u32,
+    },
     /// The member asked for `/stats`: the loop answers with
     /// [`Hub::reply`], since the numbers are the loop's.
-    Stats { member: MemberId },
+    Stats {
+        /// Who asked.
+        member: MemberId,
+    },
     /// The member said `/quit`: send what is queued, then close.
-    Quit { member: MemberId },
+    Quit {
+        /// Who is leaving.
+        member: MemberId,
+    },
     /// A line was added to a room's history as number `seq`: whoever
     /// waits on that room over HTTP can be answered now.
-    Appended { room: Rc<str>, seq: u64 },
+    Appended {
+        /// The room that grew.
+        room: Rc<str>,
+        /// The new line's number in that room; the first is 1.
+        seq: u64,
+    },
 }
 
 /// The hub's answers since the last [`Hub::drain`].
 #[derive(Debug, Default)]
 pub struct Outbox {
+    /// What to do, in the order the hub decided it.
     pub actions: Vec<Action>,
     /// The links of recipients, shared by all `Send` actions: a broadcast
     /// to a room snapshots its members here, in join order.
@@ -120,12 +146,17 @@ pub struct History {
 /// Counters the hub keeps for `/stats` and `GET /stats`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HubStats {
+    /// Members present now, on every door.
     pub members: usize,
+    /// Rooms that exist now; a room vanishes with its last member.
     pub rooms: usize,
     /// Chat lines and binary messages members sent to rooms.
     pub messages: u64,
 }
 
+/// The chat's whole state: members in a slab (so a [`MemberId`] stays
+/// valid while its member lives), rooms by name, and the outbox of
+/// [`Action`]s the adapters carry out after each call.
 #[derive(Debug, Default)]
 pub struct Hub {
     members: Slab<Member>,
@@ -193,6 +224,7 @@ impl Hub {
         std::mem::take(&mut self.outbox)
     }
 
+    /// Is there anything for [`Hub::drain`] to hand over?
     pub fn has_actions(&self) -> bool {
         !self.outbox.actions.is_empty()
     }
@@ -206,6 +238,7 @@ impl Hub {
         }
     }
 
+    /// The hub's counters now.
     pub fn stats(&self) -> HubStats {
         HubStats {
             members: self.members.len(),
@@ -214,10 +247,12 @@ impl Hub {
         }
     }
 
+    /// The member's current name, or `None` if it has left.
     pub fn name(&self, id: MemberId) -> Option<&str> {
         self.members.get(id.0).map(|m| m.name.as_str())
     }
 
+    /// The room the member is in, or `None` if it has left.
     pub fn room_of(&self, id: MemberId) -> Option<&str> {
         self.members.get(id.0).map(|m| m.room.as_str())
     }

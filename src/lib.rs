@@ -4,7 +4,7 @@
 //! read. Start with [`server`]'s module page: it explains the loop, and
 //! `Server::run` is the recipe everything else hangs from. Then:
 //!
-//! * [`line`]: what a telnet client sends, and lines out of it;
+//! * [`line`](mod@line): what a telnet client sends, and lines out of it;
 //! * [`http`]: reading a request head without being fooled by it;
 //! * [`ws`]: RFC 6455 by hand: [`ws::handshake`], [`ws::frame`],
 //!   [`ws::decoder`], [`ws::close`];
@@ -15,6 +15,8 @@
 //! The protocol modules are *sans-IO*: bytes in, events out, no sockets
 //! and no clocks, so each is tested with byte slices. Only [`server`]
 //! touches the operating system.
+
+#![warn(missing_docs)]
 
 pub mod client;
 pub mod clock;

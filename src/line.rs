@@ -36,7 +36,11 @@ pub enum LineEvent<'a> {
     /// checked for UTF-8: that is the application's business.
     Line(&'a [u8]),
     /// A line passed the limit; the rest of it will be skipped.
-    TooLong { limit: usize },
+    TooLong {
+        /// The longest line allowed, in bytes (`--max-line`, 4 KiB by
+        /// default).
+        limit: usize,
+    },
 }
 
 /// Where the telnet command parser stands.
@@ -53,6 +57,9 @@ enum Telnet {
     SubIac,
 }
 
+/// Splits a telnet byte stream into lines, dropping telnet commands and
+/// bounding line length. One per connection; it keeps only a line that
+/// is split across reads.
 #[derive(Debug)]
 pub struct LineCodec {
     max_line: usize,
@@ -68,6 +75,8 @@ pub struct LineCodec {
 }
 
 impl LineCodec {
+    /// A codec that refuses lines longer than `max_line` bytes, line end
+    /// excluded.
     pub fn new(max_line: usize) -> LineCodec {
         LineCodec {
             max_line,

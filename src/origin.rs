@@ -15,6 +15,8 @@
 
 use crate::http::Request;
 
+/// Which origins and hosts the web door accepts; the default accepts
+/// only the built-in cases listed in the module docs.
 #[derive(Clone, Debug, Default)]
 pub struct OriginPolicy {
     /// Extra origins, compared case-insensitively (`https://example.com`).
@@ -30,7 +32,10 @@ pub struct OriginPolicy {
 /// Why a request was refused with 403.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Forbidden {
+    /// A browser page from this `Origin` (RFC 6454 §7) may not connect.
     Origin(String),
+    /// This `Host` (RFC 9110 §7.2) is not a name the loopback server
+    /// answers to: a possible DNS rebinding.
     Host(String),
 }
 
@@ -50,6 +55,8 @@ impl std::fmt::Display for Forbidden {
 }
 
 impl OriginPolicy {
+    /// Builds the policy from `--allow-origin` (where `*` means any) and
+    /// `--allow-host`, lower-cased once so checks compare cheaply.
     pub fn new(allow_origins: &[String], allow_hosts: &[String], loopback_only: bool) -> OriginPolicy {
         OriginPolicy {
             any_origin: allow_origins.iter().any(|o| o == "*"),

@@ -28,6 +28,9 @@ impl Chunk {
     }
 }
 
+/// Bytes queued for one connection, oldest first. It does not bound
+/// itself: the loop compares [`OutQueue::len`] with `--max-output` (soft)
+/// and `--max-output-hard` after each write.
 #[derive(Default)]
 pub struct OutQueue {
     chunks: VecDeque<Chunk>,
@@ -38,6 +41,7 @@ pub struct OutQueue {
 }
 
 impl OutQueue {
+    /// An empty queue; it allocates nothing until bytes arrive.
     pub fn new() -> OutQueue {
         OutQueue::default()
     }
@@ -47,6 +51,7 @@ impl OutQueue {
         self.len
     }
 
+    /// Nothing left to write: the loop can stop asking for `WRITABLE`.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -64,6 +69,7 @@ impl OutQueue {
         }
     }
 
+    /// Queues a copy of `bytes` in this connection's own tail chunk.
     pub fn push_bytes(&mut self, bytes: &[u8]) {
         self.encode_with(|out| out.extend_from_slice(bytes));
     }

@@ -38,6 +38,8 @@ impl<T> Ord for Entry<T> {
     }
 }
 
+/// Pending deadlines, each carrying a `T` that says what to do when it
+/// fires (the server uses a connection token and a timer kind).
 pub struct Timers<T> {
     heap: BinaryHeap<Reverse<Entry<T>>>,
     seq: u64,
@@ -53,6 +55,7 @@ impl<T> Default for Timers<T> {
 }
 
 impl<T> Timers<T> {
+    /// No timers pending.
     pub fn new() -> Timers<T> {
         Timers::default()
     }
@@ -82,10 +85,12 @@ impl<T> Timers<T> {
         self.heap.pop().map(|Reverse(entry)| (entry.at, entry.what))
     }
 
+    /// Timers pending, stale ones included.
     pub fn len(&self) -> usize {
         self.heap.len()
     }
 
+    /// No timers pending at all.
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }

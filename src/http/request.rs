@@ -23,20 +23,30 @@ pub struct HeadLimits {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RequestError {
     /// The head grew past `max_head` bytes (RFC 6585 §5: 431).
-    HeadTooLarge { limit: usize },
+    HeadTooLarge {
+        /// The `max_head` in force, in bytes.
+        limit: usize,
+    },
     /// More than `max_headers` header lines (431).
-    TooManyHeaders { limit: usize },
+    TooManyHeaders {
+        /// The `max_headers` in force.
+        limit: usize,
+    },
     /// Not HTTP/1.x syntax at all (400), with httparse's reason.
     Malformed(&'static str),
     /// A `Content-Length` that is not one decimal number (RFC 9112 §6.3).
     BadContentLength,
     /// A body larger than `max_body` (413).
-    BodyTooLarge { limit: usize },
+    BodyTooLarge {
+        /// The `max_body` in force, in bytes.
+        limit: usize,
+    },
     /// `Transfer-Encoding` bodies are not accepted; send a length (411).
     LengthRequired,
 }
 
 impl RequestError {
+    /// The status to answer with: the one place each error meets its code.
     pub fn status(&self) -> super::Status {
         use super::Status;
         match self {
@@ -68,12 +78,16 @@ impl std::fmt::Display for RequestError {
 /// A parsed request, owning its data so it can outlive the read buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
+    /// The method, case-sensitive as RFC 9110 §9.1 says (`GET`, not `get`).
     pub method: String,
     /// The request target as sent: path and query (`/poll?room=lobby`).
     pub target: String,
     /// The minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
     pub version: u8,
+    /// Header lines in order, names as sent. Values are bytes, not
+    /// text: RFC 9110 §5.5 allows octets that are not UTF-8.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The `Content-Length` body; empty when there was none.
     pub body: Vec<u8>,
     /// Bytes of head and body on the wire, for the byte counters.
     pub wire_len: usize,
@@ -139,6 +153,7 @@ pub struct RequestReader {
 }
 
 impl RequestReader {
+    /// A reader waiting for the first request, bounded by `limits`.
     pub fn new(limits: HeadLimits) -> RequestReader {
         RequestReader {
             limits,

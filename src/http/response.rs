@@ -2,24 +2,39 @@
 
 use std::fmt::Write as _;
 
-/// A status code and its reason phrase.
+/// A status code and its reason phrase (RFC 9112 §4). The phrase is
+/// for humans only: clients act on the number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Status(pub u16, pub &'static str);
 
 impl Status {
+    /// 101: the WebSocket handshake succeeded; frames follow (RFC 9110 §15.2.2).
     pub const SWITCHING_PROTOCOLS: Status = Status(101, "Switching Protocols");
+    /// 200: here is what you asked for (RFC 9110 §15.3.1).
     pub const OK: Status = Status(200, "OK");
+    /// 204: done, and there is no body to send (RFC 9110 §15.3.5).
     pub const NO_CONTENT: Status = Status(204, "No Content");
+    /// 400: the request is malformed (RFC 9110 §15.5.1).
     pub const BAD_REQUEST: Status = Status(400, "Bad Request");
+    /// 403: understood but refused, here a disallowed `Origin` (RFC 9110 §15.5.4).
     pub const FORBIDDEN: Status = Status(403, "Forbidden");
+    /// 404: nothing at this path (RFC 9110 §15.5.5).
     pub const NOT_FOUND: Status = Status(404, "Not Found");
+    /// 405: the path exists but not for this method; must carry `Allow` (RFC 9110 §15.5.6).
     pub const METHOD_NOT_ALLOWED: Status = Status(405, "Method Not Allowed");
+    /// 408: the request head did not arrive in time (RFC 9110 §15.5.9).
     pub const REQUEST_TIMEOUT: Status = Status(408, "Request Timeout");
+    /// 410: the member token is unknown or expired, and will not come back (RFC 9110 §15.5.11).
     pub const GONE: Status = Status(410, "Gone");
+    /// 411: a body was sent without `Content-Length` (RFC 9110 §15.5.12).
     pub const LENGTH_REQUIRED: Status = Status(411, "Length Required");
+    /// 413: the body is over the limit; RFC 9110 §15.5.14 renamed it "Content Too Large".
     pub const PAYLOAD_TOO_LARGE: Status = Status(413, "Content Too Large");
+    /// 426: this path speaks WebSocket only, or a version we don't (RFC 9110 §15.5.22).
     pub const UPGRADE_REQUIRED: Status = Status(426, "Upgrade Required");
+    /// 431: the request head is over the limit (RFC 6585 §5).
     pub const REQUEST_HEADER_FIELDS_TOO_LARGE: Status = Status(431, "Request Header Fields Too Large");
+    /// 503: full or shutting down; try again later (RFC 9110 §15.6.4).
     pub const SERVICE_UNAVAILABLE: Status = Status(503, "Service Unavailable");
 }
 
@@ -35,6 +50,7 @@ pub struct Response {
 }
 
 impl Response {
+    /// An empty response with this status; add headers and a body next.
     pub fn new(status: Status) -> Response {
         Response {
             status,
@@ -55,20 +71,26 @@ impl Response {
             .body(body.into_bytes())
     }
 
+    /// The status this response will send.
     pub fn status(&self) -> Status {
         self.status
     }
 
+    /// Appends a header line. Names and values are written as given:
+    /// callers must not pass CR or LF in them.
     pub fn header(mut self, name: &str, value: &str) -> Response {
         let _ = write!(self.headers, "{name}: {value}\r\n");
         self
     }
 
+    /// Sets the body; `Content-Length` is computed when encoding.
     pub fn body(mut self, body: Vec<u8>) -> Response {
         self.body = body;
         self
     }
 
+    /// Sends the head but not the body, keeping the body's
+    /// `Content-Length` (a `HEAD` request, RFC 9110 §9.3.2).
     pub fn head_only(mut self, yes: bool) -> Response {
         self.head_only = yes;
         self
@@ -80,6 +102,7 @@ impl Response {
         self
     }
 
+    /// Whether the connection ends after this response.
     pub fn closes(&self) -> bool {
         self.close
     }

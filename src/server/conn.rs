@@ -51,6 +51,7 @@ impl Endpoint {
         }
     }
 
+    /// The endpoint's own path, for log lines (`/` is logged as `/echo`).
     pub fn path(self) -> &'static str {
         match self {
             Endpoint::Echo => "/echo",
@@ -161,6 +162,8 @@ impl State {
     }
 }
 
+/// One accepted socket and all the loop knows about it. It lives in the
+/// loop's slab, so its token stays the same until it is reaped.
 pub struct Connection {
     pub socket: TcpStream,
     pub peer: SocketAddr,
@@ -191,6 +194,7 @@ pub struct Connection {
 /// page can compare them with real numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Via {
+    /// The line door.
     Telnet,
     /// The `/chat` WebSocket.
     WebSocket,
@@ -207,6 +211,7 @@ pub enum Via {
 }
 
 impl Via {
+    /// Every transport, in the order `Stats::via` is indexed.
     pub const ALL: [Via; 7] = [
         Via::Telnet,
         Via::WebSocket,
@@ -217,6 +222,7 @@ impl Via {
         Via::Other,
     ];
 
+    /// The transport's key in the `GET /stats` JSON.
     pub fn name(self) -> &'static str {
         match self {
             Via::Telnet => "telnet",

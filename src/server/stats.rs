@@ -4,26 +4,43 @@ use super::conn::{Endpoint, State, Via};
 use super::Door;
 use std::time::Instant;
 
+/// What the loop has counted since it started. Gauges (`usize`) say how
+/// many connections are in each state now; counters (`u64`) only grow.
 #[derive(Debug)]
 pub struct Stats {
+    /// When the server started; uptime is measured from here.
     pub started: Instant,
-    /// Connections by what they are now.
+    /// Telnet connections on the line door, open now.
     pub line: usize,
+    /// Web-port connections still speaking HTTP (not yet upgraded).
     pub http: usize,
+    /// WebSockets open on `/echo` (or `/`).
     pub ws_echo: usize,
+    /// WebSockets open on `/chat`.
     pub ws_chat: usize,
+    /// WebSockets open on `/clock`.
     pub ws_clock: usize,
+    /// Connections on their way out: flushing, then draining the peer.
     pub closing: usize,
-    /// Since start.
+    /// Connections accepted since start.
     pub accepted: u64,
+    /// Connections turned away at accept (at the connection limit or
+    /// shutting down), told why and shut.
     pub refused: u64,
+    /// HTTP requests parsed on the web port.
     pub http_requests: u64,
+    /// Messages received from clients: telnet lines, WebSocket messages,
+    /// lines of a `POST /send`.
     pub messages_in: u64,
+    /// Messages queued to clients: chat lines delivered and echoes.
     pub messages_out: u64,
+    /// Bytes read from peers since start.
     pub bytes_in: u64,
+    /// Bytes written to peers since start.
     pub bytes_out: u64,
     /// Per transport, indexed like `Via::ALL`.
     pub via: [ViaStats; 7],
+    /// `GET /events` streams open now (Server-Sent Events).
     pub event_streams: usize,
 }
 
@@ -31,13 +48,18 @@ pub struct Stats {
 /// (HTTP heads included), and chat lines delivered with them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ViaStats {
+    /// HTTP requests made over this transport.
     pub requests: u64,
+    /// Bytes read, HTTP heads included.
     pub bytes_in: u64,
+    /// Bytes written, HTTP heads included.
     pub bytes_out: u64,
+    /// Chat lines delivered to clients over this transport.
     pub delivered: u64,
 }
 
 impl Stats {
+    /// All counters at zero, with the clock started at `now`.
     pub fn new(now: Instant) -> Stats {
         Stats {
             started: now,
@@ -59,10 +81,12 @@ impl Stats {
         }
     }
 
+    /// The counters for one transport.
     pub fn via(&mut self, via: Via) -> &mut ViaStats {
         &mut self.via[via as usize]
     }
 
+    /// Open WebSockets on every endpoint.
     pub fn websocket_total(&self) -> usize {
         self.ws_echo + self.ws_chat + self.ws_clock
     }

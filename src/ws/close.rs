@@ -70,10 +70,13 @@ impl fmt::Display for CloseCode {
     }
 }
 
-/// A close frame's payload, validated: an optional code and a UTF-8 reason.
+/// A close frame's payload with a code, validated: the code and a UTF-8 reason. (A close frame without a code is `None` where this would be.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CloseFrame<'a> {
+    /// The status code, already checked against §7.4.
     pub code: CloseCode,
+    /// Why, for humans; at most 123 bytes so the frame fits a control
+    /// frame's 125 (§5.5). May be empty.
     pub reason: &'a str,
 }
 

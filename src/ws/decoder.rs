@@ -59,6 +59,7 @@ impl Default for Limits {
 pub enum MessageKind {
     /// Valid UTF-8, guaranteed by the decoder.
     Text,
+    /// Any bytes; their meaning is the application's business.
     Binary,
 }
 
@@ -140,6 +141,8 @@ enum Lent {
 }
 
 impl Decoder {
+    /// A decoder for one connection: `role` says which side must mask
+    /// (§5.1), `limits` what the peer may make it buffer.
     pub fn new(role: Role, limits: Limits) -> Decoder {
         Decoder {
             role,

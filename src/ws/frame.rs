@@ -111,10 +111,14 @@ pub struct FrameHeader {
     /// RSV1, RSV2 and RSV3 as the low three bits; non-zero only with an
     /// extension that defines them (duplex negotiates none).
     pub rsv: u8,
+    /// What the frame carries (§5.2); a reserved value is kept as
+    /// [`Opcode::Reserved`] and refused by the decoder.
     pub opcode: Opcode,
     /// The masking key. Every frame from a client carries one, no frame
     /// from a server does (RFC 6455 §5.1, §5.3).
     pub mask: Option<[u8; 4]>,
+    /// Payload length in bytes, from the 7-, 16- or 64-bit length field
+    /// (§5.2).
     pub payload_len: u64,
 }
 

@@ -59,6 +59,7 @@ pub enum HandshakeError {
 }
 
 impl HandshakeError {
+    /// The HTTP refusal that tells the client what was wrong (§4.2.2).
     pub fn response(&self) -> Response {
         match self {
             HandshakeError::MethodNotGet => {

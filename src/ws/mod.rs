@@ -63,9 +63,15 @@ pub enum ProtocolError {
     InvalidCloseCode(u16),
     /// A message larger than the configured limit (§10.4), refused on the
     /// frame header, before the payload arrives.
-    MessageTooBig { limit: usize },
+    MessageTooBig {
+        /// `--max-message`, in bytes (16 MiB by default).
+        limit: usize,
+    },
     /// A message in more fragments than the configured limit.
-    TooManyFragments { limit: u32 },
+    TooManyFragments {
+        /// `--max-fragments` (65,536 by default).
+        limit: u32,
+    },
 }
 
 impl ProtocolError {

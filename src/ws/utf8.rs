@@ -10,6 +10,8 @@
 //! So we keep at most three bytes of an unfinished character between calls
 //! and let `std::str::from_utf8` do the rest.
 
+/// Validates a text message as its fragments arrive; [`Utf8Validator::finish`]
+/// ends the message and leaves it ready for the next one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Utf8Validator {
     /// The start of a character split across calls.
@@ -22,6 +24,7 @@ pub struct Utf8Validator {
 pub struct InvalidUtf8;
 
 impl Utf8Validator {
+    /// A validator at the start of a message.
     pub fn new() -> Utf8Validator {
         Utf8Validator::default()
     }
