@@ -94,7 +94,7 @@ impl Server {
 
         let path = request.path();
         match (request.method.as_str(), path) {
-            ("GET" | "HEAD", "/poll") => return self.poll(token, &request, false),
+            ("GET", "/poll") => return self.poll(token, &request, false),
             ("GET", "/longpoll") => return self.poll(token, &request, true),
             ("GET", "/events") => return self.event_stream(token, &request),
             ("POST", "/send") => return self.send_line(token, &request),
@@ -126,12 +126,13 @@ impl Server {
                 .header("Upgrade", "websocket")
                 .header("Sec-WebSocket-Version", handshake::VERSION)
             }
-            (_, "/" | "/healthz" | "/stats" | "/echo" | "/chat" | "/clock" | "/poll") => Response::refusal(
+            (_, "/" | "/healthz" | "/stats" | "/echo" | "/chat" | "/clock") => Response::refusal(
                 Status::METHOD_NOT_ALLOWED,
                 &format!("{} is not allowed on {path}", request.method),
             )
             .header("Allow", "GET, HEAD"),
-            (_, "/longpoll" | "/events") => Response::refusal(
+            // A poll acts (it can make a member), so it is GET only.
+            (_, "/poll" | "/longpoll" | "/events") => Response::refusal(
                 Status::METHOD_NOT_ALLOWED,
                 &format!("{} is not allowed on {path}", request.method),
             )
