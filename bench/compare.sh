@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# compare.sh: duplex beside tokio-tungstenite, fastwebsockets and Node's `ws`
+# (and, for the line service, a tokio line echo and Node's `net`), under the
+# same load from duplex-load.
+#
+#   bench/compare.sh                         all scenarios, 2 rounds
+#   bench/compare.sh --scenarios "a b" --rounds 1 -t 5
+#   bench/compare.sh --servers "duplex fws-echo"
+#
+# Scenarios:
+#   a        echo, 100 connections, 1 x 32 B in flight each   (msg/s)
+#   a-paced  the same at 150,000 msg/s for everyone           (server CPU)
+#   b        echo, 100 connections, 16 x 32 B in flight       (msg/s)
+#   c        echo, 10 connections, 64 KiB messages            (msg/s, MB/s)
+#   d        5,000 idle WebSocket connections                 (server RSS per connection)
+#   e        line echo, 100 connections, 16 x 32 B in flight  (msg/s)
+#
+# Each server runs pinned to core 0 (taskset -c 0), duplex-load to core 1.
+# The peers are installed from their registries (crates.io, npm) into
+# bench/.peers/ on first use. Raw outputs go to bench/results/<date-time>/.
+#
+# Options: --scenarios LIST, --servers LIST, --line-servers LIST (for e),
+#          --rounds N (2), -t SECS (10),
+#          -w SECS (2), --server-core N (0), --load-core N (1), --no-build
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+PEERS="$HERE/.peers"
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+
+SCENARIOS="a a-paced b c d e"
+SERVERS="duplex tt-echo fws-echo node-ws"
+LINE_SERVERS="duplex tokio-lines node-net"
+ROUNDS=2
+SECS=10
+WARMUP=2
+SERVER_CORE=0
+LOAD_CORE=1
+BUILD=1
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scenarios) SCENARIOS=$2; shift 2 ;;
+    --servers) SERVERS=$2; shift 2 ;;
+    --line-servers) LINE_SERVERS=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
+    -t) SECS=$2; shift 2 ;;
+    -w) WARMUP=$2; shift 2 ;;
+    --server-core) SERVER_CORE=$2; shift 2 ;;
+    --load-core) LOAD_CORE=$2; shift 2 ;;
+    --no-build) BUILD=0; shift ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+# ---- build duplex, install and build the peers ------------------------------
+
+if [ "$BUILD" = 1 ]; then
+  echo "== building duplex and duplex-load" >&2
+  (cd "$ROOT" && cargo build --release --quiet --bins)
+
+  echo "== installing the peers into bench/.peers" >&2
+  mkdir -p "$PEERS/rust" "$PEERS/node"
+  # Copies, so Cargo.lock, target/ and node_modules/ stay out of the tree.
+  cp -r "$HERE/peers/rust/." "$PEERS/rust/"
+  cp "$HERE/peers/node/"* "$PEERS/node/"
+  (cd "$PEERS/rust" && cargo build --release --quiet --target-dir "$PEERS/rust/target")
+  (cd "$PEERS/node" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
+LOAD="$TARGET/release/duplex-load"
+DUPLEX="$TARGET/release/duplex"
+for f in "$LOAD" "$DUPLEX" "$PEERS/rust/target/release/tt-echo" "$PEERS/node/node_modules/ws"; do
+  [ -e "$f" ] || { echo "compare.sh: missing $f (run without --no-build)" >&2; exit 2; }
+done
+
+# ---- running one server under one load --------------------------------------
+
+OUT="$HERE/results/$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$OUT"
+PORT=$((20000 + RANDOM % 20000))
+
+# The command line that starts server $1 listening on port $2 (for duplex,
+# the WebSocket port; its line service gets $2 + 1). It execs the server
+# itself, so $! is the process whose CPU and RSS are read.
+server_command() {
+  local addr="127.0.0.1:$2" next="127.0.0.1:$(($2 + 1))"
+  case "$1" in
+    duplex) echo "$DUPLEX --http $addr --tcp $next" ;;
+    tt-echo|fws-echo|tokio-lines) echo "$PEERS/rust/target/release/$1 $addr" ;;
+    node-ws) echo "node $PEERS/node/ws-echo.js $addr" ;;
+    node-net) echo "node $PEERS/node/net-lines.js $addr" ;;
+    *) echo "compare.sh: unknown server $1" >&2; return 2 ;;
+  esac
+}
+
+wait_for_port() {
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# run SCENARIO SERVER ROUND: one measurement; the result line goes to a file.
+run() {
+  local scenario=$1 server=$2 round=$3
+  PORT=$((PORT + 2))
+  local ws="ws://127.0.0.1:$PORT/echo" line="127.0.0.1:$PORT" join=""
+  if [ "$server" = duplex ]; then
+    line="127.0.0.1:$((PORT + 1))"
+    join="--join-rooms"
+  fi
+  local common=(-t "$SECS" -w "$WARMUP")
+  local args
+  case "$scenario" in
+    a) args=(echo "$ws" -c 100 -d 1 -s 32 "${common[@]}") ;;
+    a-paced) args=(echo "$ws" -c 100 -d 1 -s 32 --rate 150000 "${common[@]}") ;;
+    b) args=(echo "$ws" -c 100 -d 16 -s 32 "${common[@]}") ;;
+    c) args=(echo "$ws" -c 10 -d 1 -s 65536 "${common[@]}") ;;
+    d) args=(idle "$ws" -n 5000 -t 5) ;;
+    e) args=(tcp-echo "$line" -c 100 -d 16 -s 32 $join "${common[@]}") ;;
+  esac
+  local log="$OUT/$scenario.$server.round$round"
+  # shellcheck disable=SC2046
+  taskset -c "$SERVER_CORE" $(server_command "$server" "$PORT") >"$log.server.log" 2>&1 &
+  local pid=$!
+  if ! wait_for_port "$PORT"; then
+    echo "compare.sh: $server did not start (see $log.server.log)" >&2
+    kill "$pid" 2>/dev/null || true
+    echo "FAILED" >"$log.result"
+    return
+  fi
+  sleep 0.3
+  taskset -c "$LOAD_CORE" "$LOAD" "${args[@]}" --server-pid "$pid" >"$log.load.log" 2>&1 || true
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  tail -n 1 "$log.load.log" >"$log.result"
+  echo "  $scenario round $round $server: $(cat "$log.result")" >&2
+}
+
+# field FILE REGEX: the first number captured by REGEX in the result line.
+field() {
+  grep -oE "$2" "$1" | head -n 1 | grep -oE '[0-9]+(\.[0-9]+)?' | tail -n 1
+}
+
+# ---- the table ----------------------------------------------------------------
+
+# report SCENARIO SERVERS...: one table. For throughput scenarios the main
+# figure is msg/s and msg per server-CPU-second; for d, kB per connection.
+report() {
+  local scenario=$1; shift
+  local servers=("$@")
+  echo
+  case "$scenario" in
+    a) echo "## a: echo, 100 conns, 1 x 32 B in flight" ;;
+    a-paced) echo "## a-paced: echo, 100 conns, 1 x 32 B in flight, paced at 150,000 msg/s" ;;
+    b) echo "## b: echo, 100 conns, 16 x 32 B in flight" ;;
+    c) echo "## c: echo, 10 conns, 64 KiB messages" ;;
+    d) echo "## d: 5,000 idle WebSocket connections" ;;
+    e) echo "## e: line echo, 100 conns, 16 x 32 B in flight (duplex: one room per connection)" ;;
+  esac
+  if [ "$scenario" = d ]; then
+    printf '%-12s %8s %14s %14s %12s %14s\n' server round ok-conns "rss MB" "kB/conn" "peer/duplex"
+  else
+    printf '%-12s %6s %11s %8s %8s %8s %7s %12s %9s %9s\n' \
+      server round "msg/s" "p50 ms" "p99 ms" "srv cpu" others "msg/cpu-s" "duplex/x" "duplex/x"
+    printf '%-12s %6s %11s %8s %8s %8s %7s %12s %9s %9s\n' "" "" "" "" "" "" "" "" "(msg/s)" "(cpu)"
+  fi
+  local round server f
+  declare -A value cost
+  for server in "${servers[@]}"; do
+    local sum=0 sum_cost=0 n=0
+    for round in $(seq "$ROUNDS"); do
+      f="$OUT/$scenario.$server.round$round.result"
+      [ -f "$f" ] || continue
+      if [ "$scenario" = d ]; then
+        local kb ok rss
+        kb=$(field "$f" 'per-conn [0-9.]+') ; ok=$(field "$f" '[0-9]+ ok') ; rss=$(field "$f" 'srv-rss [0-9.]+')
+        printf '%-12s %8s %14s %14s %12s\n' "$server" "$round" "${ok:-?}" "${rss:-?}" "${kb:-?}"
+        [ -n "$kb" ] && { sum=$(echo "$sum + $kb" | bc -l); n=$((n + 1)); }
+      else
+        local rate p50 p99 cpu others per_cpu
+        rate=$(field "$f" '[0-9.]+ msg/s') ; p50=$(field "$f" 'p50 [0-9.]+')
+        p99=$(field "$f" 'p99 [0-9.]+') ; cpu=$(field "$f" 'srv-cpu [0-9]+')
+        others=$(field "$f" 'foreign-cpu [0-9]+')
+        per_cpu=""
+        [ -n "$rate" ] && [ -n "$cpu" ] && [ "$cpu" != 0 ] && per_cpu=$(echo "$rate * 100 / $cpu" | bc)
+        printf '%-12s %6s %11s %8s %8s %7s%% %6s%% %12s\n' "$server" "$round" "${rate:-?}" "${p50:-?}" \
+          "${p99:-?}" "${cpu:-?}" "${others:-?}" "${per_cpu:-?}"
+        if [ -n "$rate" ] && [ -n "$per_cpu" ]; then
+          sum=$(echo "$sum + $rate" | bc -l); sum_cost=$(echo "$sum_cost + $per_cpu" | bc -l); n=$((n + 1))
+        fi
+      fi
+    done
+    [ "$n" -gt 0 ] || continue
+    value[$server]=$(echo "$sum / $n" | bc -l)
+    cost[$server]=$(echo "$sum_cost / $n" | bc -l)
+  done
+  # The mean of the rounds, and duplex divided by each server (above 1:
+  # duplex does better; for d, how many times more memory the peer needs).
+  for server in "${servers[@]}"; do
+    [ -n "${value[$server]:-}" ] || continue
+    if [ "$scenario" = d ]; then
+      local ratio="-"
+      [ -n "${value[duplex]:-}" ] && ratio=$(printf '%.2f' "$(echo "${value[$server]} / ${value[duplex]}" | bc -l)")
+      printf '%-12s %8s %14s %14s %12.2f %14s\n' "$server" mean "" "" "${value[$server]}" "$ratio"
+    else
+      local r1="-" r2="-"
+      if [ -n "${value[duplex]:-}" ]; then
+        r1=$(printf '%.2f' "$(echo "${value[duplex]} / ${value[$server]}" | bc -l)")
+        r2=$(printf '%.2f' "$(echo "${cost[duplex]} / ${cost[$server]}" | bc -l)")
+      fi
+      printf '%-12s %6s %11.0f %8s %8s %8s %7s %12.0f %9s %9s\n' "$server" mean "${value[$server]}" "" "" "" "" \
+        "${cost[$server]}" "$r1" "$r2"
+    fi
+  done
+}
+
+# ---- main ---------------------------------------------------------------------
+
+echo "== results in $OUT" >&2
+for scenario in $SCENARIOS; do
+  list=$SERVERS
+  [ "$scenario" = e ] && list=$LINE_SERVERS
+  for round in $(seq "$ROUNDS"); do
+    for server in $list; do
+      run "$scenario" "$server" "$round"
+    done
+  done
+done
+
+{
+  echo "# duplex compare: $(date -u '+%Y-%m-%d %H:%M UTC'), $ROUNDS round(s), ${SECS} s measured after ${WARMUP} s"
+  echo "# server on core $SERVER_CORE, duplex-load on core $LOAD_CORE; 'others' = CPU used by anything else (noise)"
+  for scenario in $SCENARIOS; do
+    list=$SERVERS
+    [ "$scenario" = e ] && list=$LINE_SERVERS
+    # shellcheck disable=SC2086
+    report "$scenario" $list
+  done
+} | tee "$OUT/table.txt"
