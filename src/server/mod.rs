@@ -223,7 +223,7 @@ impl Server {
             );
 
             for token in std::mem::take(&mut self.again) {
-                self.on_readable(token);
+                self.on_readable(token, false);
             }
             for event in events.iter() {
                 match event.token() {
@@ -244,8 +244,9 @@ impl Server {
                         }
                         // Closed-by-peer and error readiness also surface
                         // through read and write, so these two cover them.
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.on_readable(token);
+                        let closed = event.is_read_closed() || event.is_error();
+                        if event.is_readable() || closed {
+                            self.on_readable(token, closed);
                         }
                         if event.is_writable() {
                             self.mark_dirty(token);
@@ -414,9 +415,17 @@ impl Server {
 
     // ---- reading ---------------------------------------------------------
 
-    /// Reads until `WouldBlock`, or until this connection's share of the
-    /// turn is used up.
-    fn on_readable(&mut self, token: Token) {
+    /// Reads until the socket is drained, or until this connection's share
+    /// of the turn is used up.
+    ///
+    /// A read that returns less than the buffer could hold has emptied the
+    /// socket's receive queue, so we stop there instead of paying one more
+    /// `read` just to hear `WouldBlock`: with edge triggering, bytes that
+    /// arrive later raise a new event. (That halves the system calls of a
+    /// request/response exchange.) The exception is an event that also
+    /// reported the peer's FIN or an error (`until_closed`): then we read
+    /// on until the end of the stream shows itself.
+    fn on_readable(&mut self, token: Token, until_closed: bool) {
         let mut buf = std::mem::take(&mut self.read_buf);
         let mut share_used = true;
         for _ in 0..READS_PER_TURN {
@@ -453,6 +462,10 @@ impl Server {
                         );
                     }
                     self.on_input(token, &mut buf[..n]);
+                    if n < buf.len() && !until_closed {
+                        share_used = false;
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     share_used = false;
