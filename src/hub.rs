@@ -108,7 +108,8 @@ pub struct Outbox {
 #[derive(Debug)]
 struct Member {
     name: String,
-    room: String,
+    /// The room's name, shared with the room: cloning it costs no copy.
+    room: Rc<str>,
     transport: Transport,
     /// The adapter's handle for this member (the loop uses its token).
     link: usize,
@@ -119,8 +120,9 @@ struct Member {
     joined_at: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Room {
+    name: Rc<str>,
     /// Members in the order they joined.
     members: Vec<MemberId>,
     /// The number of the last line said in this room; the first is 1.
@@ -254,7 +256,7 @@ impl Hub {
 
     /// The room the member is in, or `None` if it has left.
     pub fn room_of(&self, id: MemberId) -> Option<&str> {
-        self.members.get(id.0).map(|m| m.room.as_str())
+        self.members.get(id.0).map(|m| &*m.room)
     }
 
     /// The line number of the member's room just before it arrived there.
@@ -272,9 +274,10 @@ impl Hub {
                 break name;
             }
         };
+        let lobby = self.room_entry(LOBBY).name.clone();
         let id = MemberId(self.members.insert(Member {
             name: name.clone(),
-            room: LOBBY.to_string(),
+            room: lobby,
             transport,
             link,
             clock: false,
@@ -288,9 +291,8 @@ impl Hub {
                 "* welcome to duplex: {welcome}, your name is {name}, room {LOBBY}. Type /help for commands."
             ),
         );
-        self.rooms.entry(LOBBY.to_string()).or_default();
         self.announce(LOBBY, Some(id), &format!("* {name} joined {LOBBY}"));
-        self.rooms.entry(LOBBY.to_string()).or_default().members.push(id);
+        self.room_entry(LOBBY).members.push(id);
         id
     }
 
@@ -383,7 +385,15 @@ impl Hub {
             return;
         };
         self.messages += 1;
-        let line = format!("[{}] {}: {}", member.room, member.name, text);
+        // `[room] name: text`, built by hand: this is the hot path of a
+        // busy chat, and `format!` costs more than the copies it makes.
+        let mut line = String::with_capacity(member.room.len() + member.name.len() + text.len() + 5);
+        line.push('[');
+        line.push_str(&member.room);
+        line.push_str("] ");
+        line.push_str(&member.name);
+        line.push_str(": ");
+        line.push_str(text);
         let room = member.room.clone();
         self.announce(&room, None, &line);
     }
@@ -476,22 +486,24 @@ impl Hub {
         if let Err(why) = check_name(room) {
             return self.reply(id, &format!("! bad room name {room:?}: {why}"));
         }
+        let Some(member) = self.members.get(id.0) else {
+            return;
+        };
+        if &*member.room == room {
+            return self.reply(id, &format!("* you are already in {room}"));
+        }
+        let name = member.name.clone();
+        let new_room = self.room_entry(room);
+        let (joined_at, new_name) = (new_room.seq, new_room.name.clone());
         let Some(member) = self.members.get_mut(id.0) else {
             return;
         };
-        if member.room == room {
-            return self.reply(id, &format!("* you are already in {room}"));
-        }
-        let old = std::mem::replace(&mut member.room, room.to_string());
-        let name = member.name.clone();
+        let old = std::mem::replace(&mut member.room, new_name);
+        member.joined_at = joined_at;
         self.remove_from_room(&old, id);
         self.announce(&old, None, &format!("* {name} left {old}"));
-        let joined_at = self.rooms.entry(room.to_string()).or_default().seq;
-        if let Some(member) = self.members.get_mut(id.0) {
-            member.joined_at = joined_at;
-        }
         self.announce(room, None, &format!("* {name} joined {room}"));
-        self.rooms.entry(room.to_string()).or_default().members.push(id);
+        self.room_entry(room).members.push(id);
         self.reply(id, &format!("* you joined {room}"));
     }
 
@@ -546,11 +558,23 @@ impl Hub {
         while entry.history.len() > limit {
             entry.history.pop_front();
         }
-        let seq = entry.seq;
-        self.outbox.actions.push(Action::Appended {
-            room: Rc::from(room),
-            seq,
-        });
+        let (seq, room) = (entry.seq, entry.name.clone());
+        self.outbox.actions.push(Action::Appended { room, seq });
+    }
+
+    /// A room by name, created (empty) if it does not exist yet.
+    fn room_entry(&mut self, name: &str) -> &mut Room {
+        if !self.rooms.contains_key(name) {
+            let room = Room {
+                name: Rc::from(name),
+                members: Vec::new(),
+                seq: 0,
+                history: VecDeque::new(),
+            };
+            self.rooms.insert(name.to_string(), room);
+        }
+        // Just inserted if it was missing.
+        self.rooms.get_mut(name).expect("room exists")
     }
 
     /// Copies a room's member links into the outbox, as they are now.
@@ -622,7 +646,13 @@ fn check_name(name: &str) -> Result<(), &'static str> {
 /// Replaces control characters (other than tab) with U+FFFD, so nobody can
 /// send escape sequences to other members' terminals.
 fn sanitize(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.chars().all(|c| c == '\t' || !c.is_control()) {
+    // Control characters are C0 (bytes below 0x20), DEL (0x7F) and C1
+    // (U+0080 to U+009F, which UTF-8 writes as 0xC2 0x80..0x9F): a byte
+    // scan finds the lines that need a closer look.
+    let suspect = text
+        .bytes()
+        .any(|b| (b < 0x20 && b != b'\t') || b == 0x7F || b == 0xC2);
+    if !suspect || text.chars().all(|c| c == '\t' || !c.is_control()) {
         std::borrow::Cow::Borrowed(text)
     } else {
         std::borrow::Cow::Owned(

@@ -14,6 +14,9 @@ use std::rc::Rc;
 /// Most chunks handed to one `writev`; Linux takes up to 1024 (`IOV_MAX`).
 const MAX_IOVECS: usize = 64;
 
+/// The first capacity of an owned chunk.
+const FIRST_CHUNK: usize = 4096;
+
 enum Chunk {
     Owned(Vec<u8>),
     Shared(Rc<[u8]>),
@@ -60,7 +63,10 @@ impl OutQueue {
     /// tail, so a burst of small replies becomes one buffer.
     pub fn encode_with(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
         if !matches!(self.chunks.back(), Some(Chunk::Owned(_))) {
-            self.chunks.push_back(Chunk::Owned(Vec::new()));
+            // Room for a burst of small replies without regrowing; freed
+            // as soon as it is written.
+            self.chunks
+                .push_back(Chunk::Owned(Vec::with_capacity(FIRST_CHUNK)));
         }
         if let Some(Chunk::Owned(tail)) = self.chunks.back_mut() {
             let before = tail.len();

@@ -34,8 +34,16 @@ impl Server {
                     self.stats.messages_in += 1;
                     // Telnet sends whatever the terminal's encoding is;
                     // invalid UTF-8 becomes U+FFFD rather than an error.
-                    let text = String::from_utf8_lossy(bytes).into_owned();
-                    self.line_text(token, &text);
+                    // Valid UTF-8 (the common case) is used where it lies.
+                    let text = match std::str::from_utf8(bytes) {
+                        Ok(text) => std::borrow::Cow::Borrowed(text),
+                        Err(_) => String::from_utf8_lossy(bytes),
+                    };
+                    if let Some(member) = conn.member {
+                        log::debug!("{}: line {:?}", conn.peer, Truncated(&text));
+                        self.hub.text(member, &text, std::time::SystemTime::now());
+                    }
+                    self.deliver();
                 }
                 Some(LineEvent::TooLong { limit }) => {
                     log::info!("{}: line longer than {limit} bytes skipped", conn.peer);

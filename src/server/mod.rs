@@ -675,6 +675,9 @@ impl Server {
                 Action::Send { recipients, payload } => {
                     let mut frame: Option<Rc<[u8]>> = None;
                     let mut line: Option<Rc<[u8]>> = None;
+                    // One recipient: encode straight into its queue. Two
+                    // or more: encode once and share the bytes.
+                    let shared = recipients.len() > 1;
                     for &link in &outbox.recipients[recipients.clone()] {
                         if link >= HTTP_LINK_BASE {
                             let text = match payload {
@@ -689,6 +692,13 @@ impl Server {
                             continue;
                         };
                         if !conn.accepts_output() {
+                            continue;
+                        }
+                        if !shared {
+                            encode_payload(conn, payload);
+                            self.stats.messages_out += 1;
+                            self.stats.via(conn.via).delivered += 1;
+                            self.mark_dirty(token);
                             continue;
                         }
                         let bytes = match (&conn.state, payload) {
@@ -1122,6 +1132,23 @@ impl Server {
             max_headers: self.config.max_headers,
             max_body: self.config.max_body,
         }
+    }
+}
+
+/// Encodes a payload into one connection's own queue, in its framing.
+fn encode_payload(conn: &mut Connection, payload: &Payload) {
+    use crate::ws::Opcode;
+    match (&conn.state, payload) {
+        (State::WebSocket(_), Payload::Text(text)) => {
+            websocket::encode(&mut conn.out, Opcode::Text, text.as_bytes())
+        }
+        (State::WebSocket(_), Payload::Binary { data, .. }) => {
+            websocket::encode(&mut conn.out, Opcode::Binary, data)
+        }
+        (_, Payload::Text(text) | Payload::Binary { notice: text, .. }) => conn.out.encode_with(|out| {
+            out.extend_from_slice(text.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }),
     }
 }
 
