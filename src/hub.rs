@@ -173,6 +173,8 @@ pub struct Hub {
     /// Lines of history kept per room.
     history_limit: usize,
     outbox: Outbox,
+    /// Reused to build chat lines without a fresh allocation each.
+    scratch: String,
 }
 
 impl Hub {
@@ -341,8 +343,8 @@ impl Hub {
             data.len()
         ));
         let room = member.room.clone();
-        self.record(&room, notice.clone());
-        let recipients = self.snapshot(&room, None);
+        let (recipients, pollers) = self.snapshot(&room, None);
+        self.record(&room, notice.clone(), pollers);
         self.outbox.actions.push(Action::Send {
             recipients,
             payload: Payload::Binary {
@@ -385,9 +387,10 @@ impl Hub {
             return;
         };
         self.messages += 1;
-        // `[room] name: text`, built by hand: this is the hot path of a
-        // busy chat, and `format!` costs more than the copies it makes.
-        let mut line = String::with_capacity(member.room.len() + member.name.len() + text.len() + 5);
+        // `[room] name: text`, built by hand in a reused buffer: this is
+        // the hot path of a busy chat.
+        let mut line = std::mem::take(&mut self.scratch);
+        line.clear();
         line.push('[');
         line.push_str(&member.room);
         line.push_str("] ");
@@ -396,6 +399,7 @@ impl Hub {
         line.push_str(text);
         let room = member.room.clone();
         self.announce(&room, None, &line);
+        self.scratch = line;
     }
 
     fn command(&mut self, id: MemberId, command: &str, now: SystemTime) {
@@ -535,8 +539,8 @@ impl Hub {
     /// Sends a line to a room's members, minus `except`.
     fn announce(&mut self, room: &str, except: Option<MemberId>, text: &str) {
         let text: Rc<str> = Rc::from(text);
-        self.record(room, text.clone());
-        let recipients = self.snapshot(room, except);
+        let (recipients, pollers) = self.snapshot(room, except);
+        self.record(room, text.clone(), pollers);
         if recipients.is_empty() {
             return;
         }
@@ -547,8 +551,9 @@ impl Hub {
     }
 
     /// Adds a line to a room's history. A room that has vanished (its last
-    /// member just left) keeps nothing.
-    fn record(&mut self, room: &str, text: Rc<str>) {
+    /// member just left) keeps nothing. `pollers`: the room has HTTP
+    /// members, whose waiting requests the loop must be told about.
+    fn record(&mut self, room: &str, text: Rc<str>, pollers: bool) {
         let limit = self.history_limit;
         let Some(entry) = self.rooms.get_mut(room) else {
             return;
@@ -558,8 +563,10 @@ impl Hub {
         while entry.history.len() > limit {
             entry.history.pop_front();
         }
-        let (seq, room) = (entry.seq, entry.name.clone());
-        self.outbox.actions.push(Action::Appended { room, seq });
+        if pollers {
+            let (seq, room) = (entry.seq, entry.name.clone());
+            self.outbox.actions.push(Action::Appended { room, seq });
+        }
     }
 
     /// A room by name, created (empty) if it does not exist yet.
@@ -578,21 +585,21 @@ impl Hub {
     }
 
     /// Copies a room's member links into the outbox, as they are now.
-    fn snapshot(&mut self, room: &str, except: Option<MemberId>) -> Range<usize> {
+    /// Also says whether the room has HTTP members, which are not sent
+    /// lines but read them from the history.
+    fn snapshot(&mut self, room: &str, except: Option<MemberId>) -> (Range<usize>, bool) {
         let start = self.outbox.recipients.len();
+        let mut pollers = false;
         if let Some(room) = self.rooms.get(room) {
             for &member in &room.members {
-                if Some(member) == except {
-                    continue;
-                }
                 match self.members.get(member.0) {
-                    // HTTP members read the history instead.
-                    Some(m) if m.transport != Transport::Http => self.outbox.recipients.push(m.link),
+                    Some(m) if m.transport == Transport::Http => pollers = true,
+                    Some(m) if Some(member) != except => self.outbox.recipients.push(m.link),
                     _ => {}
                 }
             }
         }
-        start..self.outbox.recipients.len()
+        (start..self.outbox.recipients.len(), pollers)
     }
 
     fn remove_from_room(&mut self, room: &str, id: MemberId) {
