@@ -179,9 +179,9 @@ pub struct Connection {
     /// Last time the peer sent anything: heartbeats and idle timeouts.
     pub last_heard: Instant,
     /// When the output first went over the soft limit, while it stays so.
+    /// Reading from the peer is paused meanwhile (see
+    /// `Server::check_output_limits`).
     pub over_limit_since: Option<Instant>,
-    /// Reading is paused while our output to this peer is over the limit.
-    pub read_paused: bool,
     /// Listed in the loop's to-flush list for this turn.
     pub dirty: bool,
     /// The peer has closed its side (read returned 0).

@@ -365,7 +365,6 @@ impl Server {
             member: None,
             last_heard: self.now,
             over_limit_since: None,
-            read_paused: false,
             dirty: false,
             eof: false,
             via: match door {
@@ -433,7 +432,7 @@ impl Server {
                 share_used = false;
                 break;
             };
-            if conn.read_paused || conn.eof {
+            if conn.over_limit_since.is_some() || conn.eof {
                 share_used = false;
                 break;
             }
@@ -623,13 +622,11 @@ impl Server {
         if pending > self.config.max_output {
             if conn.over_limit_since.is_none() {
                 conn.over_limit_since = Some(self.now);
-                conn.read_paused = true;
                 log::debug!("{}: {pending} bytes queued, reading paused", conn.peer);
                 let at = self.now + self.config.slow_reader_timeout;
                 self.schedule(token, ConnTimer::SlowReader, at);
             }
         } else if conn.over_limit_since.take().is_some() {
-            conn.read_paused = false;
             log::debug!(
                 "{}: output drained to {pending} bytes, reading resumed",
                 conn.peer
@@ -1026,7 +1023,11 @@ impl Server {
         // frame already half written is finished, or the close frame
         // behind it would land inside its payload (RFC 6455 §5.2).
         conn.out.clear_unsent();
-        conn.over_limit_since = None;
+        // Reading resumes: the peer's answering close frame, or its FIN,
+        // must be heard for the connection to finish closing.
+        if conn.over_limit_since.take().is_some() {
+            self.again.push(token);
+        }
         match conn.state {
             State::WebSocket(_) => {
                 websocket::send_close(self, token, crate::ws::CloseCode::POLICY_VIOLATION, why);
