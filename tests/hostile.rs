@@ -585,7 +585,17 @@ fn a_half_closed_telnet_peer_still_gets_its_answer() {
 
 #[test]
 fn a_peer_that_stops_reading_is_closed_1008() {
-    let server = Duplex::start(&["--max-output", "64KiB", "--slow-reader-timeout", "1s"]);
+    // A close timeout far beyond the test's waits: the connection must
+    // finish because the server hears the peer leave, not because it
+    // gives up on it.
+    let server = Duplex::start(&[
+        "--max-output",
+        "64KiB",
+        "--slow-reader-timeout",
+        "1s",
+        "--close-timeout",
+        "60s",
+    ]);
     let mut ws = RawWs::connect(server.http, "/echo");
     let mut writer = ws.stream.try_clone().unwrap();
     // Echo traffic that is never read: the kernel's buffers fill, then the
@@ -607,6 +617,9 @@ fn a_peer_that_stops_reading_is_closed_1008() {
     assert_eq!(code, 1008, "{reason}");
     ws.stream.shutdown(Shutdown::Both).unwrap();
     sender.join().unwrap();
+    // Reading resumed once the queue was dropped, so the peer's going away
+    // is seen at once.
+    server.wait_log("disconnected (too slow: output buffer full)");
     assert_server_healthy(&server);
 }
 
