@@ -31,12 +31,64 @@ impl Chunk {
     }
 }
 
+/// The chunks in order. Most of the time a queue holds one chunk (this
+/// turn's replies) or none, so the first lives inline and only a longer
+/// queue allocates its list: a broadcast to ten thousand idle members then
+/// costs no list per member.
+#[derive(Default)]
+struct Chunks {
+    first: Option<Chunk>,
+    rest: VecDeque<Chunk>,
+}
+
+impl Chunks {
+    fn front(&self) -> Option<&Chunk> {
+        self.first.as_ref()
+    }
+
+    fn back(&self) -> Option<&Chunk> {
+        self.rest.back().or(self.first.as_ref())
+    }
+
+    fn back_mut(&mut self) -> Option<&mut Chunk> {
+        match self.rest.back_mut() {
+            Some(chunk) => Some(chunk),
+            None => self.first.as_mut(),
+        }
+    }
+
+    fn push_back(&mut self, chunk: Chunk) {
+        if self.first.is_none() {
+            self.first = Some(chunk);
+        } else {
+            self.rest.push_back(chunk);
+        }
+    }
+
+    fn pop_front(&mut self) {
+        self.first = self.rest.pop_front();
+        if self.rest.is_empty() && self.rest.capacity() > 0 {
+            // Give the list's memory back once the burst is over.
+            self.rest = VecDeque::new();
+        }
+    }
+
+    /// Keeps the front chunk only.
+    fn truncate_to_front(&mut self) {
+        self.rest = VecDeque::new();
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Chunk> {
+        self.first.iter().chain(self.rest.iter())
+    }
+}
+
 /// Bytes queued for one connection, oldest first. It does not bound
 /// itself: the loop compares [`OutQueue::len`] with `--max-output` (soft)
 /// and `--max-output-hard` after each write.
 #[derive(Default)]
 pub struct OutQueue {
-    chunks: VecDeque<Chunk>,
+    chunks: Chunks,
     /// Bytes of the front chunk already written.
     offset: usize,
     /// Bytes waiting in all.
@@ -52,6 +104,11 @@ impl OutQueue {
     /// Bytes waiting to be written.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// How many separate chunks are queued (each costs one `iovec`).
+    pub fn chunks(&self) -> usize {
+        usize::from(self.chunks.first.is_some()) + self.chunks.rest.len()
     }
 
     /// Nothing left to write: the loop can stop asking for `WRITABLE`.
@@ -129,7 +186,7 @@ impl OutQueue {
         if self.offset == 0 {
             return self.clear();
         }
-        self.chunks.truncate(1);
+        self.chunks.truncate_to_front();
         self.len = self.chunks.front().map_or(0, |c| c.bytes().len() - self.offset);
     }
 
@@ -146,10 +203,8 @@ impl OutQueue {
             self.offset = 0;
             self.chunks.pop_front();
         }
-        if self.chunks.is_empty() {
-            // Give the memory back: an idle connection holds no buffer.
-            self.chunks = VecDeque::new();
-        }
+        // An idle connection holds no buffer: written chunks are freed as
+        // they are popped.
     }
 }
 
@@ -238,7 +293,8 @@ mod tests {
         q.write_to(&mut w).unwrap();
         assert_eq!(w.got, b"hello world shared tail");
         assert!(q.is_empty());
-        assert_eq!(q.chunks.capacity(), 0);
+        assert!(q.chunks.first.is_none());
+        assert_eq!(q.chunks.rest.capacity(), 0);
         // Everything after the block went out in one call.
         assert_eq!(w.calls, 3);
     }

@@ -9,7 +9,7 @@ use common::{
     Duplex, RawWs, Telnet, WAIT,
 };
 use std::io::{ErrorKind, Read, Write};
-use std::net::Shutdown;
+use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 use tungstenite::Message;
 
@@ -706,4 +706,60 @@ fn open_connections(json: &[u8]) -> Option<u64> {
     let rest = json.split_once("\"total\":")?.1;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
+}
+
+/// The peak resident memory of a process (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc status")
+}
+
+#[test]
+fn a_crowd_that_drops_at_once_costs_no_more_memory_than_it_had() {
+    // Every departure is announced to everyone left: n² lines in all. Held
+    // together, 1,500 departures to 1,500 members would take tens of MB;
+    // delivered one departure at a time, the peak does not move.
+    const CROWD: usize = 1500;
+    let server = Duplex::start_with_env(&[], &[("RUST_LOG", "duplex=warn")]);
+    let mut crowd = Vec::with_capacity(CROWD);
+    for _ in 0..CROWD {
+        let stream = TcpStream::connect(server.tcp).expect("connect");
+        stream.set_nonblocking(true).unwrap();
+        crowd.push(stream);
+    }
+    // Everyone is in: the last one's greeting has arrived.
+    let (mut last, _) = Telnet::join(server.tcp);
+    last.say("/who");
+    last.until(|l| l.starts_with("* members of lobby:"));
+    let before = peak_rss_kib(server.pid());
+    // Unread lines wait in their sockets, so each close is a reset.
+    drop(crowd);
+    let deadline = Instant::now() + WAIT;
+    while !crowd_gone(&server) {
+        assert!(Instant::now() < deadline, "the crowd was never freed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let after = peak_rss_kib(server.pid());
+    assert!(
+        after < before + 8 * 1024,
+        "peak RSS grew from {before} KiB to {after} KiB"
+    );
+    assert_server_healthy(&server);
+}
+
+/// Only the last member (and the /stats request itself) are left.
+fn crowd_gone(server: &Duplex) -> bool {
+    let answer = common::http_raw(
+        server.http,
+        format!(
+            "GET /stats HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            server.http
+        )
+        .as_bytes(),
+    );
+    answer.contains("\"total\":2,")
 }

@@ -55,6 +55,10 @@ const READS_PER_TURN: usize = 16;
 /// nobody notices.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Broadcast chunks a queue may collect within one turn before it is
+/// written out at once rather than at the turn's end.
+const EAGER_FLUSH_CHUNKS: usize = 32;
+
 /// An idle event stream gets a comment line this often, so proxies and
 /// browsers do not take the silence for a dead connection.
 const EVENT_STREAM_KEEPALIVE: Duration = Duration::from_secs(15);
@@ -129,6 +133,8 @@ pub struct Server {
     /// Connections waiting for chat lines: parked long polls and event
     /// streams.
     waiters: Vec<Token>,
+    /// `deliver` is running: a nested call leaves the new actions to it.
+    delivering: bool,
 }
 
 impl Server {
@@ -173,6 +179,7 @@ impl Server {
             http_members: Slab::new(),
             http_tokens: HashMap::new(),
             waiters: Vec::new(),
+            delivering: false,
             config,
         })
     }
@@ -662,11 +669,26 @@ impl Server {
     /// Carries out what the hub asked for. A broadcast is encoded once per
     /// framing (one WebSocket frame, one telnet line) and the same bytes
     /// are shared by every recipient's queue.
+    ///
+    /// Carrying out an action can make the hub say more (a write fails, the
+    /// connection is dropped, its member's departure is announced). Those
+    /// new actions are not carried out from inside this call but by its own
+    /// loop, after the current batch: a crowd dropping at once would
+    /// otherwise recurse once per member, each level holding its batch.
     fn deliver(&mut self) {
-        if !self.hub.has_actions() {
+        if self.delivering {
             return;
         }
-        let outbox = self.hub.drain();
+        self.delivering = true;
+        while self.hub.has_actions() {
+            let outbox = self.hub.drain();
+            self.carry_out(&outbox);
+            self.hub.recycle(outbox);
+        }
+        self.delivering = false;
+    }
+
+    fn carry_out(&mut self, outbox: &crate::hub::Outbox) {
         for action in &outbox.actions {
             match action {
                 Action::Send { recipients, payload } => {
@@ -717,7 +739,15 @@ impl Server {
                         conn.out.push_shared(bytes);
                         self.stats.messages_out += 1;
                         self.stats.via(conn.via).delivered += 1;
+                        let backlog = conn.out.chunks();
                         self.mark_dirty(token);
+                        if backlog >= EAGER_FLUSH_CHUNKS {
+                            // Many broadcasts in one turn (a crowd joining
+                            // or dropping at once) would otherwise pile up
+                            // in every member's queue until the turn ends:
+                            // O(members²) memory. Write them now instead.
+                            self.flush(token);
+                        }
                     }
                 }
                 Action::StartClock { member, generation } => {
@@ -743,11 +773,6 @@ impl Server {
                     }
                 }
             }
-        }
-        self.hub.recycle(outbox);
-        // Replies added while carrying out actions (/stats).
-        if self.hub.has_actions() {
-            self.deliver();
         }
     }
 
@@ -838,7 +863,10 @@ impl Server {
         conn.out.clear();
         conn.eof = true;
         if !matches!(conn.state, State::Closing(_)) {
-            self.leave_hub(token);
+            // The member leaves the hub when the connection is freed, not
+            // here: an abort can happen while the loop is delivering a
+            // broadcast, and a departure announced from inside that would
+            // pile a second broadcast on the first.
             self.detach(token);
             self.set_state(
                 token,
@@ -848,20 +876,25 @@ impl Server {
                 }),
             );
         }
-        if !self.reap.contains(&token) {
-            self.reap.push(token);
-        }
+        // Listed twice is harmless: the second removal finds nothing.
+        self.reap.push(token);
     }
 
     /// Frees the connections that finished this turn. Done after all
     /// events are handled, so no handler ever finds its connection gone
     /// mid-way, and tokens stay stable within a turn.
+    ///
+    /// Each departure is announced and delivered before the next is freed,
+    /// so a crowd that drops at once costs one broadcast's memory at a
+    /// time, not one per member held together. Writing those announcements
+    /// may find more dead peers; they are freed in the same pass.
     fn reap_closed(&mut self) {
-        for token in std::mem::take(&mut self.reap) {
+        while let Some(token) = self.reap.pop() {
             let Some(mut conn) = self.conns.try_remove(token.0) else {
                 continue;
             };
             self.leave_member(&mut conn);
+            self.deliver();
             let _ = self.poll.registry().deregister(&mut conn.socket);
             let reason = match &conn.state {
                 State::Closing(c) => c.reason.as_str(),
