@@ -272,6 +272,16 @@ try {
   await page.click('#connect');
   await waitForState('OPEN');
   await page.waitForSelector('#members [data-name="telnetuser"]', { timeout: WAIT_MS });
+  await check('/time on the chat pushes ticks to the clock panel', async () => {
+    await page.click('#clock-toggle');
+    await page.waitForFunction(() => /^\d\d:\d\d:\d\d$/.test(document.querySelector('#clock-time').textContent),
+      null, { timeout: WAIT_MS }).catch(async () => {
+      throw new Error(`no "* time ..." tick reached #clock (it shows "${await page.textContent('#clock')}")`);
+    });
+    const ticks = await page.$$eval('#chat-log [data-line^="* time 2"]', (ns) => ns.length);
+    if (ticks) throw new Error('clock ticks should go to the clock panel, not the transcript');
+  });
+
   await page.screenshot({ path: args.screenshot, fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.emulateMedia({ colorScheme: 'light' });
