@@ -14,9 +14,6 @@ use std::rc::Rc;
 /// Most chunks handed to one `writev`; Linux takes up to 1024 (`IOV_MAX`).
 const MAX_IOVECS: usize = 64;
 
-/// The first capacity of an owned chunk.
-const FIRST_CHUNK: usize = 4096;
-
 enum Chunk {
     Owned(Vec<u8>),
     Shared(Rc<[u8]>),
@@ -120,10 +117,9 @@ impl OutQueue {
     /// tail, so a burst of small replies becomes one buffer.
     pub fn encode_with(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
         if !matches!(self.chunks.back(), Some(Chunk::Owned(_))) {
-            // Room for a burst of small replies without regrowing; freed
-            // as soon as it is written.
-            self.chunks
-                .push_back(Chunk::Owned(Vec::with_capacity(FIRST_CHUNK)));
+            // Sized by the first write into it (an echo reserves exactly
+            // its frame); a burst grows it, and it is freed once written.
+            self.chunks.push_back(Chunk::Owned(Vec::new()));
         }
         if let Some(Chunk::Owned(tail)) = self.chunks.back_mut() {
             let before = tail.len();
@@ -135,6 +131,35 @@ impl OutQueue {
     /// Queues a copy of `bytes` in this connection's own tail chunk.
     pub fn push_bytes(&mut self, bytes: &[u8]) {
         self.encode_with(|out| out.extend_from_slice(bytes));
+    }
+
+    /// Writes `head` then `body` straight to the socket when nothing is
+    /// queued, copying into the queue only what the socket did not take.
+    /// For large messages this saves the copy into the queue; with output
+    /// already waiting, it queues both (order must be kept). Returns the
+    /// bytes written; a socket error is left for the next flush to meet.
+    pub fn write_through<W: Write>(&mut self, out: &mut W, head: &[u8], body: &[u8]) -> usize {
+        let mut written = 0;
+        if self.is_empty() {
+            loop {
+                match out.write_vectored(&[IoSlice::new(head), IoSlice::new(body)]) {
+                    Ok(n) => written = n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => {}
+                }
+                break;
+            }
+        }
+        let head_rest = &head[written.min(head.len())..];
+        let body_rest = &body[written.saturating_sub(head.len()).min(body.len())..];
+        if !head_rest.is_empty() || !body_rest.is_empty() {
+            self.encode_with(|buf| {
+                buf.reserve(head_rest.len() + body_rest.len());
+                buf.extend_from_slice(head_rest);
+                buf.extend_from_slice(body_rest);
+            });
+        }
+        written
     }
 
     /// Queues bytes shared with other connections, without copying them.

@@ -5,7 +5,8 @@ use super::{ConnTimer, Server};
 use crate::outq::OutQueue;
 use crate::ws::close::close_payload;
 use crate::ws::decoder::MessageKind;
-use crate::ws::{encode_frame, CloseCode, Event, Opcode};
+use crate::ws::frame::MAX_HEADER_LEN;
+use crate::ws::{encode_frame, CloseCode, Event, FrameHeader, Opcode};
 use mio::Token;
 use std::rc::Rc;
 
@@ -17,6 +18,24 @@ pub(super) fn encode(out: &mut OutQueue, opcode: Opcode, payload: &[u8]) {
         payload.len()
     );
     out.encode_with(|buf| encode_frame(buf, true, opcode, payload, None));
+}
+
+/// Echoes at least this large are written straight from the read buffer.
+const WRITE_THROUGH: usize = 16 * 1024;
+
+/// The header of an unfragmented, unmasked server frame.
+fn server_header(opcode: Opcode, len: usize) -> ([u8; MAX_HEADER_LEN], usize) {
+    log::trace!("frame out: fin=1 opcode={} masked=0 len={len}", opcode.name());
+    let header = FrameHeader {
+        fin: true,
+        rsv: 0,
+        opcode,
+        mask: None,
+        payload_len: len as u64,
+    };
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let head_len = header.encode(&mut head);
+    (head, head_len)
 }
 
 /// One frame as shared bytes, for a broadcast.
@@ -74,6 +93,24 @@ impl Server {
                                 Next::Continue
                             } else {
                                 match ws.endpoint {
+                                    Endpoint::Echo if payload.len() >= WRITE_THROUGH => {
+                                        // A large echo goes out straight from
+                                        // the read buffer: no copy into the
+                                        // queue unless the socket is full.
+                                        let (head, head_len) = server_header(kind.opcode(), payload.len());
+                                        let n = conn.out.write_through(
+                                            &mut conn.socket,
+                                            &head[..head_len],
+                                            payload,
+                                        );
+                                        self.stats.bytes_out += n as u64;
+                                        self.stats.via(conn.via).bytes_out += n as u64;
+                                        self.stats.messages_out += 1;
+                                        if !conn.dirty {
+                                            conn.dirty = true;
+                                            self.dirty.push(token);
+                                        }
+                                    }
                                     Endpoint::Echo => {
                                         encode(&mut conn.out, kind.opcode(), payload);
                                         self.stats.messages_out += 1;
