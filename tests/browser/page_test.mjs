@@ -5,8 +5,11 @@
 //
 // The page connects to /chat through its own controls; a raw TCP client (node:net) joins
 // the same lobby through the telnet door. Each side must see what the other says. Then the
-// page switches to /echo and checks a text and a binary echo byte for byte. Screenshots are
-// taken at desktop size (PATH) and phone size (PATH with "-mobile" before the extension).
+// page switches to /echo and checks a text and a binary echo byte for byte. Then the chat goes
+// over each of its transports in turn (server-sent events, long polling, polling every second,
+// and back to WebSocket) through the page's own switch, a line crossing each way every time,
+// and the cost panel must show what the server counted. Screenshots are taken after that, at
+// desktop size (PATH) and phone size (PATH with "-mobile" before the extension).
 //
 // Chromium comes from Debian (/usr/bin/chromium, or CHROMIUM_PATH); playwright-core only
 // drives it. Install both with scripts/install-browser.sh. Every wait is bounded.
@@ -272,6 +275,88 @@ try {
   await page.click('#connect');
   await waitForState('OPEN');
   await page.waitForSelector('#members [data-name="telnetuser"]', { timeout: WAIT_MS });
+
+  await check('the page has a transport switch and a cost panel', async () => {
+    for (const id of ['transport', 'transport-websocket', 'transport-sse', 'transport-longpoll', 'transport-poll',
+      'transport-name', 'cost-panel']) {
+      if (!(await page.$(`#${id}`))) throw new Error(`missing #${id}`);
+    }
+    const shown = await page.textContent('#transport-name');
+    if (!shown.includes('WebSocket')) throw new Error(`the transport in use shows "${shown}"`);
+  });
+
+  // The chat over one transport: switch with the page's control, then a line each way.
+  const chatOver = async (kind, label) => {
+    await page.click(`label[for="transport-${kind}"]`);
+    await page.waitForFunction(([k, l]) => {
+      const pill = document.querySelector('#transport-name');
+      return pill.dataset.transport === k && pill.dataset.health === 'ok' && pill.textContent.includes(l)
+        && !document.querySelector('#chat-input').disabled
+        && !['', '—'].includes(document.querySelector('#my-name').textContent.trim());
+    }, [kind, label], { timeout: WAIT_MS }).catch(async () => {
+      const pill = await page.textContent('#transport-name');
+      const state = await page.textContent('#transport-state');
+      throw new Error(`the chat never came up over ${label} (shows "${pill.trim()}", "${state.trim()}")`);
+    });
+    const name = (await page.textContent('#my-name')).trim();
+    await page.waitForSelector(`#members [data-name="${name}"]`, { timeout: WAIT_MS })
+      .catch(() => { throw new Error(`the member list never showed ${name} over ${label} (automatic /who)`); });
+
+    const fromTelnet = `over ${kind} from telnet ${token}`;
+    telnet.send(fromTelnet);
+    await waitForChatLine(`[lobby] telnetuser: ${fromTelnet}`, `telnet line on the page over ${label}`);
+
+    const fromPage = `over ${kind} from the page ${token} ✓`;
+    await page.fill('#chat-input', fromPage);
+    await page.press('#chat-input', 'Enter');
+    await telnet.waitFor(new RegExp(`^\\[lobby\\] ${escapeRe(name)}: ${escapeRe(fromPage)}$`), `page line over ${label} on telnet`);
+    await waitForChatLine(`[lobby] ${name}: ${fromPage}`, `page line back on the page over ${label}`);
+    await page.waitForFunction((k) => {
+      const cell = document.querySelector(`#cost-panel tr[data-transport="${k}"] td[data-col="delay_last"]`);
+      return cell && Number(cell.dataset.n) > 0;
+    }, kind, { timeout: WAIT_MS }).catch(() => { throw new Error(`no delay measured for ${label}`); });
+    return name;
+  };
+
+  const httpNames = [];
+  for (const [kind, label] of [['sse', 'Server-sent events'], ['longpoll', 'Long poll'], ['poll', 'Poll every 1 s']]) {
+    await check(`chat over ${label}: a line each way with telnet`, async () => {
+      httpNames.push(await chatOver(kind, label));
+    });
+  }
+
+  await check('switching away from an HTTP transport leaves at once (/quit)', async () => {
+    await page.click('label[for="transport-websocket"]');
+    const last = httpNames[httpNames.length - 1];
+    await telnet.waitFor(new RegExp(`^\\* ${escapeRe(last)} (disconnected|left lobby)$`), `${last} leaving, on telnet`);
+  });
+
+  await check('chat back over WebSocket: a line each way with telnet', async () => {
+    await waitForState('OPEN');
+    pageName = await chatOver('websocket', 'WebSocket');
+  });
+
+  await check('the cost panel shows what the server counted for every transport used', async () => {
+    await page.waitForFunction(() => ['websocket', 'sse', 'longpoll', 'poll'].every((k) => {
+      const row = document.querySelector(`#cost-panel tr[data-transport="${k}"]`);
+      const delivered = row && row.querySelector('td[data-col="delivered"]');
+      const perLine = row && row.querySelector('td[data-col="bytes_per_line"]');
+      return delivered && Number(delivered.dataset.value) > 0 && Number(perLine.dataset.value) > 0;
+    }) && Number(document.querySelector('#cost-panel tr[data-transport="send"] td[data-col="requests"]').dataset.value) > 0,
+    null, { timeout: WAIT_MS }).catch(async () => {
+      const rows = await page.$$eval('#cost-panel tbody tr', (trs) => trs.map((tr) => tr.textContent.replace(/\s+/g, ' ')));
+      throw new Error(`cost panel: ${JSON.stringify(rows)}`);
+    });
+    const current = await page.$$eval('#cost-panel tr.current', (trs) => trs.map((tr) => tr.dataset.transport));
+    if (current.join() !== 'websocket') throw new Error(`highlighted rows: ${current}`);
+    const table = await page.$$eval('#cost-panel tbody tr', (trs) => trs.map((tr) => {
+      const v = (c) => tr.querySelector(`td[data-col="${c}"]`).firstChild.textContent.trim();
+      return `  ${tr.dataset.transport.padEnd(9)} requests ${v('requests').padStart(5)}  in ${v('bytes_in').padStart(7)}  out ${v('bytes_out').padStart(7)}`
+        + `  delivered ${v('delivered').padStart(4)}  B/line ${v('bytes_per_line').padStart(7)}  req/line ${v('requests_per_line').padStart(5)}`
+        + `  delay median ${v('delay_median').padStart(8)}  last ${v('delay_last').padStart(8)}`;
+    }));
+    console.log(table.join('\n'));
+  });
   await check('/time on the chat pushes ticks to the clock panel', async () => {
     await page.click('#clock-toggle');
     await page.waitForFunction(() => /^\d\d:\d\d:\d\d$/.test(document.querySelector('#clock-time').textContent),
