@@ -116,7 +116,10 @@ impl OutQueue {
     /// Appends by letting `encode` write straight into the queue's owned
     /// tail, so a burst of small replies becomes one buffer.
     pub fn encode_with(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
-        if !matches!(self.chunks.back(), Some(Chunk::Owned(_))) {
+        // A chunk the socket has started on is left as it is, so that
+        // `clear_unsent` can keep it and drop everything after it.
+        let tail_started = self.chunks.rest.is_empty() && self.offset > 0;
+        if tail_started || !matches!(self.chunks.back(), Some(Chunk::Owned(_))) {
             // Sized by the first write into it (an echo reserves exactly
             // its frame); a burst grows it, and it is freed once written.
             self.chunks.push_back(Chunk::Owned(Vec::new()));
@@ -134,13 +137,14 @@ impl OutQueue {
     }
 
     /// Writes `head` then `body` straight to the socket when nothing is
-    /// queued, copying into the queue only what the socket did not take.
-    /// For large messages this saves the copy into the queue; with output
-    /// already waiting, it queues both (order must be kept). Returns the
-    /// bytes written; a socket error is left for the next flush to meet.
+    /// queued, and queues what the socket did not take. For large messages
+    /// this saves the copy into the queue; with output already waiting, it
+    /// queues both (order must be kept). Returns the bytes written; a
+    /// socket error is left for the next flush to meet.
     pub fn write_through<W: Write>(&mut self, out: &mut W, head: &[u8], body: &[u8]) -> usize {
         let mut written = 0;
-        if self.is_empty() {
+        let was_empty = self.is_empty();
+        if was_empty {
             loop {
                 match out.write_vectored(&[IoSlice::new(head), IoSlice::new(body)]) {
                     Ok(n) => written = n,
@@ -150,14 +154,20 @@ impl OutQueue {
                 break;
             }
         }
-        let head_rest = &head[written.min(head.len())..];
-        let body_rest = &body[written.saturating_sub(head.len()).min(body.len())..];
-        if !head_rest.is_empty() || !body_rest.is_empty() {
+        let total = head.len() + body.len();
+        if written < total {
+            // The whole message is queued with the written part marked as
+            // sent, so the queue knows a frame is half out: nothing may be
+            // dropped from its middle (see `clear_unsent`).
             self.encode_with(|buf| {
-                buf.reserve(head_rest.len() + body_rest.len());
-                buf.extend_from_slice(head_rest);
-                buf.extend_from_slice(body_rest);
+                buf.reserve(total);
+                buf.extend_from_slice(head);
+                buf.extend_from_slice(body);
             });
+            if was_empty {
+                self.offset = written;
+                self.len -= written;
+            }
         }
         written
     }
@@ -293,6 +303,28 @@ mod tests {
         w.per_call = 100;
         q.write_to(&mut w).unwrap();
         assert_eq!(w.got, b"first");
+    }
+
+    #[test]
+    fn a_half_written_write_through_is_kept_whole() {
+        let mut q = OutQueue::new();
+        let mut w = Trickle {
+            got: Vec::new(),
+            per_call: 4,
+            calls_left: 1,
+            calls: 0,
+        };
+        assert_eq!(q.write_through(&mut w, b"hd", b"payload"), 4);
+        assert_eq!(q.len(), 5);
+        // Behind a queued message, nothing is written at once.
+        assert_eq!(q.write_through(&mut w, b"h2", b"next"), 0);
+        q.push_bytes(b"tail");
+        // The half-sent message survives dropping the rest.
+        q.clear_unsent();
+        w.calls_left = 10;
+        w.per_call = 100;
+        q.write_to(&mut w).unwrap();
+        assert_eq!(w.got, b"hdpayload");
     }
 
     #[test]
