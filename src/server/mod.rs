@@ -2,23 +2,28 @@
 //!
 //! Read [`Server::run`] first. Each turn is the same recipe:
 //!
-//! 1. sleep in `poll` until a socket is ready or the nearest timer is due;
-//! 2. for each event: accept everything waiting on a listener, or read
-//!    from a connection until the kernel says `WouldBlock`;
-//! 3. flush: write the output this turn produced, as few `write` calls as
-//!    possible per connection;
-//! 4. fire the timers that are due;
-//! 5. free the connections that finished during the turn.
+//! 1. `wait`: sleep in `poll` until a socket is ready or the nearest timer
+//!    is due;
+//! 2. `dispatch`: for each event, accept everything waiting on a listener,
+//!    or read from a connection until its socket is drained;
+//! 3. `flush_dirty`: write the output this turn produced, in as few `write`
+//!    calls as possible per connection;
+//! 4. `run_timers`: fire the timers that are due;
+//! 5. `reap_closed`: free the connections that finished during the turn.
 //!
 //! Readiness is *edge-triggered*: mio reports a socket once when it
 //! becomes readable, not again while unread bytes remain. So every read
-//! loop runs until `WouldBlock`, and a connection that had to stop early
-//! (its fair share of a turn was used up) is remembered and read again on
-//! the next turn without waiting for a new event.
+//! loop runs until the socket is drained (`WouldBlock`, or a read shorter
+//! than the buffer), and a connection that had to stop early (its fair
+//! share of a turn was used up) is remembered and read again on the next
+//! turn without waiting for a new event.
 
 mod conn;
+mod deliver;
 mod line;
+mod shutdown;
 mod stats;
+mod timers;
 mod transports;
 mod web;
 mod websocket;
@@ -27,7 +32,7 @@ pub use conn::{Door, Endpoint};
 pub use stats::Stats;
 
 use crate::config::Config;
-use crate::hub::{Action, Hub, Payload, Transport};
+use crate::hub::Hub;
 use crate::origin::OriginPolicy;
 use crate::timer::Timers;
 use conn::{Closing, Connection, State, Via};
@@ -37,9 +42,9 @@ use slab::Slab;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::rc::Rc;
-use std::time::{Duration, Instant, SystemTime};
-use transports::{HttpMember, HTTP_LINK_BASE};
+
+use std::time::{Duration, Instant};
+use transports::HttpMember;
 
 /// The listeners and the signal pipe have fixed tokens at the top of the
 /// range; connections use their slab key, which starts at 0.
@@ -123,6 +128,8 @@ pub struct Server {
     reap: Vec<Token>,
     /// Connections to read again next turn without waiting for an event.
     again: Vec<Token>,
+    /// An empty list kept for `again` and `dirty` to swap with.
+    spare_tokens: Vec<Token>,
     accept_paused: bool,
     signals: Option<signal_hook_mio::v1_0::Signals>,
     /// Set once shutdown has begun: the instant it must be over.
@@ -173,6 +180,7 @@ impl Server {
             dirty: Vec::new(),
             reap: Vec::new(),
             again: Vec::new(),
+            spare_tokens: Vec::new(),
             accept_paused: false,
             signals: None,
             shutdown: None,
@@ -206,80 +214,107 @@ impl Server {
         Ok(())
     }
 
-    /// Runs until a graceful shutdown completes.
+    /// Runs until a graceful shutdown completes. Every turn is the same
+    /// recipe (see the module documentation).
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
+        loop {
+            self.wait(&mut events)?;
+            self.dispatch(&events);
+            self.flush_dirty();
+            self.run_timers();
+            self.flush_dirty();
+            self.reap_closed();
+            if self.shutdown_done() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Step 1: sleep until a socket is ready or the nearest timer is due.
+    /// A connection that still has bytes to read (its share of the last
+    /// turn ran out) means no sleep at all.
+    fn wait(&mut self, events: &mut Events) -> io::Result<()> {
         loop {
             let timeout = if self.again.is_empty() {
                 self.timers.timeout(Instant::now())
             } else {
                 Some(Duration::ZERO)
             };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
+            match self.poll.poll(events, timeout) {
+                Ok(()) => break,
+                // A signal arrived during the sleep: just sleep again.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
             }
-            self.now = Instant::now();
-            log::trace!(
-                "turn: {} events, {} connections, {} timers",
-                events.iter().count(),
-                self.conns.len(),
-                self.timers.len()
-            );
+        }
+        self.now = Instant::now();
+        log::trace!(
+            "turn: {} events, {} connections, {} timers",
+            events.iter().count(),
+            self.conns.len(),
+            self.timers.len()
+        );
+        Ok(())
+    }
 
-            for token in std::mem::take(&mut self.again) {
-                self.on_readable(token, false);
-            }
-            for event in events.iter() {
-                match event.token() {
-                    LINE_LISTENER => self.accept_all(Door::Line),
-                    WEB_LISTENER => self.accept_all(Door::Web),
-                    SIGNALS => self.on_signal(),
-                    token => {
-                        if log::log_enabled!(log::Level::Trace) {
-                            if let Some(conn) = self.conns.get(token.0) {
-                                log::trace!(
-                                    "event: token {} {}{}{}",
-                                    token.0,
-                                    conn,
-                                    if event.is_readable() { " readable" } else { "" },
-                                    if event.is_writable() { " writable" } else { "" },
-                                );
-                            }
+    /// Step 2: hand each event to its listener or connection. Reading
+    /// happens here; writing is only noted, and done in one go afterwards.
+    fn dispatch(&mut self, events: &Events) {
+        let mut again = std::mem::replace(&mut self.again, std::mem::take(&mut self.spare_tokens));
+        for &token in &again {
+            self.on_readable(token, false);
+        }
+        again.clear();
+        self.spare_tokens = again;
+        for event in events.iter() {
+            match event.token() {
+                LINE_LISTENER => self.accept_all(Door::Line),
+                WEB_LISTENER => self.accept_all(Door::Web),
+                SIGNALS => self.on_signal(),
+                token => {
+                    if log::log_enabled!(log::Level::Trace) {
+                        if let Some(conn) = self.conns.get(token.0) {
+                            log::trace!(
+                                "event: token {} {}{}{}",
+                                token.0,
+                                conn,
+                                if event.is_readable() { " readable" } else { "" },
+                                if event.is_writable() { " writable" } else { "" },
+                            );
                         }
-                        // Closed-by-peer and error readiness also surface
-                        // through read and write, so these two cover them.
-                        let closed = event.is_read_closed() || event.is_error();
-                        if event.is_readable() || closed {
-                            self.on_readable(token, closed);
-                        }
-                        if event.is_writable() {
-                            self.mark_dirty(token);
-                        }
+                    }
+                    // The peer's FIN and socket errors show up as their own
+                    // flags; reading is how we learn what they mean.
+                    let closed = event.is_read_closed() || event.is_error();
+                    if event.is_readable() || closed {
+                        self.on_readable(token, closed);
+                    }
+                    if event.is_writable() {
+                        self.mark_dirty(token);
                     }
                 }
             }
-            self.flush_dirty();
-            self.run_timers();
-            self.flush_dirty();
-            self.reap_closed();
-
-            if let Some(deadline) = self.shutdown {
-                if self.conns.is_empty() {
-                    log::info!("shutdown complete");
-                    return Ok(());
-                }
-                if self.now >= deadline {
-                    log::warn!(
-                        "shutdown deadline passed; {} connections cut off",
-                        self.conns.len()
-                    );
-                    return Ok(());
-                }
-            }
         }
+    }
+
+    /// After a turn: has a graceful shutdown finished, or run out of time?
+    fn shutdown_done(&self) -> bool {
+        let Some(deadline) = self.shutdown else {
+            return false;
+        };
+        if self.conns.is_empty() {
+            log::info!("shutdown complete");
+            return true;
+        }
+        if self.now >= deadline {
+            log::warn!(
+                "shutdown deadline passed; {} connections cut off",
+                self.conns.len()
+            );
+            return true;
+        }
+        false
     }
 
     // ---- accepting -------------------------------------------------------
@@ -562,14 +597,22 @@ impl Server {
 
     /// Writes out what this turn queued, connection by connection.
     fn flush_dirty(&mut self) {
+        // Flushing can dirty more connections (a closed one's departure is
+        // announced), so take the list, work through it, and look again.
+        // The two lists swap rather than being freed, so a busy loop does
+        // not allocate them anew each turn.
+        let mut batch = std::mem::take(&mut self.spare_tokens);
         while !self.dirty.is_empty() {
-            for token in std::mem::take(&mut self.dirty) {
+            std::mem::swap(&mut batch, &mut self.dirty);
+            for &token in &batch {
                 if let Some(conn) = self.conns.get_mut(token.0) {
                     conn.dirty = false;
                     self.flush(token);
                 }
             }
+            batch.clear();
         }
+        self.spare_tokens = batch;
     }
 
     /// Writes a connection's queue until it is empty or the socket is full,
@@ -662,157 +705,6 @@ impl Server {
         }
         self.stats.messages_out += 1;
         self.mark_dirty(token);
-    }
-
-    // ---- the hub ---------------------------------------------------------
-
-    /// Carries out what the hub asked for. A broadcast is encoded once per
-    /// framing (one WebSocket frame, one telnet line) and the same bytes
-    /// are shared by every recipient's queue.
-    ///
-    /// Carrying out an action can make the hub say more (a write fails, the
-    /// connection is dropped, its member's departure is announced). Those
-    /// new actions are not carried out from inside this call but by its own
-    /// loop, after the current batch: a crowd dropping at once would
-    /// otherwise recurse once per member, each level holding its batch.
-    fn deliver(&mut self) {
-        if self.delivering {
-            return;
-        }
-        self.delivering = true;
-        while self.hub.has_actions() {
-            let outbox = self.hub.drain();
-            self.carry_out(&outbox);
-            self.hub.recycle(outbox);
-        }
-        self.delivering = false;
-    }
-
-    fn carry_out(&mut self, outbox: &crate::hub::Outbox) {
-        for action in &outbox.actions {
-            match action {
-                Action::Send { recipients, payload } => {
-                    let mut frame: Option<Rc<[u8]>> = None;
-                    let mut line: Option<Rc<[u8]>> = None;
-                    // One recipient: encode straight into its queue. Two
-                    // or more: encode once and share the bytes.
-                    let shared = recipients.len() > 1;
-                    for &link in &outbox.recipients[recipients.clone()] {
-                        if link >= HTTP_LINK_BASE {
-                            let text = match payload {
-                                Payload::Text(text) => text,
-                                Payload::Binary { notice, .. } => notice,
-                            };
-                            self.http_inbox(link - HTTP_LINK_BASE, text);
-                            continue;
-                        }
-                        let token = Token(link);
-                        let Some(conn) = self.conns.get_mut(link) else {
-                            continue;
-                        };
-                        if !conn.accepts_output() {
-                            continue;
-                        }
-                        if !shared {
-                            encode_payload(conn, payload);
-                            self.stats.messages_out += 1;
-                            self.stats.via(conn.via).delivered += 1;
-                            self.mark_dirty(token);
-                            continue;
-                        }
-                        let bytes = match (&conn.state, payload) {
-                            (State::WebSocket(_), Payload::Text(text)) => frame
-                                .get_or_insert_with(|| {
-                                    websocket::frame_bytes(crate::ws::Opcode::Text, text.as_bytes())
-                                })
-                                .clone(),
-                            (State::WebSocket(_), Payload::Binary { data, .. }) => frame
-                                .get_or_insert_with(|| {
-                                    websocket::frame_bytes(crate::ws::Opcode::Binary, data)
-                                })
-                                .clone(),
-                            (_, Payload::Text(text)) => line.get_or_insert_with(|| line_bytes(text)).clone(),
-                            (_, Payload::Binary { notice, .. }) => {
-                                line.get_or_insert_with(|| line_bytes(notice)).clone()
-                            }
-                        };
-                        conn.out.push_shared(bytes);
-                        self.stats.messages_out += 1;
-                        self.stats.via(conn.via).delivered += 1;
-                        let backlog = conn.out.chunks();
-                        self.mark_dirty(token);
-                        if backlog >= EAGER_FLUSH_CHUNKS {
-                            // Many broadcasts in one turn (a crowd joining
-                            // or dropping at once) would otherwise pile up
-                            // in every member's queue until the turn ends:
-                            // O(members²) memory. Write them now instead.
-                            self.flush(token);
-                        }
-                    }
-                }
-                Action::StartClock { member, generation } => {
-                    if let Some(token) = self.token_of(*member) {
-                        let at = self.now + Duration::from_secs(1);
-                        self.schedule(token, ConnTimer::Clock(*generation), at);
-                    }
-                }
-                Action::Stats { member } => {
-                    let line = self.stats_line();
-                    self.hub.reply(*member, &line);
-                }
-                Action::Quit { member } => match self.hub.link(*member) {
-                    Some(link) if link >= HTTP_LINK_BASE => {
-                        self.remove_http_member(link - HTTP_LINK_BASE, "said /quit");
-                    }
-                    Some(link) => self.quit(Token(link)),
-                    None => {}
-                },
-                Action::Appended { room, .. } => {
-                    if !self.waiters.is_empty() {
-                        self.wake(Some(room), None);
-                    }
-                }
-            }
-        }
-    }
-
-    fn token_of(&self, member: crate::hub::MemberId) -> Option<Token> {
-        self.hub.link(member).map(Token)
-    }
-
-    /// Adds a connection to the chat, greeted and announced.
-    fn join_hub(&mut self, token: Token, transport: Transport) {
-        let Some(conn) = self.conns.get(token.0) else {
-            return;
-        };
-        let welcome = format!("server {}, you are {}", conn.local, conn.peer);
-        let member = self.hub.join(token.0, transport, &welcome);
-        if let Some(conn) = self.conns.get_mut(token.0) {
-            conn.member = Some(member);
-        }
-        self.deliver();
-    }
-
-    /// Takes a connection out of the chat (announced once).
-    fn leave_hub(&mut self, token: Token) {
-        let Some(member) = self.conns.get_mut(token.0).and_then(|c| c.member.take()) else {
-            return;
-        };
-        self.hub.leave(member);
-        self.deliver();
-    }
-
-    /// The member asked to leave: the goodbye is queued, then we close.
-    fn quit(&mut self, token: Token) {
-        let is_ws = matches!(
-            self.conns.get(token.0).map(|c| &c.state),
-            Some(State::WebSocket(_))
-        );
-        if is_ws {
-            websocket::send_close(self, token, crate::ws::CloseCode::NORMAL, "bye");
-        } else {
-            self.begin_closing(token, "said /quit".into());
-        }
     }
 
     // ---- state transitions -----------------------------------------------
@@ -927,270 +819,6 @@ impl Server {
             self.hub.leave(member);
         }
     }
-
-    // ---- timers ----------------------------------------------------------
-
-    fn schedule(&mut self, token: Token, kind: ConnTimer, at: Instant) {
-        let Some(conn) = self.conns.get(token.0) else {
-            return;
-        };
-        let serial = conn.serial;
-        self.timers.schedule(at, Timer::Conn { token, serial, kind });
-    }
-
-    fn run_timers(&mut self) {
-        let now = Instant::now();
-        self.now = now;
-        while let Some((_, timer)) = self.timers.pop_due(now) {
-            match timer {
-                Timer::ResumeAccept => {
-                    self.accept_paused = false;
-                    self.accept_all(Door::Line);
-                    self.accept_all(Door::Web);
-                }
-                Timer::ShutdownDeadline => {}
-                Timer::SweepHttpMembers => self.sweep_http_members(),
-                Timer::Conn { token, serial, kind } => {
-                    // Stale: the connection is gone, or the token now
-                    // belongs to a newer one.
-                    if self.conns.get(token.0).is_none_or(|c| c.serial != serial) {
-                        continue;
-                    }
-                    log::trace!("timer: token {} {kind:?}", token.0);
-                    self.on_timer(token, kind);
-                }
-            }
-        }
-    }
-
-    fn on_timer(&mut self, token: Token, kind: ConnTimer) {
-        let Some(conn) = self.conns.get_mut(token.0) else {
-            return;
-        };
-        match kind {
-            ConnTimer::RequestDeadline => {
-                let State::Http(http) = &conn.state else { return };
-                if self.now < http.deadline {
-                    let at = http.deadline;
-                    self.schedule(token, kind, at);
-                } else if http.reader.in_progress() {
-                    log::info!(
-                        "{}: request head not complete within {:?}",
-                        conn.peer,
-                        self.config.handshake_timeout
-                    );
-                    let response = crate::http::Response::refusal(
-                        crate::http::Status::REQUEST_TIMEOUT,
-                        "the request took too long to arrive",
-                    )
-                    .close(true);
-                    self.respond(token, response);
-                } else {
-                    // An idle keep-alive connection: closing it is normal.
-                    self.begin_closing(token, "idle keep-alive connection".into());
-                }
-            }
-            ConnTimer::Heartbeat => {
-                if let State::EventStream(_) = conn.state {
-                    // An SSE comment line: ignored by the browser, but it
-                    // keeps the connection visibly alive.
-                    conn.out.push_bytes(b": keep-alive\n\n");
-                    self.mark_dirty(token);
-                    self.schedule(token, kind, self.now + EVENT_STREAM_KEEPALIVE);
-                } else {
-                    websocket::heartbeat(self, token);
-                }
-            }
-            ConnTimer::LongPollDeadline => {
-                if let State::Http(http) = &conn.state {
-                    if http.parked.as_ref().is_some_and(|p| self.now >= p.deadline) {
-                        self.release_parked(token);
-                    }
-                }
-            }
-            ConnTimer::Clock(generation) => self.clock_tick(token, generation),
-            ConnTimer::CloseDeadline => {
-                let reason = match &conn.state {
-                    State::Closing(c) => format!("{} (close timeout)", c.reason),
-                    _ => "close handshake timed out".to_string(),
-                };
-                log::debug!("{}: {reason}", conn.peer);
-                self.abort(token, &reason);
-            }
-            ConnTimer::SlowReader => {
-                if let Some(since) = conn.over_limit_since {
-                    if self.now.duration_since(since) >= self.config.slow_reader_timeout {
-                        let pending = conn.out.len();
-                        log::warn!(
-                            "{}: slow reader: over {} bytes of output for {:?} ({pending} queued); closing",
-                            conn.peer,
-                            self.config.max_output,
-                            self.config.slow_reader_timeout
-                        );
-                        self.close_for_policy(token, "too slow: output buffer full");
-                    }
-                }
-            }
-            ConnTimer::Idle => {
-                let Some(limit) = self.config.idle_timeout else {
-                    return;
-                };
-                let due = conn.last_heard + limit;
-                if self.now >= due {
-                    self.send_text(token, &format!("! idle for {limit:?}; goodbye"));
-                    self.begin_closing(token, "idle timeout".into());
-                } else {
-                    self.schedule(token, kind, due);
-                }
-            }
-        }
-    }
-
-    /// Closes a connection that broke a limit, in its own protocol: close
-    /// 1008 for a WebSocket, an error line for telnet.
-    fn close_for_policy(&mut self, token: Token, why: &str) {
-        let Some(conn) = self.conns.get_mut(token.0) else {
-            return;
-        };
-        // The queue is what is too big; it will never be read in time. A
-        // frame already half written is finished, or the close frame
-        // behind it would land inside its payload (RFC 6455 §5.2).
-        conn.out.clear_unsent();
-        // Reading resumes: the peer's answering close frame, or its FIN,
-        // must be heard for the connection to finish closing.
-        if conn.over_limit_since.take().is_some() {
-            self.again.push(token);
-        }
-        match conn.state {
-            State::WebSocket(_) => {
-                websocket::send_close(self, token, crate::ws::CloseCode::POLICY_VIOLATION, why);
-                self.begin_closing(token, why.to_string());
-            }
-            State::Line(_) => {
-                self.send_text(token, &format!("! {why}; goodbye"));
-                self.begin_closing(token, why.to_string());
-            }
-            _ => self.begin_closing(token, why.to_string()),
-        }
-    }
-
-    fn clock_tick(&mut self, token: Token, generation: u32) {
-        let Some(conn) = self.conns.get(token.0) else {
-            return;
-        };
-        let wall = SystemTime::now();
-        let again = match (&conn.state, conn.member) {
-            (State::WebSocket(ws), _)
-                if ws.endpoint == Endpoint::Clock && ws.close == conn::CloseHandshake::Open =>
-            {
-                self.send_text(token, &crate::clock::format_utc(wall));
-                true
-            }
-            (_, Some(member)) => {
-                let again = self.hub.clock_tick(member, generation, wall);
-                self.deliver();
-                again
-            }
-            _ => false,
-        };
-        if again {
-            self.schedule(
-                token,
-                ConnTimer::Clock(generation),
-                self.now + Duration::from_secs(1),
-            );
-        }
-    }
-
-    // ---- shutdown --------------------------------------------------------
-
-    fn on_signal(&mut self) {
-        let Some(signals) = self.signals.as_mut() else {
-            return;
-        };
-        let received: Vec<i32> = signals.pending().collect();
-        if !received.is_empty() {
-            log::info!("signal {:?} received", received);
-            self.begin_shutdown();
-        }
-    }
-
-    /// Graceful shutdown: stop accepting, say goodbye to everyone in their
-    /// own protocol (close 1001, a goodbye line), and give the goodbyes up
-    /// to `--shutdown-timeout` to be delivered.
-    pub fn begin_shutdown(&mut self) {
-        if self.shutdown.is_some() {
-            return;
-        }
-        let deadline = self.now + self.config.shutdown_timeout;
-        self.shutdown = Some(deadline);
-        self.timers.schedule(deadline, Timer::ShutdownDeadline);
-        log::info!(
-            "shutting down: saying goodbye to {} connections",
-            self.conns.len()
-        );
-        for mut listener in [self.line_listener.take(), self.web_listener.take()]
-            .into_iter()
-            .flatten()
-        {
-            let _ = self.poll.registry().deregister(&mut listener);
-        }
-        let tokens: Vec<Token> = self.conns.iter().map(|(key, _)| Token(key)).collect();
-        for token in tokens {
-            let Some(conn) = self.conns.get(token.0) else {
-                continue;
-            };
-            match &conn.state {
-                State::Line(_) => {
-                    self.send_text(token, "* server shutting down; goodbye");
-                    self.begin_closing(token, "server shutdown".into());
-                }
-                State::WebSocket(ws) if ws.close == conn::CloseHandshake::Open => {
-                    websocket::send_close(
-                        self,
-                        token,
-                        crate::ws::CloseCode::GOING_AWAY,
-                        "server shutting down",
-                    );
-                }
-                State::WebSocket(_) | State::Closing(_) => {}
-                State::Http(_) | State::EventStream(_) => self.begin_closing(token, "server shutdown".into()),
-            }
-        }
-        self.flush_dirty();
-    }
-
-    fn head_limits(&self) -> crate::http::HeadLimits {
-        crate::http::HeadLimits {
-            max_head: self.config.max_head,
-            max_headers: self.config.max_headers,
-            max_body: self.config.max_body,
-        }
-    }
-}
-
-/// Encodes a payload into one connection's own queue, in its framing.
-fn encode_payload(conn: &mut Connection, payload: &Payload) {
-    use crate::ws::Opcode;
-    match (&conn.state, payload) {
-        (State::WebSocket(_), Payload::Text(text)) => {
-            websocket::encode(&mut conn.out, Opcode::Text, text.as_bytes())
-        }
-        (State::WebSocket(_), Payload::Binary { data, .. }) => {
-            websocket::encode(&mut conn.out, Opcode::Binary, data)
-        }
-        (_, Payload::Text(text) | Payload::Binary { notice: text, .. }) => conn.out.encode_with(|out| {
-            out.extend_from_slice(text.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }),
-    }
-}
-
-fn line_bytes(text: &str) -> Rc<[u8]> {
-    let mut bytes = Vec::with_capacity(text.len() + 2);
-    bytes.extend_from_slice(text.as_bytes());
-    bytes.extend_from_slice(b"\r\n");
-    Rc::from(bytes)
 }
 
 fn door_name(door: Door) -> &'static str {
