@@ -14,6 +14,48 @@ use std::rc::Rc;
 /// Most chunks handed to one `writev`; Linux takes up to 1024 (`IOV_MAX`).
 const MAX_IOVECS: usize = 64;
 
+/// Buffers of written chunks, kept for the next replies so that the hot
+/// path (a message in, an answer out) does not call the allocator twice
+/// per message. They belong to the loop, not to a connection: an idle
+/// connection still holds nothing. The loop is one thread, so a
+/// thread-local list is the loop's list.
+mod spare {
+    use std::cell::RefCell;
+
+    /// The first capacity of a buffer: a burst of small replies (a dozen
+    /// chat lines) fits without regrowing.
+    const FIRST_CAPACITY: usize = 512;
+    /// Buffers kept at most, and the largest kept: at most 1 MiB in all.
+    const KEPT: usize = 64;
+    const LARGEST_KEPT: usize = 16 * 1024;
+
+    thread_local! {
+        static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// An empty buffer, reused if one is spare.
+    pub fn take() -> Vec<u8> {
+        SPARE
+            .with(|spare| spare.borrow_mut().pop())
+            .unwrap_or_else(|| Vec::with_capacity(FIRST_CAPACITY))
+    }
+
+    /// A written buffer, kept if it is small and there is room; freed
+    /// otherwise (a large one would hold memory for no one).
+    pub fn give_back(mut buffer: Vec<u8>) {
+        if buffer.capacity() > LARGEST_KEPT {
+            return;
+        }
+        buffer.clear();
+        SPARE.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < KEPT {
+                spare.push(buffer);
+            }
+        });
+    }
+}
+
 enum Chunk {
     Owned(Vec<u8>),
     Shared(Rc<[u8]>),
@@ -62,12 +104,13 @@ impl Chunks {
         }
     }
 
-    fn pop_front(&mut self) {
-        self.first = self.rest.pop_front();
+    fn pop_front(&mut self) -> Option<Chunk> {
+        let popped = std::mem::replace(&mut self.first, self.rest.pop_front());
         if self.rest.is_empty() && self.rest.capacity() > 0 {
             // Give the list's memory back once the burst is over.
             self.rest = VecDeque::new();
         }
+        popped
     }
 
     /// Keeps the front chunk only.
@@ -120,9 +163,9 @@ impl OutQueue {
         // `clear_unsent` can keep it and drop everything after it.
         let tail_started = self.chunks.rest.is_empty() && self.offset > 0;
         if tail_started || !matches!(self.chunks.back(), Some(Chunk::Owned(_))) {
-            // Sized by the first write into it (an echo reserves exactly
-            // its frame); a burst grows it, and it is freed once written.
-            self.chunks.push_back(Chunk::Owned(Vec::new()));
+            // A spare buffer: a burst of small replies fits, a large frame
+            // reserves what it needs.
+            self.chunks.push_back(Chunk::Owned(spare::take()));
         }
         if let Some(Chunk::Owned(tail)) = self.chunks.back_mut() {
             let before = tail.len();
@@ -187,14 +230,21 @@ impl OutQueue {
     pub fn write_to<W: Write>(&mut self, out: &mut W) -> io::Result<usize> {
         let mut written = 0;
         while !self.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut count = 0;
-            for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
-                let bytes = chunk.bytes();
-                slices[i] = IoSlice::new(if i == 0 { &bytes[self.offset..] } else { bytes });
-                count += 1;
-            }
-            match out.write_vectored(&slices[..count]) {
+            let result = match (&self.chunks.first, self.chunks.rest.is_empty()) {
+                // The common case, one chunk: a plain write.
+                (Some(chunk), true) => out.write(&chunk.bytes()[self.offset..]),
+                _ => {
+                    let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                    let mut count = 0;
+                    for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
+                        let bytes = chunk.bytes();
+                        slices[i] = IoSlice::new(if i == 0 { &bytes[self.offset..] } else { bytes });
+                        count += 1;
+                    }
+                    out.write_vectored(&slices[..count])
+                }
+            };
+            match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     written += n;
@@ -236,10 +286,12 @@ impl OutQueue {
             }
             n -= left;
             self.offset = 0;
-            self.chunks.pop_front();
+            // An idle connection holds no buffer: a written chunk leaves
+            // the queue at once (and its buffer goes back to the spares).
+            if let Some(Chunk::Owned(buffer)) = self.chunks.pop_front() {
+                spare::give_back(buffer);
+            }
         }
-        // An idle connection holds no buffer: written chunks are freed as
-        // they are popped.
     }
 }
 

@@ -31,6 +31,11 @@ impl Utf8Validator {
 
     /// Checks the next piece of a text stream.
     pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), InvalidUtf8> {
+        // Most chat and echo text is ASCII, which is always valid and is
+        // checked several bytes at a time.
+        if self.pending_len == 0 && bytes.is_ascii() {
+            return Ok(());
+        }
         if self.pending_len > 0 {
             // Finish the split character first, using only as many new
             // bytes as it still needs.
