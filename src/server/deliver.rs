@@ -2,13 +2,12 @@
 //! encoded once per framing and shared, a clock started, a member gone.
 
 use super::conn::{Connection, State};
+use super::transports::HTTP_LINK_BASE;
 use super::{websocket, ConnTimer, Server, EAGER_FLUSH_CHUNKS};
 use crate::hub::{Action, Payload, Transport};
 use mio::Token;
 use std::rc::Rc;
 use std::time::Duration;
-
-use super::transports::HTTP_LINK_BASE;
 
 impl Server {
     /// Carries out what the hub asked for. A broadcast is encoded once per

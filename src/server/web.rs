@@ -1,7 +1,7 @@
 //! The web door: HTTP requests, the page, and the way into WebSocket.
 
-use super::conn::{CloseHandshake, Endpoint, Http, State, WebSocket};
-use super::{ConnTimer, Server};
+use super::conn::{CloseHandshake, Endpoint, State, WebSocket};
+use super::Server;
 use crate::http::{Request, Response, Status};
 use crate::ws::handshake;
 use mio::Token;
@@ -332,6 +332,3 @@ fn describe_head(request: &Request) -> String {
     }
     text
 }
-
-#[allow(dead_code)]
-fn _uses(_: Http, _: ConnTimer) {}
