@@ -763,3 +763,108 @@ fn crowd_gone(server: &Duplex) -> bool {
     );
     answer.contains("\"total\":2,")
 }
+
+// ---- heartbeats, idle peers, the origin allow-list, running out of fds -------
+
+#[test]
+fn a_silent_websocket_is_pinged_and_closed_when_it_does_not_answer() {
+    let server = Duplex::start(&["--ping-interval", "300ms", "--pong-timeout", "300ms"]);
+    let mut ws = RawWs::connect(server.http, "/echo");
+    // Silence: the server asks whether we are still there (RFC 6455 §5.5.2).
+    let ping = ws.read_frame().expect("a ping");
+    assert_eq!(ping.opcode, 0x9, "{ping:?}");
+    // We do not answer: a close follows, and then the end of the stream.
+    let (code, reason) = ws.expect_close();
+    assert_eq!((code, reason.as_str()), (1001, "no answer to ping"));
+    assert_server_healthy(&server);
+}
+
+#[test]
+fn a_websocket_that_answers_pings_stays_open() {
+    let server = Duplex::start(&["--ping-interval", "200ms", "--pong-timeout", "200ms"]);
+    let mut ws = RawWs::connect(server.http, "/echo");
+    for _ in 0..3 {
+        let ping = ws.read_frame().expect("a ping");
+        assert_eq!(ping.opcode, 0x9);
+        ws.send_frame(true, 0xA, &ping.payload);
+    }
+    // Three rounds of the heartbeat later, it still echoes.
+    ws.send_frame(true, 0x1, b"alive");
+    let echo = ws.read_frame().expect("the echo");
+    assert_eq!((echo.opcode, echo.payload.as_slice()), (0x1, &b"alive"[..]));
+}
+
+#[test]
+fn an_idle_telnet_user_is_closed_only_with_idle_timeout() {
+    let server = Duplex::start(&["--idle-timeout", "300ms"]);
+    let (mut t, _) = Telnet::join(server.tcp);
+    let goodbye = t.until(|l| l.starts_with("! idle"));
+    assert_eq!(goodbye, "! idle for 300ms; goodbye");
+    assert!(t.until_closed().is_empty(), "then EOF");
+    assert_server_healthy(&server);
+}
+
+#[test]
+fn allow_origin_admits_a_named_site_and_only_that_one() {
+    let server = Duplex::start(&["--allow-origin", "https://chat.example"]);
+    let allowed = upgrade_request(server.http, "/chat", "Origin: https://chat.example\r\n");
+    let (_, head) = RawWs::connect_head(server.http, &allowed);
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    let other = upgrade_request(server.http, "/chat", "Origin: https://evil.example\r\n");
+    let (_, head) = RawWs::connect_head(server.http, &other);
+    assert!(head.starts_with("HTTP/1.1 403 "), "{head}");
+}
+
+#[test]
+fn running_out_of_file_descriptors_pauses_accepting_and_recovers() {
+    // A server allowed 32 file descriptors: the 30-odd connections below
+    // make accept fail with EMFILE.
+    let bin = env!("CARGO_BIN_EXE_duplex");
+    let mut child = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -n 32 && exec \"$0\" --tcp 127.0.0.1:0 --http 127.0.0.1:0",
+        ])
+        .arg(bin)
+        .env("RUST_LOG", "duplex=info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start duplex with a low fd limit");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let tcp: std::net::SocketAddr = line
+        .split("tcp=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("listening line")
+        .parse()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // More connections than descriptors; the kernel completes them all.
+    let crowd: Vec<TcpStream> = (0..40).map(|_| TcpStream::connect(tcp).unwrap()).collect();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("an accept error logged");
+        if line.contains("accept failed") {
+            assert!(line.contains("pausing accepts"), "{line}");
+            break;
+        }
+    }
+    // Descriptors come back; a newcomer is served.
+    drop(crowd);
+    let mut t = Telnet::connect(tcp);
+    assert!(t.line().starts_with("* welcome to duplex"));
+    assert!(child.try_wait().unwrap().is_none(), "the server is still running");
+    let _ = child.kill();
+    let _ = child.wait();
+}
