@@ -99,14 +99,7 @@ impl Duplex {
             .args([&format!("-{signal}"), &pid])
             .status()
             .expect("kill");
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "duplex did not exit after SIG{signal}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.wait_exit()
     }
 
     /// `ws://127.0.0.1:PORT{path}`.
