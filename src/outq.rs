@@ -25,18 +25,32 @@ mod spare {
     /// The first capacity of a buffer: a burst of small replies (a dozen
     /// chat lines) fits without regrowing.
     const FIRST_CAPACITY: usize = 512;
-    /// Buffers kept at most, and the largest kept: at most 1 MiB in all.
-    const KEPT: usize = 64;
+    /// The largest buffer kept, and the most bytes kept in all. The bound
+    /// is on bytes, not buffers: a turn that answers a hundred connections
+    /// needs a hundred buffers back on the next turn, or each one would be
+    /// allocated and grown again.
     const LARGEST_KEPT: usize = 16 * 1024;
+    const BYTES_KEPT: usize = 1024 * 1024;
+
+    struct Spare {
+        buffers: Vec<Vec<u8>>,
+        /// The capacity of `buffers`, summed.
+        bytes: usize,
+    }
 
     thread_local! {
-        static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+        static SPARE: RefCell<Spare> = const { RefCell::new(Spare { buffers: Vec::new(), bytes: 0 }) };
     }
 
     /// An empty buffer, reused if one is spare.
     pub fn take() -> Vec<u8> {
         SPARE
-            .with(|spare| spare.borrow_mut().pop())
+            .with(|spare| {
+                let mut spare = spare.borrow_mut();
+                let buffer = spare.buffers.pop()?;
+                spare.bytes -= buffer.capacity();
+                Some(buffer)
+            })
             .unwrap_or_else(|| Vec::with_capacity(FIRST_CAPACITY))
     }
 
@@ -49,8 +63,9 @@ mod spare {
         buffer.clear();
         SPARE.with(|spare| {
             let mut spare = spare.borrow_mut();
-            if spare.len() < KEPT {
-                spare.push(buffer);
+            if spare.bytes + buffer.capacity() <= BYTES_KEPT {
+                spare.bytes += buffer.capacity();
+                spare.buffers.push(buffer);
             }
         });
     }
