@@ -48,6 +48,13 @@ pub struct Config {
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "TIME")]
     pub handshake_timeout: Duration,
 
+    /// Make the line door an echo service instead of a chat: no greeting,
+    /// no commands, every line sent back to its sender as it came (telnet
+    /// commands dropped). The classic first server of every tutorial, and
+    /// what line echo benchmarks expect.
+    #[arg(long)]
+    pub line_echo: bool,
+
     /// Longest telnet line; a longer one gets an error line and is skipped.
     #[arg(long, default_value = "4KiB", value_parser = parse_size, value_name = "SIZE")]
     pub max_line: usize,

@@ -20,9 +20,13 @@
 //! bytes it used; call it again with the rest. A line that arrives whole in
 //! one read is handed out as a slice of the input, without a copy.
 
+/// "Interpret as command" (RFC 854): starts a telnet command; doubled, it
+/// is a data byte 255.
+pub const IAC: u8 = 255;
+
 /// Telnet command bytes (RFC 854).
 mod iac {
-    pub const IAC: u8 = 255;
+    pub use super::IAC;
     pub const SB: u8 = 250;
     pub const SE: u8 = 240;
     /// WILL (251), WONT (252), DO (253), DONT (254) take an option byte.
@@ -32,15 +36,41 @@ mod iac {
 /// What the codec found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LineEvent<'a> {
-    /// One line, without its line end and telnet commands. Not yet
-    /// checked for UTF-8: that is the application's business.
-    Line(&'a [u8]),
+    /// One line, without its line end and telnet commands, and how it
+    /// ended. Not yet checked for UTF-8: that is the application's
+    /// business.
+    Line(&'a [u8], LineEnd),
     /// A line passed the limit; the rest of it will be skipped.
     TooLong {
         /// The longest line allowed, in bytes (`--max-line`, 4 KiB by
         /// default).
         limit: usize,
     },
+}
+
+/// How a line ended, so an echo can answer in the client's own
+/// dialect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineEnd {
+    /// A lone LF, as Unix tools (`nc`, scripts) send.
+    Lf,
+    /// CR LF, CR NUL or a lone CR: the telnet way (RFC 854).
+    Cr,
+    /// None: the peer closed its side in the middle of a line.
+    Eof,
+}
+
+impl LineEnd {
+    /// The bytes that end a line written back in the same dialect. A
+    /// telnet client gets the NVT's CR LF (RFC 854), whatever CR form it
+    /// sent.
+    pub fn bytes(self) -> &'static [u8] {
+        match self {
+            LineEnd::Lf => b"\n",
+            LineEnd::Cr => b"\r\n",
+            LineEnd::Eof => b"",
+        }
+    }
 }
 
 /// Where the telnet command parser stands.
@@ -152,7 +182,8 @@ impl LineCodec {
                                 continue;
                             }
                             self.lent = true;
-                            return (i + 1, Some(LineEvent::Line(&self.line)));
+                            let end = if byte == b'\n' { LineEnd::Lf } else { LineEnd::Cr };
+                            return (i + 1, Some(LineEvent::Line(&self.line, end)));
                         }
                         _ => {
                             if self.push(byte) {
@@ -179,12 +210,10 @@ impl LineCodec {
     /// The fast path: a whole line at the front of `input`, free of telnet
     /// commands and within the limit, returned without a copy.
     fn whole_line<'a>(&mut self, input: &'a [u8]) -> Option<(usize, Option<LineEvent<'a>>)> {
-        let end = input
-            .iter()
-            .position(|&b| matches!(b, b'\n' | b'\r' | iac::IAC))?;
-        if end > self.max_line {
-            return None;
-        }
+        // A line end past the limit makes no difference: the slow path
+        // reports the line as too long.
+        let window = &input[..input.len().min(self.max_line + 1)];
+        let end = find_any(window, [b'\n', b'\r', iac::IAC])?;
         let used = match (input[end], input.get(end + 1)) {
             (iac::IAC, _) => return None,
             (b'\r', Some(b'\n' | 0)) => end + 2,
@@ -194,7 +223,12 @@ impl LineCodec {
             }
             _ => end + 1,
         };
-        Some((used, Some(LineEvent::Line(&input[..end]))))
+        let line_end = if input[end] == b'\n' {
+            LineEnd::Lf
+        } else {
+            LineEnd::Cr
+        };
+        Some((used, Some(LineEvent::Line(&input[..end], line_end))))
     }
 
     /// Adds a byte to the line. Returns true when the line has just become
@@ -211,6 +245,37 @@ impl LineCodec {
         self.line.push(byte);
         false
     }
+}
+
+/// The index of the first byte of `haystack` that is one of `needles`.
+///
+/// The scanning of a line, done eight bytes at a time: `xor` with the
+/// needle repeated turns a matching byte into zero, and the classic
+/// "has a zero byte" test, `(x - 0x01..) & !x & 0x80..`, marks it. Its
+/// lowest mark is always a true match (a false one can only follow a true
+/// one, through the subtraction's borrow), so on the little-endian word
+/// the trailing zeros count the bytes before the first needle.
+pub fn find_any<const N: usize>(haystack: &[u8], needles: [u8; N]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    let mut words = haystack.chunks_exact(8);
+    let mut offset = 0;
+    for word in &mut words {
+        let word = u64::from_le_bytes([
+            word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
+        ]);
+        let mut marks = 0;
+        for needle in needles {
+            let x = word ^ (ONES * u64::from(needle));
+            marks |= x.wrapping_sub(ONES) & !x & HIGHS;
+        }
+        if marks != 0 {
+            return Some(offset + (marks.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    let tail = words.remainder();
+    tail.iter().position(|b| needles.contains(b)).map(|i| offset + i)
 }
 
 #[cfg(test)]
@@ -231,7 +296,7 @@ mod tests {
                 let (used, event) = codec.decode(&piece[pos..]);
                 pos += used;
                 match event {
-                    Some(LineEvent::Line(l)) => out.push(Seen::Line(l.to_vec())),
+                    Some(LineEvent::Line(l, _)) => out.push(Seen::Line(l.to_vec())),
                     Some(LineEvent::TooLong { .. }) => out.push(Seen::TooLong),
                     None => break,
                 }
@@ -287,6 +352,45 @@ mod tests {
             [Seen::TooLong, Seen::Line(b"ok".to_vec())]
         );
         assert_eq!(c.buffered(), 0);
+    }
+
+    #[test]
+    fn the_line_end_is_remembered() {
+        let mut c = LineCodec::new(100);
+        let mut ends = Vec::new();
+        // The fast path (whole lines) and the slow one (after a telnet
+        // command, or split across reads) must agree.
+        for piece in [&b"a\n"[..], b"b\r\n", b"\xFF\xF1c\n", b"d\r\0", b"e", b"\r", b"f"] {
+            let mut pos = 0;
+            while let (used, Some(LineEvent::Line(_, end))) = c.decode(&piece[pos..]) {
+                pos += used;
+                ends.push(end);
+            }
+        }
+        assert_eq!(c.finish(), Some(&b"f"[..]));
+        use LineEnd::*;
+        assert_eq!(ends, [Lf, Cr, Lf, Cr, Cr]);
+    }
+
+    #[test]
+    fn find_any_finds_the_first_needle_wherever_it_lies() {
+        let naive = |h: &[u8], n: &[u8]| h.iter().position(|b| n.contains(b));
+        // Every position in and around a word, and bytes that differ from
+        // a needle by one bit or by the borrow of the subtraction.
+        for len in 0..40 {
+            for at in 0..len {
+                for filler in [0u8, 1, 0x0B, 0x0C, 0x7F, 0x80, 0xFE] {
+                    let mut h = vec![filler; len];
+                    h[at] = b'\r';
+                    if at + 1 < len {
+                        h[at + 1] = b'\n';
+                    }
+                    assert_eq!(find_any(&h, [b'\n', b'\r', IAC]), naive(&h, b"\n\r\xFF"), "{h:?}");
+                    assert_eq!(find_any(&h, [b'\n']), naive(&h, b"\n"), "{h:?}");
+                    assert_eq!(find_any(&h, [IAC]), naive(&h, b"\xFF"), "{h:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -165,7 +165,7 @@ proptest! {
                 let (used, event) = codec.decode(&piece[pos..]);
                 pos += used;
                 match event {
-                    Some(LineEvent::Line(line)) => {
+                    Some(LineEvent::Line(line, _)) => {
                         prop_assert!(line.len() <= 100);
                         prop_assert!(!line.contains(&b'\n') && !line.contains(&b'\r'));
                     }

@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
             let (used, event) = codec.decode(&piece[pos..]);
             pos += used;
             match event {
-                Some(LineEvent::Line(line)) => assert!(line.len() <= 256),
+                Some(LineEvent::Line(line, _)) => assert!(line.len() <= 256),
                 Some(LineEvent::TooLong { .. }) => {}
                 None => break,
             }

@@ -1,15 +1,20 @@
-//! The telnet door: an adapter between the line codec and the hub.
+//! The telnet door: an adapter between the line codec and the hub, or,
+//! with `--line-echo`, a plain line echo service.
 
 use super::conn::State;
 use super::{ConnTimer, Server};
 use crate::hub::Transport;
-use crate::line::LineEvent;
+use crate::line::{LineEnd, LineEvent, IAC};
+use crate::outq::OutQueue;
 use mio::Token;
 
 impl Server {
-    /// A telnet client connected: it joins the chat and is greeted.
+    /// A telnet client connected: it joins the chat and is greeted (an
+    /// echo service says nothing until spoken to).
     pub(super) fn line_connected(&mut self, token: Token) {
-        self.join_hub(token, Transport::Line);
+        if !self.config.line_echo {
+            self.join_hub(token, Transport::Line);
+        }
         if let Some(limit) = self.config.idle_timeout {
             self.schedule(token, ConnTimer::Idle, self.now + limit);
         }
@@ -18,6 +23,9 @@ impl Server {
     /// Splits input into lines and hands each to the hub. Returns how many
     /// bytes were used (all of them, unless the connection closed).
     pub(super) fn line_input(&mut self, token: Token, input: &[u8]) -> usize {
+        if self.config.line_echo {
+            return self.line_echo_input(token, input);
+        }
         let mut pos = 0;
         while pos < input.len() {
             let Some(conn) = self.conns.get_mut(token.0) else {
@@ -30,7 +38,7 @@ impl Server {
             pos += used;
             match event {
                 None => break,
-                Some(LineEvent::Line(bytes)) => {
+                Some(LineEvent::Line(bytes, _)) => {
                     self.stats.messages_in += 1;
                     // Telnet sends whatever the terminal's encoding is;
                     // invalid UTF-8 becomes U+FFFD rather than an error.
@@ -57,6 +65,80 @@ impl Server {
         pos
     }
 
+    /// `--line-echo`: every line goes back to its sender. Returns how many
+    /// bytes were used (all of them).
+    ///
+    /// Most lines need no rewriting: no telnet command was dropped from
+    /// them and they end in LF or CR LF, so their echo is exactly the bytes
+    /// that came in. A run of such lines is echoed with one copy of the
+    /// input, however many lines it holds; only the others are rebuilt.
+    fn line_echo_input(&mut self, token: Token, input: &[u8]) -> usize {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return input.len();
+        };
+        let State::Line(codec) = &mut conn.state else {
+            return input.len();
+        };
+        let mut pos = 0;
+        // input[run.start..run.end] is a run of lines that are their own echo.
+        let mut run = 0..0;
+        let mut lines = 0;
+        while pos < input.len() {
+            let (used, event) = codec.decode(&input[pos..]);
+            let raw = &input[pos..pos + used];
+            pos += used;
+            match event {
+                // The rest is part of a line still to come.
+                None => break,
+                Some(LineEvent::Line(line, end)) => {
+                    lines += 1;
+                    // The codec only ever removes bytes (telnet commands,
+                    // the IAC of an IAC IAC, the line end), and a line
+                    // begun in an earlier read is longer than what this
+                    // read holds of it. So if all that is missing is a
+                    // line end equal to the one the echo adds, the raw
+                    // bytes are the echo.
+                    if used == line.len() + end.bytes().len() && raw.ends_with(end.bytes()) {
+                        run.end = pos;
+                        continue;
+                    }
+                    push_run(&mut conn.out, &input[run]);
+                    echo_line(&mut conn.out, line, end);
+                }
+                Some(LineEvent::TooLong { limit }) => {
+                    push_run(&mut conn.out, &input[run]);
+                    log::info!("{}: line longer than {limit} bytes skipped", conn.peer);
+                    let error = format!("! line too long (limit {limit} bytes); it was skipped\r\n");
+                    conn.out.push_bytes(error.as_bytes());
+                }
+            }
+            run = pos..pos;
+        }
+        push_run(&mut conn.out, &input[run]);
+        log::trace!("{}: echoing {lines} lines", conn.peer);
+        self.stats.messages_in += lines;
+        self.stats.messages_out += lines;
+        if !conn.out.is_empty() && !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(token);
+        }
+        input.len()
+    }
+
+    /// A last line cut short by the peer's FIN: echoed without a line end,
+    /// or said to the room.
+    pub(super) fn last_line(&mut self, token: Token, line: &[u8]) {
+        if self.config.line_echo {
+            if let Some(conn) = self.conns.get_mut(token.0) {
+                self.stats.messages_out += 1;
+                echo_line(&mut conn.out, line, LineEnd::Eof);
+            }
+            self.mark_dirty(token);
+        } else {
+            self.line_text(token, &String::from_utf8_lossy(line));
+        }
+    }
+
     /// One line of text from a telnet member.
     pub(super) fn line_text(&mut self, token: Token, text: &str) {
         let Some(member) = self.conns.get(token.0).and_then(|c| c.member) else {
@@ -66,6 +148,31 @@ impl Server {
         self.hub.text(member, text, std::time::SystemTime::now());
         self.deliver();
     }
+}
+
+/// Queues a run of lines that are their own echo.
+fn push_run(out: &mut OutQueue, run: &[u8]) {
+    if !run.is_empty() {
+        out.push_bytes(run);
+    }
+}
+
+/// Queues a line back to its sender. A data byte 255 goes out as IAC IAC,
+/// as it came, or the client would read a telnet command (RFC 854).
+fn echo_line(out: &mut OutQueue, line: &[u8], end: LineEnd) {
+    out.encode_with(|out| {
+        if crate::line::find_any(line, [IAC]).is_some() {
+            for &byte in line {
+                out.push(byte);
+                if byte == IAC {
+                    out.push(IAC);
+                }
+            }
+        } else {
+            out.extend_from_slice(line);
+        }
+        out.extend_from_slice(end.bytes());
+    });
 }
 
 /// Shows at most 80 characters of a line in the log.

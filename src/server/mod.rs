@@ -560,8 +560,8 @@ impl Server {
                 // answer is still delivered: the peer may have closed only
                 // its sending half (`nc -N`).
                 if let Some(line) = codec.finish() {
-                    let text = String::from_utf8_lossy(line).into_owned();
-                    self.line_text(token, &text);
+                    let line = line.to_vec();
+                    self.last_line(token, &line);
                 }
                 self.begin_closing(token, "peer closed the connection".into());
             }
