@@ -11,9 +11,18 @@
 #   a        echo, 100 connections, 1 x 32 B in flight each   (msg/s)
 #   a-paced  the same at 150,000 msg/s for everyone           (server CPU)
 #   b        echo, 100 connections, 16 x 32 B in flight       (msg/s)
+#   b-paced  the same at 1,000,000 msg/s                      (server CPU)
 #   c        echo, 10 connections, 64 KiB messages            (msg/s, MB/s)
+#   c-paced  the same at 30,000 msg/s                         (server CPU)
 #   d        5,000 idle WebSocket connections                 (server RSS per connection)
-#   e        line echo, 100 connections, 16 x 32 B in flight  (msg/s)
+#   e        line echo, 100 connections, 16 x 32 B in flight  (msg/s; duplex --line-echo)
+#   e-paced  the same at 1,000,000 msg/s                      (server CPU)
+#   e-chat   e against duplex's chat door, each connection in a room of
+#            its own: what the chat (names, rooms, history) costs per line
+#
+# When the load tool saturates its own core (small messages against a
+# fast server, marked ! in its CPU column), msg/s is a limit of the pair:
+# the paced scenarios then say more, by comparing server CPU per message.
 #
 # Each server runs pinned to core 0 (taskset -c 0), duplex-load to core 1.
 # The peers are installed from their registries (crates.io, npm) into
@@ -29,8 +38,8 @@ ROOT=$(dirname "$HERE")
 PEERS="$HERE/.peers"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
-SCENARIOS="a a-paced b c d e"
-SERVERS="duplex tt-echo fws-echo node-ws"
+SCENARIOS="a a-paced b b-paced c c-paced d e e-paced e-chat"
+SERVERS="duplex tt-echo-8k tt-echo fws-echo node-ws"
 LINE_SERVERS="duplex tokio-lines node-net"
 ROUNDS=2
 SECS=10
@@ -90,6 +99,9 @@ server_command() {
   case "$1" in
     duplex) echo "$DUPLEX --http $addr --tcp $next" ;;
     tt-echo|fws-echo|tokio-lines) echo "$PEERS/rust/target/release/$1 $addr" ;;
+    # tokio-tungstenite with an 8 KiB read buffer instead of its default
+    # 128 KiB, which it zero-fills before every read.
+    tt-echo-8k) echo "$PEERS/rust/target/release/tt-echo $addr 8192" ;;
     node-ws) echo "node $PEERS/node/ws-echo.js $addr" ;;
     node-net) echo "node $PEERS/node/net-lines.js $addr" ;;
     *) echo "compare.sh: unknown server $1" >&2; return 2 ;;
@@ -108,10 +120,15 @@ wait_for_port() {
 run() {
   local scenario=$1 server=$2 round=$3
   PORT=$((PORT + 2))
-  local ws="ws://127.0.0.1:$PORT/echo" line="127.0.0.1:$PORT" join=""
+  local ws="ws://127.0.0.1:$PORT/echo" line="127.0.0.1:$PORT" join="" mode=""
   if [ "$server" = duplex ]; then
     line="127.0.0.1:$((PORT + 1))"
-    join="--join-rooms"
+    # The line door is an echo for e, and the chat (one room per
+    # connection, so every line comes back once) for e-chat.
+    case "$scenario" in
+      e|e-paced) mode="--line-echo" ;;
+      e-chat) join="--join-rooms" ;;
+    esac
   fi
   local common=(-t "$SECS" -w "$WARMUP")
   local args
@@ -119,13 +136,16 @@ run() {
     a) args=(echo "$ws" -c 100 -d 1 -s 32 "${common[@]}") ;;
     a-paced) args=(echo "$ws" -c 100 -d 1 -s 32 --rate 150000 "${common[@]}") ;;
     b) args=(echo "$ws" -c 100 -d 16 -s 32 "${common[@]}") ;;
+    b-paced) args=(echo "$ws" -c 100 -d 16 -s 32 --rate 1000000 "${common[@]}") ;;
     c) args=(echo "$ws" -c 10 -d 1 -s 65536 "${common[@]}") ;;
+    c-paced) args=(echo "$ws" -c 10 -d 1 -s 65536 --rate 30000 "${common[@]}") ;;
     d) args=(idle "$ws" -n 5000 -t 5) ;;
-    e) args=(tcp-echo "$line" -c 100 -d 16 -s 32 $join "${common[@]}") ;;
+    e|e-chat) args=(tcp-echo "$line" -c 100 -d 16 -s 32 $join "${common[@]}") ;;
+    e-paced) args=(tcp-echo "$line" -c 100 -d 16 -s 32 --rate 1000000 "${common[@]}") ;;
   esac
   local log="$OUT/$scenario.$server.round$round"
   # shellcheck disable=SC2046
-  taskset -c "$SERVER_CORE" $(server_command "$server" "$PORT") >"$log.server.log" 2>&1 &
+  taskset -c "$SERVER_CORE" $(server_command "$server" "$PORT") $mode >"$log.server.log" 2>&1 &
   local pid=$!
   if ! wait_for_port "$PORT"; then
     echo "compare.sh: $server did not start (see $log.server.log)" >&2
@@ -158,9 +178,13 @@ report() {
     a) echo "## a: echo, 100 conns, 1 x 32 B in flight" ;;
     a-paced) echo "## a-paced: echo, 100 conns, 1 x 32 B in flight, paced at 150,000 msg/s" ;;
     b) echo "## b: echo, 100 conns, 16 x 32 B in flight" ;;
+    b-paced) echo "## b-paced: echo, 100 conns, 16 x 32 B in flight, paced at 1,000,000 msg/s" ;;
     c) echo "## c: echo, 10 conns, 64 KiB messages" ;;
+    c-paced) echo "## c-paced: echo, 10 conns, 64 KiB messages, paced at 30,000 msg/s" ;;
     d) echo "## d: 5,000 idle WebSocket connections" ;;
-    e) echo "## e: line echo, 100 conns, 16 x 32 B in flight (duplex: one room per connection)" ;;
+    e) echo "## e: line echo, 100 conns, 16 x 32 B in flight (duplex --line-echo)" ;;
+    e-paced) echo "## e-paced: line echo, 100 conns, 16 x 32 B in flight, paced at 1,000,000 msg/s" ;;
+    e-chat) echo "## e-chat: the same load on duplex's chat door, one room per connection" ;;
   esac
   if [ "$scenario" = d ]; then
     printf '%-12s %8s %14s %14s %12s %14s\n' server round ok-conns "rss MB" "kB/conn" "peer/duplex"
@@ -224,7 +248,7 @@ report() {
 echo "== results in $OUT" >&2
 for scenario in $SCENARIOS; do
   list=$SERVERS
-  [ "$scenario" = e ] && list=$LINE_SERVERS
+  [[ "$scenario" = e* ]] && list=$LINE_SERVERS
   for round in $(seq "$ROUNDS"); do
     for server in $list; do
       run "$scenario" "$server" "$round"
@@ -237,7 +261,7 @@ done
   echo "# server on core $SERVER_CORE, duplex-load on core $LOAD_CORE; 'others' = CPU used by anything else (noise)"
   for scenario in $SCENARIOS; do
     list=$SERVERS
-    [ "$scenario" = e ] && list=$LINE_SERVERS
+    [[ "$scenario" = e* ]] && list=$LINE_SERVERS
     # shellcheck disable=SC2086
     report "$scenario" $list
   done

@@ -20,10 +20,11 @@
 //!   second in all (open loop: every server gets the same load, and its CPU
 //!   share tells what each message costs it).
 //! * **tcp-echo**: the same over raw TCP, one message = `-s` bytes and `\n`,
-//!   and any line that comes back counts as one echo. duplex's line service
-//!   is a chat, not an echo: a plain line goes to everyone in the room. With
-//!   `--join-rooms` each connection first moves to a room of its own
-//!   (`/join load-N`), so each line comes back exactly once.
+//!   and any line that comes back counts as one echo. Aim it at a line echo
+//!   (`duplex --line-echo`). duplex's usual line service is a chat, where a
+//!   plain line goes to everyone in the room; with `--join-rooms` each
+//!   connection first moves to a room of its own (`/join load-N`), so each
+//!   line comes back exactly once, and the load measures the chat.
 //! * **idle**: opens `-n` connections and holds them; with `--server-pid`
 //!   it reports what each one costs the server in resident memory.
 //! * **broadcast**: `-n` members of one chat room; one of them sends a
