@@ -15,6 +15,8 @@
 #   c        echo, 10 connections, 64 KiB messages            (msg/s, MB/s)
 #   c-paced  the same at 30,000 msg/s                         (server CPU)
 #   d        5,000 idle WebSocket connections                 (server RSS per connection)
+#   d-line   10,000 idle line connections; on duplex, telnet chat members
+#            in one lobby, each arrival announced to all (slow: ~80 s)
 #   e        line echo, 100 connections, 16 x 32 B in flight  (msg/s; duplex --line-echo)
 #   e-paced  the same at 1,000,000 msg/s                      (server CPU)
 #   e-chat   e against duplex's chat door, each connection in a room of
@@ -38,7 +40,7 @@ ROOT=$(dirname "$HERE")
 PEERS="$HERE/.peers"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
-SCENARIOS="a a-paced b b-paced c c-paced d e e-paced e-chat"
+SCENARIOS="a a-paced b b-paced c c-paced d d-line e e-paced e-chat"
 SERVERS="duplex tt-echo-8k tt-echo fws-echo node-ws"
 LINE_SERVERS="duplex tokio-lines node-net"
 ROUNDS=2
@@ -140,6 +142,7 @@ run() {
     c) args=(echo "$ws" -c 10 -d 1 -s 65536 "${common[@]}") ;;
     c-paced) args=(echo "$ws" -c 10 -d 1 -s 65536 --rate 30000 "${common[@]}") ;;
     d) args=(idle "$ws" -n 5000 -t 5) ;;
+    d-line) args=(idle "$line" -n 10000 -t 5 --connect-timeout 200) ;;
     e|e-chat) args=(tcp-echo "$line" -c 100 -d 16 -s 32 $join "${common[@]}") ;;
     e-paced) args=(tcp-echo "$line" -c 100 -d 16 -s 32 --rate 1000000 "${common[@]}") ;;
   esac
@@ -182,11 +185,12 @@ report() {
     c) echo "## c: echo, 10 conns, 64 KiB messages" ;;
     c-paced) echo "## c-paced: echo, 10 conns, 64 KiB messages, paced at 30,000 msg/s" ;;
     d) echo "## d: 5,000 idle WebSocket connections" ;;
+    d-line) echo "## d-line: 10,000 idle line connections (duplex: telnet chat members, one lobby)" ;;
     e) echo "## e: line echo, 100 conns, 16 x 32 B in flight (duplex --line-echo)" ;;
     e-paced) echo "## e-paced: line echo, 100 conns, 16 x 32 B in flight, paced at 1,000,000 msg/s" ;;
     e-chat) echo "## e-chat: the same load on duplex's chat door, one room per connection" ;;
   esac
-  if [ "$scenario" = d ]; then
+  if [[ "$scenario" = d* ]]; then
     printf '%-12s %8s %14s %14s %12s %14s\n' server round ok-conns "rss MB" "kB/conn" "peer/duplex"
   else
     printf '%-12s %6s %11s %8s %8s %8s %7s %12s %9s %9s\n' \
@@ -200,7 +204,7 @@ report() {
     for round in $(seq "$ROUNDS"); do
       f="$OUT/$scenario.$server.round$round.result"
       [ -f "$f" ] || continue
-      if [ "$scenario" = d ]; then
+      if [[ "$scenario" = d* ]]; then
         local kb ok rss
         kb=$(field "$f" 'per-conn [0-9.]+') ; ok=$(field "$f" '[0-9]+ ok') ; rss=$(field "$f" 'srv-rss [0-9.]+')
         printf '%-12s %8s %14s %14s %12s\n' "$server" "$round" "${ok:-?}" "${rss:-?}" "${kb:-?}"
@@ -227,7 +231,7 @@ report() {
   # duplex does better; for d, how many times more memory the peer needs).
   for server in "${servers[@]}"; do
     [ -n "${value[$server]:-}" ] || continue
-    if [ "$scenario" = d ]; then
+    if [[ "$scenario" = d* ]]; then
       local ratio="-"
       [ -n "${value[duplex]:-}" ] && ratio=$(printf '%.2f' "$(echo "${value[$server]} / ${value[duplex]}" | bc -l)")
       printf '%-12s %8s %14s %14s %12.2f %14s\n' "$server" mean "" "" "${value[$server]}" "$ratio"
@@ -248,7 +252,7 @@ report() {
 echo "== results in $OUT" >&2
 for scenario in $SCENARIOS; do
   list=$SERVERS
-  [[ "$scenario" = e* ]] && list=$LINE_SERVERS
+  [[ "$scenario" = e* || "$scenario" = d-line ]] && list=$LINE_SERVERS
   for round in $(seq "$ROUNDS"); do
     for server in $list; do
       run "$scenario" "$server" "$round"
@@ -261,7 +265,7 @@ done
   echo "# server on core $SERVER_CORE, duplex-load on core $LOAD_CORE; 'others' = CPU used by anything else (noise)"
   for scenario in $SCENARIOS; do
     list=$SERVERS
-    [[ "$scenario" = e* ]] && list=$LINE_SERVERS
+    [[ "$scenario" = e* || "$scenario" = d-line ]] && list=$LINE_SERVERS
     # shellcheck disable=SC2086
     report "$scenario" $list
   done

@@ -4,7 +4,7 @@
 //! ```text
 //! duplex-load echo      ws://127.0.0.1:8080/echo -c 100 -d 1 -s 32 -t 10 [--rate 150000]
 //! duplex-load tcp-echo  127.0.0.1:18001 -c 100 -d 16 -s 32 [--join-rooms]
-//! duplex-load idle      ws://127.0.0.1:8080/echo -n 5000 -t 10
+//! duplex-load idle      ws://127.0.0.1:8080/echo -n 5000 -t 10   (or 127.0.0.1:18001: telnet)
 //! duplex-load broadcast ws://127.0.0.1:8080/chat -n 100 -k 200
 //! common: --server-pid PID (server CPU% and RSS from /proc), --max-pending 64
 //! ```
@@ -86,7 +86,8 @@ enum Mode {
         #[command(flatten)]
         common: Common,
     },
-    /// Hold idle WebSocket connections and measure the server's memory.
+    /// Hold idle WebSocket (ws://...) or telnet (HOST:PORT) connections and
+    /// measure the server's memory.
     Idle {
         url: String,
         /// Connections to open.
@@ -1088,10 +1089,19 @@ fn main() -> ExitCode {
             conns,
             secs,
             common,
-        } => Target::websocket(&url, None).map(|target| {
-            let mut load = Load::new(target, Job::Idle, common).expect("poll");
-            run_idle(&mut load, conns, secs)
-        }),
+        } => {
+            // ws://... holds WebSockets; HOST:PORT holds telnet clients,
+            // who read whatever the chat sends them and say nothing.
+            let target = if url.starts_with("ws://") {
+                Target::websocket(&url, None)
+            } else {
+                Target::tcp(&url)
+            };
+            target.map(|target| {
+                let mut load = Load::new(target, Job::Idle, common).expect("poll");
+                run_idle(&mut load, conns, secs)
+            })
+        }
         Mode::Broadcast {
             url,
             members,
