@@ -121,3 +121,55 @@ fn a_last_line_without_line_end_is_echoed_before_the_close() {
         .expect("the server closes after the echo");
     assert_eq!(rest, b"done\nbye");
 }
+
+#[test]
+fn a_client_that_floods_but_never_reads_is_paused_then_closed_on_a_line_boundary() {
+    let server = Duplex::start(&[
+        "--line-echo",
+        "--max-output",
+        "64KiB",
+        "--slow-reader-timeout",
+        "1s",
+    ]);
+    let mut t = Telnet::connect(server.tcp);
+    let mut writer = t.stream.try_clone().unwrap();
+    writer.set_write_timeout(Some(common::WAIT)).unwrap();
+    // Lines of 99 x's, written until the server gives up on this client.
+    // Its echoes pile up unread, so the server stops reading (the writes
+    // then block) and, a second later, closes.
+    let flood = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for _ in 0..100 {
+            lines.extend_from_slice(&[b'x'; 99]);
+            lines.push(b'\n');
+        }
+        let mut sent = 0usize;
+        while writer.write_all(&lines).is_ok() {
+            sent += lines.len();
+        }
+        sent
+    });
+    server.wait_log("slow reader");
+    let mut received = Vec::new();
+    t.stream
+        .read_to_end(&mut received)
+        .expect("everything queued, then the goodbye, then the end of the stream");
+    t.stream.shutdown(Shutdown::Both).ok();
+    let sent = flood.join().unwrap();
+    // What was queued but never sent is dropped whole lines at a time: the
+    // goodbye follows a complete echo, never half of one.
+    let text = String::from_utf8(received).unwrap();
+    let (echoes, goodbye) = text
+        .rsplit_once('\n')
+        .map(|(a, _)| a.rsplit_once('\n').unwrap())
+        .unwrap();
+    assert_eq!(goodbye, "! too slow: output buffer full; goodbye\r");
+    assert!(
+        echoes.lines().all(|line| line == "x".repeat(99)),
+        "only whole echoes before the goodbye"
+    );
+    assert!(
+        echoes.len() < sent,
+        "the server stopped echoing before the client stopped sending"
+    );
+}

@@ -92,13 +92,18 @@ impl Server {
                 None => break,
                 Some(LineEvent::Line(line, end)) => {
                     lines += 1;
-                    // The codec only ever removes bytes (telnet commands,
-                    // the IAC of an IAC IAC, the line end), and a line
-                    // begun in an earlier read is longer than what this
-                    // read holds of it. So if all that is missing is a
-                    // line end equal to the one the echo adds, the raw
-                    // bytes are the echo.
-                    if used == line.len() + end.bytes().len() && raw.ends_with(end.bytes()) {
+                    // The codec only ever removes bytes: telnet commands,
+                    // the IAC of an IAC IAC, a swallowed LF or NUL after a
+                    // CR, and the line end. So if the raw bytes are the
+                    // line plus exactly the line end the echo would add,
+                    // nothing else was removed and they are the echo. (A
+                    // line begun in an earlier read is longer than what
+                    // this read holds of it, and never matches.)
+                    let own_echo = matches!(
+                        (end, raw.get(line.len()..)),
+                        (LineEnd::Lf, Some([b'\n'])) | (LineEnd::Cr, Some([b'\r', b'\n']))
+                    );
+                    if own_echo {
                         run.end = pos;
                         continue;
                     }
