@@ -32,7 +32,8 @@
 #
 # Options: --scenarios LIST, --servers LIST, --line-servers LIST (for e),
 #          --rounds N (2), -t SECS (10),
-#          -w SECS (2), --server-core N (0), --load-core N (1), --no-build
+#          -w SECS (2), --server-core N (0), --load-core N (1), --no-build,
+#          --report DIR (print the tables of an earlier run's results again)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -49,6 +50,7 @@ WARMUP=2
 SERVER_CORE=0
 LOAD_CORE=1
 BUILD=1
+REPORT=""
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -61,6 +63,7 @@ while [ $# -gt 0 ]; do
     --server-core) SERVER_CORE=$2; shift 2 ;;
     --load-core) LOAD_CORE=$2; shift 2 ;;
     --no-build) BUILD=0; shift ;;
+    --report) REPORT=$2; BUILD=0; shift 2 ;;
     -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -83,15 +86,17 @@ fi
 
 LOAD="$TARGET/release/duplex-load"
 DUPLEX="$TARGET/release/duplex"
-for f in "$LOAD" "$DUPLEX" "$PEERS/rust/target/release/tt-echo" "$PEERS/node/node_modules/ws"; do
+[ -n "$REPORT" ] || for f in "$LOAD" "$DUPLEX" "$PEERS/rust/target/release/tt-echo" "$PEERS/node/node_modules/ws"; do
   [ -e "$f" ] || { echo "compare.sh: missing $f (run without --no-build)" >&2; exit 2; }
 done
 
 # ---- running one server under one load --------------------------------------
 
-OUT="$HERE/results/$(date +%Y%m%d-%H%M%S)"
+OUT=${REPORT:-$HERE/results/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
-PORT=$((20000 + RANDOM % 20000))
+# Below Linux's ephemeral range (32768 and up), so a port is never taken
+# by one of the load tool's own outgoing connections from an earlier run.
+PORT=$((10000 + RANDOM % 20000))
 
 # The command line that starts server $1 listening on port $2 (for duplex,
 # the WebSocket port; its line service gets $2 + 1). It execs the server
@@ -166,7 +171,7 @@ run() {
 
 # field FILE REGEX: the first number captured by REGEX in the result line.
 field() {
-  grep -oE "$2" "$1" | head -n 1 | grep -oE '[0-9]+(\.[0-9]+)?' | tail -n 1
+  { grep -oE "$2" "$1" || true; } | head -n 1 | { grep -oE '[0-9]+(\.[0-9]+)?' || true; } | tail -n 1
 }
 
 # ---- the table ----------------------------------------------------------------
@@ -193,11 +198,11 @@ report() {
   if [[ "$scenario" = d* ]]; then
     printf '%-12s %8s %14s %14s %12s %14s\n' server round ok-conns "rss MB" "kB/conn" "peer/duplex"
   else
-    printf '%-12s %6s %11s %8s %8s %8s %7s %12s %9s %9s\n' \
-      server round "msg/s" "p50 ms" "p99 ms" "srv cpu" others "msg/cpu-s" "duplex/x" "duplex/x"
-    printf '%-12s %6s %11s %8s %8s %8s %7s %12s %9s %9s\n' "" "" "" "" "" "" "" "" "(msg/s)" "(cpu)"
+    printf '%-12s %6s %11s %8s %8s %8s %9s %7s %12s %9s %9s\n' \
+      server round "msg/s" "p50 ms" "p99 ms" "srv cpu" "load cpu" others "msg/cpu-s" "duplex/x" "duplex/x"
+    printf '%-12s %6s %11s %8s %8s %8s %9s %7s %12s %9s %9s\n' "" "" "" "" "" "" "" "" "" "(msg/s)" "(cpu)"
   fi
-  local round server f
+  local round server f saturated=0
   declare -A value cost
   for server in "${servers[@]}"; do
     local sum=0 sum_cost=0 n=0
@@ -210,14 +215,16 @@ report() {
         printf '%-12s %8s %14s %14s %12s\n' "$server" "$round" "${ok:-?}" "${rss:-?}" "${kb:-?}"
         [ -n "$kb" ] && { sum=$(echo "$sum + $kb" | bc -l); n=$((n + 1)); }
       else
-        local rate p50 p99 cpu others per_cpu
+        local rate p50 p99 cpu load others per_cpu
         rate=$(field "$f" '[0-9.]+ msg/s') ; p50=$(field "$f" 'p50 [0-9.]+')
         p99=$(field "$f" 'p99 [0-9.]+') ; cpu=$(field "$f" 'srv-cpu [0-9]+')
-        others=$(field "$f" 'foreign-cpu [0-9]+')
+        load=$(field "$f" 'load-cpu [0-9]+') ; others=$(field "$f" 'foreign-cpu [0-9]+')
+        # The load tool near its own limit: that row's msg/s is the pair's.
+        [ -n "$load" ] && [ "$load" -ge 90 ] && { load="$load%!"; saturated=1; } || load="${load:-?}%"
         per_cpu=""
         [ -n "$rate" ] && [ -n "$cpu" ] && [ "$cpu" != 0 ] && per_cpu=$(echo "$rate * 100 / $cpu" | bc)
-        printf '%-12s %6s %11s %8s %8s %7s%% %6s%% %12s\n' "$server" "$round" "${rate:-?}" "${p50:-?}" \
-          "${p99:-?}" "${cpu:-?}" "${others:-?}" "${per_cpu:-?}"
+        printf '%-12s %6s %11s %8s %8s %7s%% %9s %6s%% %12s\n' "$server" "$round" "${rate:-?}" "${p50:-?}" \
+          "${p99:-?}" "${cpu:-?}" "$load" "${others:-?}" "${per_cpu:-?}"
         if [ -n "$rate" ] && [ -n "$per_cpu" ]; then
           sum=$(echo "$sum + $rate" | bc -l); sum_cost=$(echo "$sum_cost + $per_cpu" | bc -l); n=$((n + 1))
         fi
@@ -241,16 +248,20 @@ report() {
         r1=$(printf '%.2f' "$(echo "${value[duplex]} / ${value[$server]}" | bc -l)")
         r2=$(printf '%.2f' "$(echo "${cost[duplex]} / ${cost[$server]}" | bc -l)")
       fi
-      printf '%-12s %6s %11.0f %8s %8s %8s %7s %12.0f %9s %9s\n' "$server" mean "${value[$server]}" "" "" "" "" \
-        "${cost[$server]}" "$r1" "$r2"
+      printf '%-12s %6s %11.0f %8s %8s %8s %9s %7s %12.0f %9s %9s\n' "$server" mean "${value[$server]}" "" "" "" "" \
+        "" "${cost[$server]}" "$r1" "$r2"
     fi
   done
+  if [ "$saturated" = 1 ]; then
+    echo "!: duplex-load used 90% or more of its core: that row's msg/s is the limit of the pair, not"
+    echo "   of the server. Compare msg/cpu-s, or the paced scenario, instead."
+  fi
 }
 
 # ---- main ---------------------------------------------------------------------
 
 echo "== results in $OUT" >&2
-for scenario in $SCENARIOS; do
+[ -n "$REPORT" ] || for scenario in $SCENARIOS; do
   list=$SERVERS
   [[ "$scenario" = e* || "$scenario" = d-line ]] && list=$LINE_SERVERS
   for round in $(seq "$ROUNDS"); do
