@@ -55,10 +55,7 @@ impl Server {
                 }
                 Some(LineEvent::TooLong { limit }) => {
                     log::info!("{}: line longer than {limit} bytes skipped", conn.peer);
-                    self.send_text(
-                        token,
-                        &format!("! line too long (limit {limit} bytes); it was skipped"),
-                    );
+                    self.send_text(token, &too_long_notice(limit));
                 }
             }
         }
@@ -113,8 +110,10 @@ impl Server {
                 Some(LineEvent::TooLong { limit }) => {
                     push_run(&mut conn.out, &input[run]);
                     log::info!("{}: line longer than {limit} bytes skipped", conn.peer);
-                    let error = format!("! line too long (limit {limit} bytes); it was skipped\r\n");
-                    conn.out.push_bytes(error.as_bytes());
+                    conn.out.encode_with(|out| {
+                        out.extend_from_slice(too_long_notice(limit).as_bytes());
+                        out.extend_from_slice(b"\r\n");
+                    });
                 }
             }
             run = pos..pos;
@@ -153,6 +152,12 @@ impl Server {
         self.hub.text(member, text, std::time::SystemTime::now());
         self.deliver();
     }
+}
+
+/// What a telnet client is told when its line passed `--max-line`, in chat
+/// and echo alike.
+fn too_long_notice(limit: usize) -> String {
+    format!("! line too long (limit {limit} bytes); it was skipped")
 }
 
 /// Queues a run of lines that are their own echo.
