@@ -54,6 +54,29 @@ pub enum Payload {
     },
 }
 
+impl Payload {
+    /// What a text-only member receives: the line, or a binary message's
+    /// notice.
+    pub fn text(&self) -> &Rc<str> {
+        match self {
+            Payload::Text(text) | Payload::Binary { notice: text, .. } => text,
+        }
+    }
+
+    /// The message's size in bytes, as a WebSocket member receives it.
+    pub fn len(&self) -> usize {
+        match self {
+            Payload::Text(text) => text.len(),
+            Payload::Binary { data, .. } => data.len(),
+        }
+    }
+
+    /// An empty message.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// What the hub asks its adapters to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -96,23 +119,32 @@ pub enum Action {
 }
 
 /// The hub's answers since the last [`Hub::drain`].
-#[derive(Debug, Default)]
-pub struct Outbox {
+#[derive(Debug)]
+pub struct Outbox<L = usize> {
     /// What to do, in the order the hub decided it.
     pub actions: Vec<Action>,
     /// The links of recipients, shared by all `Send` actions: a broadcast
     /// to a room snapshots its members here, in join order.
-    pub recipients: Vec<usize>,
+    pub recipients: Vec<L>,
+}
+
+impl<L> Default for Outbox<L> {
+    fn default() -> Outbox<L> {
+        Outbox {
+            actions: Vec::new(),
+            recipients: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug)]
-struct Member {
+struct Member<L> {
     name: String,
     /// The room's name, shared with the room: cloning it costs no copy.
     room: Rc<str>,
     transport: Transport,
-    /// The adapter's handle for this member (the loop uses its token).
-    link: usize,
+    /// The adapter's handle for this member: how the loop reaches it.
+    link: L,
     clock: bool,
     clock_generation: u32,
     /// The room's line number just before this member's arrival there:
@@ -159,9 +191,13 @@ pub struct HubStats {
 /// The chat's whole state: members in a slab (so a [`MemberId`] stays
 /// valid while its member lives), rooms by name, and the outbox of
 /// [`Action`]s the adapters carry out after each call.
-#[derive(Debug, Default)]
-pub struct Hub {
-    members: Slab<Member>,
+///
+/// `L` is the adapter's *link*: whatever it needs to reach a member (the
+/// event loop uses an enum of connection tokens and HTTP member keys). The
+/// hub only copies links into its outbox, so it knows nothing of sockets.
+#[derive(Debug)]
+pub struct Hub<L = usize> {
+    members: Slab<Member<L>>,
     /// Rooms by name, sorted, so `/rooms` lists them in order.
     rooms: BTreeMap<String, Room>,
     /// Lower-cased names in use, for uniqueness regardless of case.
@@ -172,20 +208,26 @@ pub struct Hub {
     max_text: usize,
     /// Lines of history kept per room.
     history_limit: usize,
-    outbox: Outbox,
+    outbox: Outbox<L>,
     /// Reused to build chat lines without a fresh allocation each.
     scratch: String,
 }
 
-impl Hub {
+impl<L: Copy> Hub<L> {
     /// `max_text` bounds a chat line, so a WebSocket member cannot send
     /// telnet members a line longer than they could send themselves.
     /// `history` is how many recent lines each room keeps for pollers.
-    pub fn new(max_text: usize, history: usize) -> Hub {
+    pub fn new(max_text: usize, history: usize) -> Hub<L> {
         Hub {
+            members: Slab::new(),
+            rooms: BTreeMap::new(),
+            names: HashMap::new(),
+            next_guest: 0,
+            messages: 0,
             max_text,
             history_limit: history.max(1),
-            ..Hub::default()
+            outbox: Outbox::default(),
+            scratch: String::new(),
         }
     }
 
@@ -224,7 +266,7 @@ impl Hub {
     }
 
     /// Takes the actions produced so far.
-    pub fn drain(&mut self) -> Outbox {
+    pub fn drain(&mut self) -> Outbox<L> {
         std::mem::take(&mut self.outbox)
     }
 
@@ -234,7 +276,7 @@ impl Hub {
     }
 
     /// Hands back an outbox's vectors so their memory is reused.
-    pub fn recycle(&mut self, mut outbox: Outbox) {
+    pub fn recycle(&mut self, mut outbox: Outbox<L>) {
         if self.outbox.actions.is_empty() {
             outbox.actions.clear();
             outbox.recipients.clear();
@@ -268,7 +310,7 @@ impl Hub {
 
     /// A new member arrives: named `guest-N`, placed in the lobby, greeted,
     /// and announced to the lobby. `welcome` says where it connected from.
-    pub fn join(&mut self, link: usize, transport: Transport, welcome: &str) -> MemberId {
+    pub fn join(&mut self, link: L, transport: Transport, welcome: &str) -> MemberId {
         let name = loop {
             self.next_guest += 1;
             let name = format!("guest-{}", self.next_guest);
@@ -613,7 +655,7 @@ impl Hub {
     }
 
     /// The adapter's handle for a member.
-    pub fn link(&self, id: MemberId) -> Option<usize> {
+    pub fn link(&self, id: MemberId) -> Option<L> {
         self.members.get(id.0).map(|m| m.link)
     }
 

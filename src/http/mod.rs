@@ -7,9 +7,11 @@
 
 pub mod request;
 pub mod response;
+pub mod text;
 
 pub use request::{HeadLimits, Request, RequestError, RequestReader};
 pub use response::{Response, Status};
+pub use text::{json_string, percent_decode};
 
 /// Does a comma-separated header value (`Connection: keep-alive, Upgrade`)
 /// contain `token`, ignoring case? (RFC 9110 §5.6.1 lists; §7.6.1, §7.8

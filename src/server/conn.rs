@@ -1,10 +1,28 @@
-//! One connection: its socket, its state machine, its output.
+//! One connection: its socket, what speaks on it, its output, and where it
+//! stands in closing.
+//!
+//! Three machines, one per concern, each changed by one function that logs
+//! every `A -> B`:
+//!
+//! * [`Protocol`]: what the bytes mean (a telnet line, an HTTP request, a
+//!   WebSocket, an event stream), changed by `Server::become_protocol`;
+//! * [`Close`](super::close::Close): how far the goodbye has got, changed
+//!   by `Server::set_close`; it only ever moves forward;
+//! * inside a WebSocket, its close handshake (RFC 6455 §7), changed by
+//!   `WebSocket::set_handshake`.
+//!
+//! `eof` says one thing only: the peer sent FIN (a read returned 0).
 
-use crate::http::RequestReader;
+use super::close::Close;
+use super::context::{Context, Next};
+use super::event_stream::EventStream;
+use super::http::Http;
+use super::line::LineChat;
+use super::line_echo::LineEcho;
+use super::timers::ConnTimer;
+use super::websocket::WebSocket;
 use crate::hub::MemberId;
-use crate::line::LineCodec;
 use crate::outq::OutQueue;
-use crate::ws::Decoder;
 use mio::net::TcpStream;
 use std::fmt;
 use std::net::SocketAddr;
@@ -17,6 +35,16 @@ pub enum Door {
     Line,
     /// The web port (HTTP, then maybe WebSocket).
     Web,
+}
+
+impl Door {
+    /// The door's name in log lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Door::Line => "line",
+            Door::Web => "web",
+        }
+    }
 }
 
 /// The WebSocket endpoints (DESIGN §1.2).
@@ -59,135 +87,6 @@ impl Endpoint {
             Endpoint::Clock => "/clock",
         }
     }
-}
-
-/// The WebSocket close handshake, from our side (RFC 6455 §7).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CloseHandshake {
-    /// Messages flow both ways.
-    Open,
-    /// We sent a close frame and wait for the peer's (§7.1.2); data frames
-    /// that still arrive are read and dropped.
-    CloseSent,
-}
-
-/// An open WebSocket.
-#[derive(Debug)]
-pub struct WebSocket {
-    pub endpoint: Endpoint,
-    pub decoder: Decoder,
-    pub close: CloseHandshake,
-    /// When we pinged a silent peer, if its answer is still due.
-    pub ping_sent: Option<Instant>,
-}
-
-/// An HTTP connection between requests, or reading one.
-#[derive(Debug)]
-pub struct Http {
-    pub reader: RequestReader,
-    /// The next request head must be complete by then.
-    pub deadline: Instant,
-    /// A long poll waiting for a message (the connection's current
-    /// request: HTTP/1.1 answers in order, so later requests wait too).
-    pub parked: Option<Parked>,
-    /// Bytes of pipelined requests that arrived while parked.
-    pub stash: Vec<u8>,
-}
-
-/// A parked long poll (`GET /longpoll`).
-#[derive(Debug)]
-pub struct Parked {
-    /// The HTTP member (its key in the loop's table).
-    pub member: usize,
-    /// The room and line number the poller asked about.
-    pub room: String,
-    pub since: u64,
-    /// Answered empty at this time if nothing came.
-    pub deadline: Instant,
-}
-
-/// A server-sent event stream (`GET /events`): a response that never
-/// ends, one event per chat line.
-#[derive(Debug)]
-pub struct EventStream {
-    pub member: usize,
-    /// The room being streamed, and the last line number sent from it.
-    pub room: String,
-    pub last_seq: u64,
-}
-
-/// A connection on its way out: its last bytes are being written, then
-/// its write side is shut (FIN), then whatever the peer still sends is read
-/// and dropped until it closes too or the deadline passes. Closing
-/// gracefully like this, rather than at once, keeps the kernel from
-/// answering unread bytes with a reset that could destroy our last words
-/// (the close frame, the error line) before the peer reads them.
-#[derive(Debug)]
-pub struct Closing {
-    /// Why, for the log line when it is finally freed.
-    pub reason: String,
-    /// Our FIN is sent.
-    pub fin_sent: bool,
-}
-
-/// The connection's state machine (DESIGN §3). It changes in one place,
-/// `Server::set_state`, which logs every transition.
-#[derive(Debug)]
-pub enum State {
-    /// The telnet door: lines in, lines out.
-    Line(LineCodec),
-    /// The web door, reading HTTP requests.
-    Http(Http),
-    /// Upgraded: frames in, frames out.
-    WebSocket(WebSocket),
-    /// Streaming server-sent events.
-    EventStream(EventStream),
-    /// Saying goodbye.
-    Closing(Closing),
-}
-
-impl State {
-    pub fn name(&self) -> &'static str {
-        match self {
-            State::Line(_) => "Line",
-            State::Http(_) => "HttpRequest",
-            State::WebSocket(ws) => match ws.endpoint {
-                Endpoint::Echo => "WebSocket(/echo)",
-                Endpoint::Chat => "WebSocket(/chat)",
-                Endpoint::Clock => "WebSocket(/clock)",
-            },
-            State::EventStream(_) => "EventStream",
-            State::Closing(_) => "Closing",
-        }
-    }
-}
-
-/// One accepted socket and all the loop knows about it. It lives in the
-/// loop's slab, so its token stays the same until it is reaped.
-pub struct Connection {
-    pub socket: TcpStream,
-    pub peer: SocketAddr,
-    pub local: SocketAddr,
-    /// Tells this connection from an earlier one that had the same token,
-    /// so a stale timer never touches the wrong connection.
-    pub serial: u64,
-    pub door: Door,
-    pub state: State,
-    pub out: OutQueue,
-    /// The hub member this connection carries, on the chat doors.
-    pub member: Option<MemberId>,
-    /// Last time the peer sent anything: heartbeats and idle timeouts.
-    pub last_heard: Instant,
-    /// When the output first went over the soft limit, while it stays so.
-    /// Reading from the peer is paused meanwhile (see
-    /// `Server::check_output_limits`).
-    pub over_limit_since: Option<Instant>,
-    /// Listed in the loop's to-flush list for this turn.
-    pub dirty: bool,
-    /// The peer has closed its side (read returned 0).
-    pub eof: bool,
-    /// Which transport this connection's bytes are counted under.
-    pub via: Via,
 }
 
 /// The transports whose cost the server measures (`GET /stats`), so the
@@ -236,21 +135,145 @@ impl Via {
     }
 }
 
-impl Connection {
-    /// May new output be queued? Not once we are saying goodbye, nor after
-    /// our close frame (RFC 6455 §5.5.1: no data after Close).
+/// How a member's text is framed on its connection: decided here, once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// One WebSocket frame per message (RFC 6455 §5.6).
+    Frame,
+    /// One line with CR LF (RFC 854).
+    Line,
+    /// Not sent at all: an HTTP member reads the room's history instead.
+    None,
+}
+
+/// What speaks on a connection. Each kind is its own type in its own file.
+pub(super) enum Protocol {
+    /// The telnet door's chat: lines in, lines out (`line.rs`).
+    Line(LineChat),
+    /// The telnet door as an echo service, `--line-echo` (`line_echo.rs`).
+    LineEcho(LineEcho),
+    /// The web door, reading HTTP requests; a parked long poll is one of
+    /// its states (`http.rs`, `long_poll.rs`).
+    Http(Http),
+    /// Upgraded: frames in, frames out (`websocket.rs`).
+    WebSocket(WebSocket),
+    /// Streaming server-sent events (`event_stream.rs`).
+    EventStream(EventStream),
+}
+
+impl Protocol {
+    /// The name in `A -> B` log lines.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Protocol::Line(_) => "Line",
+            Protocol::LineEcho(_) => "LineEcho",
+            Protocol::Http(http) if http.is_parked() => "LongPoll",
+            Protocol::Http(_) => "HttpRequest",
+            Protocol::WebSocket(ws) => match ws.endpoint {
+                Endpoint::Echo => "WebSocket(/echo)",
+                Endpoint::Chat => "WebSocket(/chat)",
+                Endpoint::Clock => "WebSocket(/clock)",
+            },
+            Protocol::EventStream(_) => "EventStream",
+        }
+    }
+
+    /// How hub messages to this connection's member are framed.
+    pub fn framing(&self) -> Framing {
+        match self {
+            Protocol::WebSocket(_) => Framing::Frame,
+            Protocol::Line(_) | Protocol::LineEcho(_) => Framing::Line,
+            Protocol::Http(_) | Protocol::EventStream(_) => Framing::None,
+        }
+    }
+
+    /// May new output be queued? Not after our WebSocket close frame
+    /// (RFC 6455 §5.5.1: no data after Close).
     pub fn accepts_output(&self) -> bool {
-        match &self.state {
-            State::Closing(_) => false,
-            State::WebSocket(ws) => ws.close == CloseHandshake::Open,
+        match self {
+            Protocol::WebSocket(ws) => ws.is_open(),
             _ => true,
+        }
+    }
+
+    /// Forgets the hub member (it has left), returning it.
+    pub fn take_member(&mut self) -> Option<MemberId> {
+        match self {
+            Protocol::Line(line) => line.member.take(),
+            Protocol::WebSocket(ws) => ws.member.take(),
+            _ => None,
+        }
+    }
+
+    /// Bytes from the peer. Returns how many were used and what next.
+    pub fn on_input(&mut self, cx: &mut Context, input: &mut [u8]) -> (usize, Next) {
+        match self {
+            Protocol::Line(line) => line.on_input(cx, input),
+            Protocol::LineEcho(echo) => echo.on_input(cx, input),
+            Protocol::Http(http) => http.on_input(cx, input),
+            Protocol::WebSocket(ws) => ws.on_input(cx, input),
+            // An event stream only talks: whatever the peer sends is read
+            // and dropped.
+            Protocol::EventStream(_) => (input.len(), Next::Continue),
+        }
+    }
+
+    /// The peer sent FIN.
+    pub fn on_eof(&mut self, cx: &mut Context) -> Next {
+        match self {
+            Protocol::Line(line) => line.on_eof(cx),
+            Protocol::LineEcho(echo) => echo.on_eof(cx),
+            Protocol::Http(http) => http.on_eof(),
+            Protocol::WebSocket(_) => {
+                // RFC 6455 §7.1.5: closed without a close frame: 1006.
+                Next::Close(super::close::Why::PeerClosed("without a close frame (1006)"))
+            }
+            Protocol::EventStream(_) => Next::Close(super::close::Why::PeerClosed("the event stream")),
+        }
+    }
+
+    /// One of this connection's own timers fired.
+    pub fn on_timer(&mut self, cx: &mut Context, timer: ConnTimer, last_heard: Instant) -> Next {
+        match self {
+            Protocol::Line(line) => line.on_timer(cx, timer, last_heard),
+            Protocol::LineEcho(echo) if timer == ConnTimer::Idle => echo.on_timer(cx, last_heard),
+            Protocol::LineEcho(_) => Next::Continue,
+            Protocol::Http(http) => http.on_timer(cx, timer),
+            Protocol::WebSocket(ws) => ws.on_timer(cx, timer, last_heard),
+            Protocol::EventStream(stream) => stream.on_timer(cx, timer),
         }
     }
 }
 
+/// One accepted socket and all the loop knows about it. It lives in the
+/// loop's slab, so its token stays the same until it is reaped.
+pub(super) struct Connection {
+    pub socket: TcpStream,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// Tells this connection from an earlier one that had the same token,
+    /// so a stale timer never touches the wrong connection.
+    pub serial: u64,
+    pub protocol: Protocol,
+    pub close: Close,
+    pub out: OutQueue,
+    /// Last time the peer sent anything: heartbeats and idle timeouts.
+    pub last_heard: Instant,
+    /// When the output first went over the soft limit, while it stays so.
+    /// Reading from the peer is paused meanwhile (see
+    /// `Server::check_output_limits`).
+    pub over_limit_since: Option<Instant>,
+    /// Listed in the loop's to-flush list for this turn.
+    pub dirty: bool,
+    /// The peer sent FIN: a read returned 0.
+    pub eof: bool,
+    /// Which transport this connection's bytes are counted under.
+    pub via: Via,
+}
+
 impl fmt::Display for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.state.name(), self.peer)
+        write!(f, "{} {}", self.protocol.name(), self.peer)
     }
 }
 

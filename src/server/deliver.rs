@@ -1,185 +1,194 @@
-//! Carrying out what the hub asks: a line to one member or to a room,
-//! encoded once per framing and shared, a clock started, a member gone.
+//! The seam between the hub and the loop: the hub's actions carried out.
+//!
+//! The hub never touches a connection. It leaves [`Action`]s in its
+//! outbox, and [`Server::deliver`] carries them out: the only function
+//! that does. The loop calls it after each step of a connection's input,
+//! after each timer, after an accept and after each connection it frees,
+//! never from inside a handler. Carrying out an action may make the hub
+//! say more (a member's `/quit` closes its connection, and its departure is
+//! announced); those actions join the outbox and are carried out by the
+//! same loop, after the current batch, so nothing recurses.
 
-use super::conn::{Connection, State};
-use super::transports::HTTP_LINK_BASE;
-use super::{websocket, ConnTimer, Server, EAGER_FLUSH_CHUNKS};
-use crate::hub::{Action, Payload, Transport};
+use super::close::Why;
+use super::conn::{Framing, Protocol};
+use super::context::Link;
+use super::timers::ConnTimer;
+use super::Server;
+use crate::hub::{Action, Outbox, Payload};
+use crate::outq::OutQueue;
+use crate::ws::Opcode;
 use mio::Token;
 use std::rc::Rc;
 use std::time::Duration;
 
+/// Broadcast chunks a queue may collect within one turn before it is
+/// written out at once rather than at the turn's end. Each queued chunk is
+/// 32 bytes of list in every member's queue, and a storm (ten thousand
+/// telnet users joining one lobby, each arrival announced to all) fills
+/// every queue at once: at 32 chunks that high-water mark stayed in the
+/// heap as 0.2 kB per connection; at 8 it costs more writes during the
+/// storm and nothing after it.
+const EAGER_FLUSH_CHUNKS: usize = 8;
+
 impl Server {
-    /// Carries out what the hub asked for. A broadcast is encoded once per
-    /// framing (one WebSocket frame, one telnet line) and the same bytes
-    /// are shared by every recipient's queue.
-    ///
-    /// Carrying out an action can make the hub say more (a write fails, the
-    /// connection is dropped, its member's departure is announced). Those
-    /// new actions are not carried out from inside this call but by its own
-    /// loop, after the current batch: a crowd dropping at once would
-    /// otherwise recurse once per member, each level holding its batch.
+    /// Carries out everything the hub has asked for, until it asks no more.
     pub(super) fn deliver(&mut self) {
-        if self.delivering {
-            return;
+        while self.shared.hub.has_actions() {
+            let outbox = self.shared.hub.drain();
+            for action in &outbox.actions {
+                self.carry_out(action, &outbox);
+            }
+            self.shared.hub.recycle(outbox);
         }
-        self.delivering = true;
-        while self.hub.has_actions() {
-            let outbox = self.hub.drain();
-            self.carry_out(&outbox);
-            self.hub.recycle(outbox);
-        }
-        self.delivering = false;
     }
 
-    pub(super) fn carry_out(&mut self, outbox: &crate::hub::Outbox) {
-        for action in &outbox.actions {
-            match action {
-                Action::Send { recipients, payload } => {
-                    let mut frame: Option<Rc<[u8]>> = None;
-                    let mut line: Option<Rc<[u8]>> = None;
-                    // One recipient: encode straight into its queue. Two
-                    // or more: encode once and share the bytes.
-                    let shared = recipients.len() > 1;
-                    for &link in &outbox.recipients[recipients.clone()] {
-                        if link >= HTTP_LINK_BASE {
-                            let text = match payload {
-                                Payload::Text(text) => text,
-                                Payload::Binary { notice, .. } => notice,
-                            };
-                            self.http_inbox(link - HTTP_LINK_BASE, text);
-                            continue;
-                        }
-                        let token = Token(link);
-                        let Some(conn) = self.conns.get_mut(link) else {
-                            continue;
-                        };
-                        if !conn.accepts_output() {
-                            continue;
-                        }
-                        if !shared {
-                            encode_payload(conn, payload);
-                            self.stats.messages_out += 1;
-                            self.stats.via(conn.via).delivered += 1;
-                            self.mark_dirty(token);
-                            continue;
-                        }
-                        let bytes = match (&conn.state, payload) {
-                            (State::WebSocket(_), Payload::Text(text)) => frame
-                                .get_or_insert_with(|| {
-                                    websocket::frame_bytes(crate::ws::Opcode::Text, text.as_bytes())
-                                })
-                                .clone(),
-                            (State::WebSocket(_), Payload::Binary { data, .. }) => frame
-                                .get_or_insert_with(|| {
-                                    websocket::frame_bytes(crate::ws::Opcode::Binary, data)
-                                })
-                                .clone(),
-                            (_, Payload::Text(text)) => line.get_or_insert_with(|| line_bytes(text)).clone(),
-                            (_, Payload::Binary { notice, .. }) => {
-                                line.get_or_insert_with(|| line_bytes(notice)).clone()
-                            }
-                        };
-                        conn.out.push_shared(bytes);
-                        self.stats.messages_out += 1;
-                        self.stats.via(conn.via).delivered += 1;
-                        let backlog = conn.out.chunks();
-                        self.mark_dirty(token);
-                        if backlog >= EAGER_FLUSH_CHUNKS {
-                            // Many broadcasts in one turn (a crowd joining
-                            // or dropping at once) would otherwise pile up
-                            // in every member's queue until the turn ends:
-                            // O(members²) memory. Write them now instead.
-                            self.flush(token);
-                        }
-                    }
+    fn carry_out(&mut self, action: &Action, outbox: &Outbox<super::context::Link>) {
+        match action {
+            Action::Send { recipients, payload } => {
+                self.send(&outbox.recipients[recipients.clone()], payload);
+            }
+            Action::StartClock { member, generation } => {
+                if let Some(Link::Conn(token)) = self.shared.hub.link(*member) {
+                    let at = self.shared.now + Duration::from_secs(1);
+                    self.schedule(token, ConnTimer::Clock(*generation), at);
                 }
-                Action::StartClock { member, generation } => {
-                    if let Some(token) = self.token_of(*member) {
-                        let at = self.now + Duration::from_secs(1);
-                        self.schedule(token, ConnTimer::Clock(*generation), at);
-                    }
-                }
-                Action::Stats { member } => {
-                    let line = self.stats_line();
-                    self.hub.reply(*member, &line);
-                }
-                Action::Quit { member } => match self.hub.link(*member) {
-                    Some(link) if link >= HTTP_LINK_BASE => {
-                        self.remove_http_member(link - HTTP_LINK_BASE, "said /quit");
-                    }
-                    Some(link) => self.quit(Token(link)),
-                    None => {}
-                },
-                Action::Appended { room, .. } => {
-                    if !self.waiters.is_empty() {
-                        self.wake(Some(room), None);
-                    }
+            }
+            Action::Stats { member } => {
+                let line = super::stats::line(&self.shared);
+                self.shared.hub.reply(*member, &line);
+            }
+            Action::Quit { member } => match self.shared.hub.link(*member) {
+                Some(Link::Conn(token)) => self.close(token, Why::Quit),
+                Some(Link::Http(key)) => self.remove_http_member(key, "said /quit"),
+                None => {}
+            },
+            Action::Appended { room, .. } => {
+                if !self.shared.waiters.is_empty() {
+                    self.wake(Some(room), None);
                 }
             }
         }
     }
 
-    pub(super) fn token_of(&self, member: crate::hub::MemberId) -> Option<Token> {
-        self.hub.link(member).map(Token)
+    /// A payload to each recipient, in its own framing. One recipient: it
+    /// is encoded straight into that queue. Two or more: it is encoded
+    /// once per framing (one WebSocket frame, one telnet line) and the
+    /// same bytes are shared by every queue.
+    fn send(&mut self, recipients: &[Link], payload: &Payload) {
+        let mut shared = Shared::default();
+        for &link in recipients {
+            let token = match link {
+                Link::Http(key) => {
+                    self.http_inbox(key, payload.text());
+                    continue;
+                }
+                Link::Conn(token) => token,
+            };
+            let Some(conn) = self.conns.get_mut(token.0) else {
+                continue;
+            };
+            if !conn.close.is_open() || !conn.protocol.accepts_output() {
+                continue;
+            }
+            let framing = conn.protocol.framing();
+            if recipients.len() == 1 {
+                encode(&mut conn.out, framing, payload);
+            } else {
+                conn.out.push_shared(shared.bytes(framing, payload));
+            }
+            self.shared.stats.messages_out += 1;
+            self.shared.stats.via(conn.via).delivered += 1;
+            let backlog = conn.out.chunks();
+            self.mark_dirty(token);
+            if backlog >= EAGER_FLUSH_CHUNKS {
+                // Many broadcasts in one turn (a crowd joining or dropping
+                // at once) would otherwise pile up in every member's queue
+                // until the turn ends: O(members²) memory. Write them now.
+                self.write(token, None);
+            }
+        }
     }
 
-    /// Adds a connection to the chat, greeted and announced.
-    pub(super) fn join_hub(&mut self, token: Token, transport: Transport) {
-        let Some(conn) = self.conns.get(token.0) else {
+    /// A connection's member leaves the chat (announced once), and a
+    /// connection that served an HTTP member lets go of it.
+    pub(super) fn leave(&mut self, token: Token) {
+        self.release_waiter(token);
+        let Some(conn) = self.conns.get_mut(token.0) else {
             return;
         };
-        let welcome = format!("server {}, you are {}", conn.local, conn.peer);
-        let member = self.hub.join(token.0, transport, &welcome);
-        if let Some(conn) = self.conns.get_mut(token.0) {
-            conn.member = Some(member);
+        if let Some(member) = conn.protocol.take_member() {
+            self.shared.hub.leave(member);
         }
-        self.deliver();
     }
 
-    /// Takes a connection out of the chat (announced once).
-    pub(super) fn leave_hub(&mut self, token: Token) {
-        let Some(member) = self.conns.get_mut(token.0).and_then(|c| c.member.take()) else {
+    /// A parked long poll or an event stream is over: the HTTP member it
+    /// kept present is on its own again.
+    pub(super) fn release_waiter(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(token.0) else {
             return;
         };
-        self.hub.leave(member);
-        self.deliver();
-    }
-
-    /// The member asked to leave: the goodbye is queued, then we close.
-    pub(super) fn quit(&mut self, token: Token) {
-        let is_ws = matches!(
-            self.conns.get(token.0).map(|c| &c.state),
-            Some(State::WebSocket(_))
-        );
-        if is_ws {
-            websocket::send_close(self, token, crate::ws::CloseCode::NORMAL, "bye");
-        } else {
-            self.begin_closing(token, "said /quit".into());
+        let key = match &mut conn.protocol {
+            Protocol::Http(http) => http.unpark().map(|parked| parked.member),
+            Protocol::EventStream(stream) => stream.detach(),
+            _ => None,
+        };
+        if let Some(key) = key {
+            self.shared.members.detach(key, self.shared.now);
+            self.shared.waiters.retain(|&t| t != token);
         }
+    }
+}
+
+/// The bytes of one payload, encoded at most once per framing.
+#[derive(Default)]
+struct Shared {
+    frame: Option<Rc<[u8]>>,
+    line: Option<Rc<[u8]>>,
+}
+
+impl Shared {
+    fn bytes(&mut self, framing: Framing, payload: &Payload) -> Rc<[u8]> {
+        match framing {
+            Framing::Frame => self.frame.get_or_insert_with(|| {
+                let mut bytes = Vec::with_capacity(payload.len() + 10);
+                encode_frame(&mut bytes, payload);
+                Rc::from(bytes)
+            }),
+            Framing::Line | Framing::None => self.line.get_or_insert_with(|| {
+                let mut bytes = Vec::with_capacity(payload.text().len() + 2);
+                encode_line(&mut bytes, payload.text());
+                Rc::from(bytes)
+            }),
+        }
+        .clone()
     }
 }
 
 /// Encodes a payload into one connection's own queue, in its framing.
-fn encode_payload(conn: &mut Connection, payload: &Payload) {
-    use crate::ws::Opcode;
-    match (&conn.state, payload) {
-        (State::WebSocket(_), Payload::Text(text)) => {
-            websocket::encode(&mut conn.out, Opcode::Text, text.as_bytes())
-        }
-        (State::WebSocket(_), Payload::Binary { data, .. }) => {
-            websocket::encode(&mut conn.out, Opcode::Binary, data)
-        }
-        (_, Payload::Text(text) | Payload::Binary { notice: text, .. }) => conn.out.encode_with(|out| {
-            out.extend_from_slice(text.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }),
+pub(super) fn encode(out: &mut OutQueue, framing: Framing, payload: &Payload) {
+    match framing {
+        Framing::Frame => out.encode_with(|buf| encode_frame(buf, payload)),
+        Framing::Line | Framing::None => out.encode_with(|buf| encode_line(buf, payload.text())),
     }
 }
 
-fn line_bytes(text: &str) -> Rc<[u8]> {
-    let mut bytes = Vec::with_capacity(text.len() + 2);
-    bytes.extend_from_slice(text.as_bytes());
-    bytes.extend_from_slice(b"\r\n");
-    Rc::from(bytes)
+/// A server frame (never masked, RFC 6455 §5.1): text as text, binary as
+/// binary.
+fn encode_frame(buf: &mut Vec<u8>, payload: &Payload) {
+    let (opcode, bytes) = match payload {
+        Payload::Text(text) => (Opcode::Text, text.as_bytes()),
+        Payload::Binary { data, .. } => (Opcode::Binary, &data[..]),
+    };
+    log::trace!(
+        "frame out: fin=1 opcode={} masked=0 len={}",
+        opcode.name(),
+        bytes.len()
+    );
+    crate::ws::encode_frame(buf, true, opcode, bytes, None);
+}
+
+/// A line with CR LF; a binary message becomes its notice.
+fn encode_line(buf: &mut Vec<u8>, text: &str) {
+    buf.extend_from_slice(text.as_bytes());
+    buf.extend_from_slice(b"\r\n");
 }

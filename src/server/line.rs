@@ -1,45 +1,48 @@
-//! The telnet door: an adapter between the line codec and the hub, or,
-//! with `--line-echo`, a plain line echo service.
+//! The telnet door: an adapter between the line codec and the hub.
 
-use super::conn::State;
-use super::{ConnTimer, Server};
-use crate::hub::Transport;
-use crate::line::{LineEnd, LineEvent, IAC};
-use crate::outq::OutQueue;
-use mio::Token;
+use super::close::Why;
+use super::context::{Context, Link, Next};
+use super::timers::ConnTimer;
+use crate::hub::{MemberId, Transport};
+use crate::line::{LineCodec, LineEvent};
+use std::time::{Instant, SystemTime};
 
-impl Server {
-    /// A telnet client connected: it joins the chat and is greeted (an
-    /// echo service says nothing until spoken to).
-    pub(super) fn line_connected(&mut self, token: Token) {
-        if !self.config.line_echo {
-            self.join_hub(token, Transport::Line);
-        }
-        if let Some(limit) = self.config.idle_timeout {
-            self.schedule(token, ConnTimer::Idle, self.now + limit);
+/// A telnet member of the chat.
+#[derive(Debug)]
+pub(super) struct LineChat {
+    codec: LineCodec,
+    /// Its member in the hub, until it leaves.
+    pub member: Option<MemberId>,
+}
+
+impl LineChat {
+    pub fn new(max_line: usize) -> LineChat {
+        LineChat {
+            codec: LineCodec::new(max_line),
+            member: None,
         }
     }
 
-    /// Splits input into lines and hands each to the hub. Returns how many
-    /// bytes were used (all of them, unless the connection closed).
-    pub(super) fn line_input(&mut self, token: Token, input: &[u8]) -> usize {
-        if self.config.line_echo {
-            return self.line_echo_input(token, input);
-        }
+    /// A telnet client connected: it joins the chat and is greeted.
+    pub fn on_open(&mut self, cx: &mut Context) -> Next {
+        let (welcome, link) = (cx.welcome(""), Link::Conn(cx.token));
+        self.member = Some(cx.hub.join(link, Transport::Line, &welcome));
+        schedule_idle(cx);
+        Next::Continue
+    }
+
+    /// Splits input into lines and hands the first complete one to the
+    /// hub. Returns how many bytes were used: up to and including that
+    /// line, so the loop carries out the hub's answer before the next.
+    pub fn on_input(&mut self, cx: &mut Context, input: &mut [u8]) -> (usize, Next) {
         let mut pos = 0;
         while pos < input.len() {
-            let Some(conn) = self.conns.get_mut(token.0) else {
-                return input.len();
-            };
-            let State::Line(codec) = &mut conn.state else {
-                return input.len();
-            };
-            let (used, event) = codec.decode(&input[pos..]);
+            let (used, event) = self.codec.decode(&input[pos..]);
             pos += used;
             match event {
                 None => break,
                 Some(LineEvent::Line(bytes, _)) => {
-                    self.stats.messages_in += 1;
+                    cx.stats.messages_in += 1;
                     // Telnet sends whatever the terminal's encoding is;
                     // invalid UTF-8 becomes U+FFFD rather than an error.
                     // Valid UTF-8 (the common case) is used where it lies.
@@ -47,142 +50,76 @@ impl Server {
                         Ok(text) => std::borrow::Cow::Borrowed(text),
                         Err(_) => String::from_utf8_lossy(bytes),
                     };
-                    if let Some(member) = conn.member {
-                        log::debug!("{}: line {:?}", conn.peer, Truncated(&text));
-                        self.hub.text(member, &text, std::time::SystemTime::now());
+                    if let Some(member) = self.member {
+                        say(cx, member, &text);
                     }
-                    self.deliver();
+                    return (pos, Next::Continue);
                 }
                 Some(LineEvent::TooLong { limit }) => {
-                    log::info!("{}: line longer than {limit} bytes skipped", conn.peer);
-                    self.send_text(token, &too_long_notice(limit));
+                    log::info!("{}: line longer than {limit} bytes skipped", cx.peer);
+                    cx.send_line(&too_long_notice(limit));
                 }
             }
         }
-        pos
+        (pos, Next::Continue)
     }
 
-    /// `--line-echo`: every line goes back to its sender. Returns how many
-    /// bytes were used (all of them).
-    ///
-    /// Most lines need no rewriting: no telnet command was dropped from
-    /// them and they end in LF or CR LF, so their echo is exactly the bytes
-    /// that came in. A run of such lines is echoed with one copy of the
-    /// input, however many lines it holds; only the others are rebuilt.
-    fn line_echo_input(&mut self, token: Token, input: &[u8]) -> usize {
-        let Some(conn) = self.conns.get_mut(token.0) else {
-            return input.len();
-        };
-        let State::Line(codec) = &mut conn.state else {
-            return input.len();
-        };
-        let mut pos = 0;
-        // input[run.start..run.end] is a run of lines that are their own echo.
-        let mut run = 0..0;
-        let mut lines = 0;
-        while pos < input.len() {
-            let (used, event) = codec.decode(&input[pos..]);
-            let raw = &input[pos..pos + used];
-            pos += used;
-            match event {
-                // The rest is part of a line still to come.
-                None => break,
-                Some(LineEvent::Line(line, end)) => {
-                    lines += 1;
-                    // The codec only ever removes bytes: telnet commands,
-                    // the IAC of an IAC IAC, a swallowed LF or NUL after a
-                    // CR, and the line end. So if the raw bytes are the
-                    // line plus exactly the line end the echo would add,
-                    // nothing else was removed and they are the echo. (A
-                    // line begun in an earlier read is longer than what
-                    // this read holds of it, and never matches.)
-                    let own_echo = matches!(
-                        (end, raw.get(line.len()..)),
-                        (LineEnd::Lf, Some([b'\n'])) | (LineEnd::Cr, Some([b'\r', b'\n']))
-                    );
-                    if own_echo {
-                        run.end = pos;
-                        continue;
-                    }
-                    push_run(&mut conn.out, &input[run]);
-                    echo_line(&mut conn.out, line, end);
-                }
-                Some(LineEvent::TooLong { limit }) => {
-                    push_run(&mut conn.out, &input[run]);
-                    log::info!("{}: line longer than {limit} bytes skipped", conn.peer);
-                    conn.out.encode_with(|out| {
-                        out.extend_from_slice(too_long_notice(limit).as_bytes());
-                        out.extend_from_slice(b"\r\n");
-                    });
-                }
+    /// The peer closed its side. A last line without a line end still
+    /// counts, and its answer is still delivered: the peer may have closed
+    /// only its sending half (`nc -N`).
+    pub fn on_eof(&mut self, cx: &mut Context) -> Next {
+        if let (Some(line), Some(member)) = (self.codec.finish(), self.member) {
+            let text = String::from_utf8_lossy(line).into_owned();
+            say(cx, member, &text);
+        }
+        Next::Close(Why::PeerClosed("the connection"))
+    }
+
+    pub fn on_timer(&mut self, cx: &mut Context, timer: ConnTimer, last_heard: Instant) -> Next {
+        match (timer, self.member) {
+            (ConnTimer::Idle, _) => idle(cx, last_heard),
+            (ConnTimer::Clock(generation), Some(member)) => {
+                cx.clock_tick(member, generation);
+                Next::Continue
             }
-            run = pos..pos;
+            _ => Next::Continue,
         }
-        push_run(&mut conn.out, &input[run]);
-        log::trace!("{}: echoing {lines} lines", conn.peer);
-        self.stats.messages_in += lines;
-        self.stats.messages_out += lines;
-        if !conn.out.is_empty() && !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(token);
-        }
-        input.len()
     }
+}
 
-    /// A last line cut short by the peer's FIN: echoed without a line end,
-    /// or said to the room.
-    pub(super) fn last_line(&mut self, token: Token, line: &[u8]) {
-        if self.config.line_echo {
-            if let Some(conn) = self.conns.get_mut(token.0) {
-                self.stats.messages_out += 1;
-                echo_line(&mut conn.out, line, LineEnd::Eof);
-            }
-            self.mark_dirty(token);
-        } else {
-            self.line_text(token, &String::from_utf8_lossy(line));
-        }
-    }
+/// One line from a telnet member, to the hub.
+fn say(cx: &mut Context, member: MemberId, text: &str) {
+    log::debug!("{}: line {:?}", cx.peer, Truncated(text));
+    cx.hub.text(member, text, SystemTime::now());
+}
 
-    /// One line of text from a telnet member.
-    pub(super) fn line_text(&mut self, token: Token, text: &str) {
-        let Some(member) = self.conns.get(token.0).and_then(|c| c.member) else {
-            return;
-        };
-        log::debug!("{}: line {:?}", self.conns[token.0].peer, Truncated(text));
-        self.hub.text(member, text, std::time::SystemTime::now());
-        self.deliver();
+/// With `--idle-timeout`, a telnet connection that says nothing that long
+/// is closed.
+pub(super) fn schedule_idle(cx: &mut Context) {
+    if let Some(limit) = cx.config.idle_timeout {
+        let at = cx.now + limit;
+        cx.schedule(ConnTimer::Idle, at);
     }
+}
+
+/// The idle timer: close if the peer has been silent long enough,
+/// otherwise look again when it would have been.
+pub(super) fn idle(cx: &mut Context, last_heard: Instant) -> Next {
+    let Some(limit) = cx.config.idle_timeout else {
+        return Next::Continue;
+    };
+    let due = last_heard + limit;
+    if cx.now >= due {
+        return Next::Close(Why::Idle(limit));
+    }
+    cx.schedule(ConnTimer::Idle, due);
+    Next::Continue
 }
 
 /// What a telnet client is told when its line passed `--max-line`, in chat
 /// and echo alike.
-fn too_long_notice(limit: usize) -> String {
+pub(super) fn too_long_notice(limit: usize) -> String {
     format!("! line too long (limit {limit} bytes); it was skipped")
-}
-
-/// Queues a run of lines that are their own echo.
-fn push_run(out: &mut OutQueue, run: &[u8]) {
-    if !run.is_empty() {
-        out.push_bytes(run);
-    }
-}
-
-/// Queues a line back to its sender. A data byte 255 goes out as IAC IAC,
-/// as it came, or the client would read a telnet command (RFC 854).
-fn echo_line(out: &mut OutQueue, line: &[u8], end: LineEnd) {
-    out.encode_with(|out| {
-        if crate::line::find_any(line, [IAC]).is_some() {
-            for &byte in line {
-                out.push(byte);
-                if byte == IAC {
-                    out.push(IAC);
-                }
-            }
-        } else {
-            out.extend_from_slice(line);
-        }
-        out.extend_from_slice(end.bytes());
-    });
 }
 
 /// Shows at most 80 characters of a line in the log.

@@ -1,10 +1,24 @@
 //! Graceful shutdown on SIGINT and SIGTERM.
 
-use super::conn::{self, State};
-use super::{websocket, Server, Timer};
-use mio::Token;
+use super::close::Why;
+use super::timers::Timer;
+use super::{Server, SIGNALS};
+use mio::{Interest, Token};
+use std::io;
 
 impl Server {
+    /// Turns SIGINT and SIGTERM into a graceful shutdown, delivered through
+    /// the same `poll` as everything else.
+    pub fn handle_signals(&mut self) -> io::Result<()> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook_mio::v1_0::Signals::new([SIGINT, SIGTERM])?;
+        self.poll
+            .registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
     pub(super) fn on_signal(&mut self) {
         let Some(signals) = self.signals.as_mut() else {
             return;
@@ -23,49 +37,19 @@ impl Server {
         if self.shutdown.is_some() {
             return;
         }
-        let deadline = self.now + self.config.shutdown_timeout;
+        let deadline = self.shared.now + self.shared.config.shutdown_timeout;
         self.shutdown = Some(deadline);
-        self.timers.schedule(deadline, Timer::ShutdownDeadline);
+        self.shared.timers.schedule(deadline, Timer::ShutdownDeadline);
         log::info!(
             "shutting down: saying goodbye to {} connections",
             self.conns.len()
         );
-        for mut listener in [self.line_listener.take(), self.web_listener.take()]
-            .into_iter()
-            .flatten()
-        {
-            let _ = self.poll.registry().deregister(&mut listener);
-        }
+        self.doors.close(&self.poll);
         let tokens: Vec<Token> = self.conns.iter().map(|(key, _)| Token(key)).collect();
         for token in tokens {
-            let Some(conn) = self.conns.get(token.0) else {
-                continue;
-            };
-            match &conn.state {
-                State::Line(_) => {
-                    self.send_text(token, "* server shutting down; goodbye");
-                    self.begin_closing(token, "server shutdown".into());
-                }
-                State::WebSocket(ws) if ws.close == conn::CloseHandshake::Open => {
-                    websocket::send_close(
-                        self,
-                        token,
-                        crate::ws::CloseCode::GOING_AWAY,
-                        "server shutting down",
-                    );
-                }
-                State::WebSocket(_) | State::Closing(_) => {}
-                State::Http(_) | State::EventStream(_) => self.begin_closing(token, "server shutdown".into()),
-            }
+            self.close(token, Why::Shutdown);
         }
+        self.deliver();
         self.flush_dirty();
-    }
-
-    pub(super) fn head_limits(&self) -> crate::http::HeadLimits {
-        crate::http::HeadLimits {
-            max_head: self.config.max_head,
-            max_headers: self.config.max_headers,
-            max_body: self.config.max_body,
-        }
     }
 }

@@ -1,7 +1,7 @@
 //! The loop's counters, for `/stats` and `GET /stats`.
 
-use super::conn::{Endpoint, State, Via};
-use super::Door;
+use super::conn::{Endpoint, Protocol, Via};
+use super::context::Shared;
 use std::time::Instant;
 
 /// What the loop has counted since it started. Gauges (`usize`) say how
@@ -86,39 +86,125 @@ impl Stats {
         &mut self.via[via as usize]
     }
 
+    /// Connections open now, in every state.
+    pub fn open(&self) -> usize {
+        self.line + self.http + self.websocket_total() + self.event_streams + self.closing
+    }
+
     /// Open WebSockets on every endpoint.
     pub fn websocket_total(&self) -> usize {
         self.ws_echo + self.ws_chat + self.ws_clock
     }
 
-    pub(super) fn connected(&mut self, door: Door) {
+    pub(super) fn connected(&mut self, protocol: &Protocol) {
         self.accepted += 1;
-        match door {
-            Door::Line => self.line += 1,
-            Door::Web => self.http += 1,
-        }
+        *self.count(protocol) += 1;
     }
 
-    pub(super) fn state_changed(&mut self, old: &State, new: &State) {
+    pub(super) fn protocol_changed(&mut self, old: &Protocol, new: &Protocol) {
         *self.count(old) -= 1;
         *self.count(new) += 1;
     }
 
-    pub(super) fn disconnected(&mut self, _door: Door, state: &State) {
-        *self.count(state) -= 1;
+    /// A connection began to close: from now on it counts as closing.
+    pub(super) fn closing_started(&mut self, protocol: &Protocol) {
+        *self.count(protocol) -= 1;
+        self.closing += 1;
     }
 
-    fn count(&mut self, state: &State) -> &mut usize {
-        match state {
-            State::Line(_) => &mut self.line,
-            State::Http(_) => &mut self.http,
-            State::WebSocket(ws) => match ws.endpoint {
+    /// A closed connection was freed.
+    pub(super) fn disconnected(&mut self) {
+        self.closing -= 1;
+    }
+
+    fn count(&mut self, protocol: &Protocol) -> &mut usize {
+        match protocol {
+            Protocol::Line(_) | Protocol::LineEcho(_) => &mut self.line,
+            Protocol::Http(_) => &mut self.http,
+            Protocol::WebSocket(ws) => match ws.endpoint {
                 Endpoint::Echo => &mut self.ws_echo,
                 Endpoint::Chat => &mut self.ws_chat,
                 Endpoint::Clock => &mut self.ws_clock,
             },
-            State::EventStream(_) => &mut self.event_streams,
-            State::Closing(_) => &mut self.closing,
+            Protocol::EventStream(_) => &mut self.event_streams,
         }
     }
+}
+
+/// `/stats` in chat: one line.
+pub(super) fn line(shared: &Shared) -> String {
+    let hub = shared.hub.stats();
+    let s = &shared.stats;
+    format!(
+        "* stats: {} connections (telnet {}, websocket {}, http {}), {} members in {} rooms, \
+messages in {} out {}, bytes in {} out {}, up {}s",
+        s.open(),
+        s.line,
+        s.websocket_total(),
+        s.http,
+        hub.members,
+        hub.rooms,
+        s.messages_in,
+        s.messages_out,
+        s.bytes_in,
+        s.bytes_out,
+        shared.now.duration_since(s.started).as_secs()
+    )
+}
+
+/// `GET /stats`: the same numbers as JSON, written by hand.
+pub(super) fn json(shared: &Shared) -> String {
+    let hub = shared.hub.stats();
+    let s = &shared.stats;
+    format!(
+        concat!(
+            "{{\"connections\":{{\"total\":{},\"telnet\":{},\"http\":{},\"closing\":{},",
+            "\"websocket\":{{\"echo\":{},\"chat\":{},\"clock\":{}}}}},",
+            "\"accepted\":{},\"refused\":{},\"http_requests\":{},",
+            "\"hub\":{{\"members\":{},\"rooms\":{},\"messages\":{}}},",
+            "\"messages\":{{\"in\":{},\"out\":{}}},\"bytes\":{{\"in\":{},\"out\":{}}},",
+            "\"http_members\":{},\"event_streams\":{},\"transports\":{{{}}},",
+            "\"uptime_seconds\":{}}}\n"
+        ),
+        s.open(),
+        s.line,
+        s.http,
+        s.closing,
+        s.ws_echo,
+        s.ws_chat,
+        s.ws_clock,
+        s.accepted,
+        s.refused,
+        s.http_requests,
+        hub.members,
+        hub.rooms,
+        hub.messages,
+        s.messages_in,
+        s.messages_out,
+        s.bytes_in,
+        s.bytes_out,
+        shared.members.len(),
+        s.event_streams,
+        transports(s),
+        shared.now.duration_since(s.started).as_secs()
+    )
+}
+
+/// Per transport: requests, bytes in and out, lines delivered.
+fn transports(stats: &Stats) -> String {
+    Via::ALL
+        .iter()
+        .map(|&via| {
+            let v = stats.via[via as usize];
+            format!(
+                "\"{}\":{{\"requests\":{},\"bytes_in\":{},\"bytes_out\":{},\"delivered\":{}}}",
+                via.name(),
+                v.requests,
+                v.bytes_in,
+                v.bytes_out,
+                v.delivered
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }

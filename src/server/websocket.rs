@@ -1,14 +1,277 @@
-//! The WebSocket endpoints: frames in from the decoder, frames out.
+//! A WebSocket connection: frames in from the decoder, frames out. The
+//! three endpoints are three short functions: [`echo`], [`chat`] and the
+//! clock's tick in [`WebSocket::on_timer`].
 
-use super::conn::{CloseHandshake, Endpoint, State};
-use super::{ConnTimer, Server};
+use super::close::Why;
+use super::context::{Body, Context, Link, Next};
+use super::timers::ConnTimer;
+use crate::hub::{MemberId, Transport};
 use crate::outq::OutQueue;
-use crate::ws::close::close_payload;
+use crate::ws::close::{close_payload, CloseFrame};
 use crate::ws::decoder::MessageKind;
 use crate::ws::frame::MAX_HEADER_LEN;
-use crate::ws::{encode_frame, CloseCode, Event, FrameHeader, Opcode};
-use mio::Token;
-use std::rc::Rc;
+use crate::ws::{encode_frame, CloseCode, Decoder, Event, FrameHeader, Opcode, ProtocolError};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::conn::Endpoint;
+
+/// Echoes at least this large are written straight from where they lie
+/// (see `Server::write`); smaller ones are cheaper to copy into the queue
+/// and leave with the rest of the turn's output.
+const WRITE_THROUGH: usize = 16 * 1024;
+
+/// The close handshake, from our side (RFC 6455 §7). The rest of closing
+/// (our FIN, the peer's) is the connection's close machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Handshake {
+    /// Messages flow both ways.
+    Open,
+    /// We sent a close frame and wait for the peer's (§7.1.2); data frames
+    /// that still arrive are read and dropped (§5.5.1).
+    CloseSent,
+}
+
+/// An open WebSocket.
+#[derive(Debug)]
+pub(super) struct WebSocket {
+    pub endpoint: Endpoint,
+    decoder: Decoder,
+    handshake: Handshake,
+    /// When we pinged a silent peer, if its answer is still due.
+    ping_sent: Option<Instant>,
+    /// The chat member, on `/chat`, until it leaves.
+    pub member: Option<MemberId>,
+}
+
+impl WebSocket {
+    /// The opening handshake is answered: the endpoint starts. A chat
+    /// member joins the hub; a clock says the time at once.
+    pub fn open(cx: &mut Context, endpoint: Endpoint) -> WebSocket {
+        let limits = crate::ws::Limits {
+            max_message: cx.config.max_message,
+            max_fragments: cx.config.max_fragments,
+        };
+        let mut ws = WebSocket {
+            endpoint,
+            decoder: Decoder::new(crate::ws::Role::Server, limits),
+            handshake: Handshake::Open,
+            ping_sent: None,
+            member: None,
+        };
+        let at = cx.now + cx.config.ping_interval;
+        cx.schedule(ConnTimer::Heartbeat, at);
+        match endpoint {
+            Endpoint::Echo => {}
+            Endpoint::Chat => {
+                let (welcome, link) = (cx.welcome(""), Link::Conn(cx.token));
+                ws.member = Some(cx.hub.join(link, Transport::WebSocket, &welcome));
+            }
+            Endpoint::Clock => ws.tick(cx),
+        }
+        ws
+    }
+
+    /// Messages still flow (no close frame sent).
+    pub fn is_open(&self) -> bool {
+        self.handshake == Handshake::Open
+    }
+
+    fn set_handshake(&mut self, peer: SocketAddr, next: Handshake) {
+        set_handshake(&mut self.handshake, peer, next);
+    }
+
+    /// The payload the last message lent out of the decoder's buffer.
+    pub fn lent_message(&self) -> &[u8] {
+        self.decoder.lent_message()
+    }
+
+    /// Decodes frames and acts on each. Returns how many bytes were used:
+    /// all of them, unless a chat message reached the hub or a large echo
+    /// is to be written through, which hand control back to the loop first.
+    pub fn on_input(&mut self, cx: &mut Context, input: &mut [u8]) -> (usize, Next) {
+        // Anything from the peer proves it is alive.
+        self.ping_sent = None;
+        // Where the input lies, to tell a payload decoded in place from one
+        // reassembled in the decoder's own buffer (see `echo`).
+        let input_at = input.as_ptr() as usize..input.as_ptr() as usize + input.len();
+        let len = input.len();
+        let mut pos = 0;
+        while pos < len {
+            let open = self.is_open();
+            let (used, event) = match self.decoder.decode(&mut input[pos..]) {
+                Ok((used, Some(event))) => (used, event),
+                Ok((_, None)) => return (len, Next::Continue),
+                Err(error) => return (len, violation(cx.peer, error)),
+            };
+            pos += used;
+            let next = match event {
+                Event::Message(kind, payload) => {
+                    cx.stats.messages_in += 1;
+                    if !open {
+                        // §5.5.1: after our close frame, data is dropped.
+                        continue;
+                    }
+                    match (self.endpoint, self.member) {
+                        (Endpoint::Echo, _) => echo(cx, kind, payload, &input_at),
+                        (Endpoint::Chat, Some(member)) => chat(cx, member, kind, payload),
+                        // The clock only talks; what a client says to it
+                        // is read and ignored.
+                        _ => None,
+                    }
+                }
+                Event::Ping(payload) => {
+                    // §5.5.2: answer with a pong of the same payload.
+                    if open {
+                        encode(cx.out, Opcode::Pong, payload);
+                    }
+                    None
+                }
+                Event::Pong(_) => None,
+                Event::Close(frame) => return (len, on_close_frame(cx, &mut self.handshake, frame)),
+            };
+            if let Some(next) = next {
+                return (pos, next);
+            }
+        }
+        (pos, Next::Continue)
+    }
+
+    /// Starts the close handshake from our side (§7.1.2): the close frame
+    /// goes out, and only the peer's answer is waited for.
+    pub fn send_close(&mut self, out: &mut OutQueue, peer: SocketAddr, code: CloseCode, reason: &str) {
+        if !self.is_open() {
+            return;
+        }
+        log::debug!("{peer}: sending close {code}: {reason}");
+        encode(out, Opcode::Close, &close_payload(code, reason));
+        self.set_handshake(peer, Handshake::CloseSent);
+    }
+
+    pub fn on_timer(&mut self, cx: &mut Context, timer: ConnTimer, last_heard: Instant) -> Next {
+        if !self.is_open() {
+            return Next::Continue;
+        }
+        match (timer, self.endpoint, self.member) {
+            (ConnTimer::Heartbeat, _, _) => self.heartbeat(cx, last_heard),
+            (ConnTimer::Clock(_), Endpoint::Clock, _) => {
+                self.tick(cx);
+                Next::Continue
+            }
+            (ConnTimer::Clock(generation), Endpoint::Chat, Some(member)) => {
+                cx.clock_tick(member, generation);
+                Next::Continue
+            }
+            _ => Next::Continue,
+        }
+    }
+
+    /// `/clock`: the time now, and the next tick in a second.
+    fn tick(&mut self, cx: &mut Context) {
+        let now = crate::clock::format_utc(SystemTime::now());
+        encode(cx.out, Opcode::Text, now.as_bytes());
+        cx.stats.messages_out += 1;
+        let at = cx.now + Duration::from_secs(1);
+        cx.schedule(ConnTimer::Clock(0), at);
+    }
+
+    /// The heartbeat timer: ping a peer that has been silent for
+    /// `--ping-interval`; close one that has not answered within
+    /// `--pong-timeout`.
+    fn heartbeat(&mut self, cx: &mut Context, last_heard: Instant) -> Next {
+        let (interval, timeout) = (cx.config.ping_interval, cx.config.pong_timeout);
+        match self.ping_sent {
+            Some(sent) if cx.now >= sent + timeout => {
+                log::info!("{}: no pong within {timeout:?}; closing", cx.peer);
+                return Next::Close(Why::NoPong(timeout));
+            }
+            Some(sent) => cx.schedule(ConnTimer::Heartbeat, sent + timeout),
+            None if cx.now >= last_heard + interval => {
+                self.ping_sent = Some(cx.now);
+                log::debug!("{}: silent for {interval:?}; ping", cx.peer);
+                encode(cx.out, Opcode::Ping, b"duplex");
+                let at = cx.now + timeout;
+                cx.schedule(ConnTimer::Heartbeat, at);
+            }
+            None => cx.schedule(ConnTimer::Heartbeat, last_heard + interval),
+        }
+        Next::Continue
+    }
+}
+
+/// The one place the close handshake changes (logged).
+fn set_handshake(handshake: &mut Handshake, peer: SocketAddr, next: Handshake) {
+    log::trace!("{peer}: WebSocket {handshake:?} -> {next:?}");
+    *handshake = next;
+}
+
+/// The peer's close frame: the answer to ours, or the start of the
+/// handshake, which we answer (§5.5.1), echoing its code and reason.
+fn on_close_frame(cx: &mut Context, handshake: &mut Handshake, frame: Option<CloseFrame>) -> Next {
+    let code = frame.map(|f| f.code);
+    log::debug!(
+        "{}: close frame received: {}",
+        cx.peer,
+        code.map_or("no code".to_string(), |c| c.to_string())
+    );
+    if *handshake == Handshake::CloseSent {
+        return Next::Close(Why::HandshakeComplete);
+    }
+    let payload = frame.map_or(Vec::new(), |f| close_payload(f.code, f.reason));
+    encode(cx.out, Opcode::Close, &payload);
+    set_handshake(handshake, cx.peer, Handshake::CloseSent);
+    // §7.1.1: the server closes the TCP connection first.
+    Next::Close(Why::PeerCloseFrame(code))
+}
+
+/// `/echo`: every message back as it came, text as text, binary as binary.
+/// A large one is written through from where it lies: in the input
+/// (whose addresses are `input_at`) when it arrived whole in one read,
+/// otherwise in the decoder's buffer.
+fn echo(
+    cx: &mut Context,
+    kind: MessageKind,
+    payload: &[u8],
+    input_at: &std::ops::Range<usize>,
+) -> Option<Next> {
+    if payload.len() < WRITE_THROUGH {
+        encode(cx.out, kind.opcode(), payload);
+        cx.stats.messages_out += 1;
+        return None;
+    }
+    let head = server_header(kind.opcode(), payload.len());
+    // Comparing addresses only, never dereferencing: the decoder's buffer
+    // is its own allocation, so it cannot overlap the input.
+    let at = payload.as_ptr() as usize;
+    let body = if input_at.contains(&at) {
+        let offset = at - input_at.start;
+        Body::Input(offset..offset + payload.len())
+    } else {
+        Body::Message
+    };
+    Some(Next::WriteThrough { head, body })
+}
+
+/// `/chat`: a text message is a line for the hub, a binary one is relayed
+/// to the room as it is.
+fn chat(cx: &mut Context, member: MemberId, kind: MessageKind, payload: &[u8]) -> Option<Next> {
+    match kind {
+        MessageKind::Text => {
+            let text = String::from_utf8_lossy(payload);
+            cx.hub.text(member, &text, SystemTime::now());
+        }
+        MessageKind::Binary => cx.hub.binary(member, payload),
+    }
+    // Back to the loop, so the hub's answer is carried out before the
+    // next message.
+    Some(Next::Continue)
+}
+
+/// The peer broke the protocol: closed with the RFC's code for it.
+fn violation(peer: SocketAddr, error: ProtocolError) -> Next {
+    log::info!("{peer}: WebSocket protocol error: {error}");
+    Next::Close(Why::Violation(error.close_code(), error.to_string()))
+}
 
 /// Appends one server frame (never masked, RFC 6455 §5.1) to a queue.
 pub(super) fn encode(out: &mut OutQueue, opcode: Opcode, payload: &[u8]) {
@@ -19,9 +282,6 @@ pub(super) fn encode(out: &mut OutQueue, opcode: Opcode, payload: &[u8]) {
     );
     out.encode_with(|buf| encode_frame(buf, true, opcode, payload, None));
 }
-
-/// Echoes at least this large are written straight from the read buffer.
-const WRITE_THROUGH: usize = 16 * 1024;
 
 /// The header of an unfragmented, unmasked server frame.
 fn server_header(opcode: Opcode, len: usize) -> ([u8; MAX_HEADER_LEN], usize) {
@@ -36,242 +296,4 @@ fn server_header(opcode: Opcode, len: usize) -> ([u8; MAX_HEADER_LEN], usize) {
     let mut head = [0u8; MAX_HEADER_LEN];
     let head_len = header.encode(&mut head);
     (head, head_len)
-}
-
-/// One frame as shared bytes, for a broadcast.
-pub(super) fn frame_bytes(opcode: Opcode, payload: &[u8]) -> Rc<[u8]> {
-    log::trace!(
-        "frame out (shared): fin=1 opcode={} masked=0 len={}",
-        opcode.name(),
-        payload.len()
-    );
-    let mut buf = Vec::with_capacity(payload.len() + 10);
-    encode_frame(&mut buf, true, opcode, payload, None);
-    Rc::from(buf)
-}
-
-/// What to do once the decoder's event (which borrows the input) is gone.
-enum Next {
-    Continue,
-    /// The peer answered our close, or started the handshake and we
-    /// answered: the WebSocket is over.
-    Closed(String),
-    /// The peer broke the protocol: closed with this code.
-    Failed(CloseCode, String),
-}
-
-impl Server {
-    /// Decodes frames and acts on each. Returns how many bytes were used.
-    pub(super) fn ws_input(&mut self, token: Token, input: &mut [u8]) -> usize {
-        let mut pos = 0;
-        loop {
-            let Some(conn) = self.conns.get_mut(token.0) else {
-                return input.len();
-            };
-            let State::WebSocket(ws) = &mut conn.state else {
-                return input.len();
-            };
-            // Anything from the peer proves it is alive.
-            ws.ping_sent = None;
-            let next = match ws.decoder.decode(&mut input[pos..]) {
-                Err(error) => {
-                    log::info!("{}: WebSocket protocol error: {error}", conn.peer);
-                    Next::Failed(error.close_code(), error.to_string())
-                }
-                Ok((used, None)) => {
-                    debug_assert_eq!(pos + used, input.len());
-                    return input.len();
-                }
-                Ok((used, Some(event))) => {
-                    pos += used;
-                    let open = ws.close == CloseHandshake::Open;
-                    match event {
-                        Event::Message(kind, payload) => {
-                            self.stats.messages_in += 1;
-                            if !open {
-                                // §5.5.1: after our close, data is dropped.
-                                Next::Continue
-                            } else {
-                                match ws.endpoint {
-                                    Endpoint::Echo if payload.len() >= WRITE_THROUGH => {
-                                        // A large echo goes out straight from
-                                        // the read buffer: no copy into the
-                                        // queue unless the socket is full.
-                                        let (head, head_len) = server_header(kind.opcode(), payload.len());
-                                        let n = conn.out.write_through(
-                                            &mut conn.socket,
-                                            &head[..head_len],
-                                            payload,
-                                        );
-                                        self.stats.bytes_out += n as u64;
-                                        self.stats.via(conn.via).bytes_out += n as u64;
-                                        self.stats.messages_out += 1;
-                                        if !conn.dirty {
-                                            conn.dirty = true;
-                                            self.dirty.push(token);
-                                        }
-                                    }
-                                    Endpoint::Echo => {
-                                        encode(&mut conn.out, kind.opcode(), payload);
-                                        self.stats.messages_out += 1;
-                                        if !conn.dirty {
-                                            conn.dirty = true;
-                                            self.dirty.push(token);
-                                        }
-                                    }
-                                    Endpoint::Chat => {
-                                        if let Some(member) = conn.member {
-                                            match kind {
-                                                MessageKind::Text => {
-                                                    let text = String::from_utf8_lossy(payload);
-                                                    self.hub.text(
-                                                        member,
-                                                        &text,
-                                                        std::time::SystemTime::now(),
-                                                    );
-                                                }
-                                                MessageKind::Binary => self.hub.binary(member, payload),
-                                            }
-                                        }
-                                    }
-                                    // The clock only talks; what a client
-                                    // says to it is read and ignored.
-                                    Endpoint::Clock => {}
-                                }
-                                Next::Continue
-                            }
-                        }
-                        Event::Ping(payload) => {
-                            // §5.5.2: answer with a pong of the same payload.
-                            if open {
-                                encode(&mut conn.out, Opcode::Pong, payload);
-                                if !conn.dirty {
-                                    conn.dirty = true;
-                                    self.dirty.push(token);
-                                }
-                            }
-                            Next::Continue
-                        }
-                        Event::Pong(_) => Next::Continue,
-                        Event::Close(frame) => {
-                            let code = frame.map(|f| f.code);
-                            log::debug!(
-                                "{}: close frame received: {}",
-                                conn.peer,
-                                code.map_or("no code".to_string(), |c| c.to_string())
-                            );
-                            if open {
-                                // §5.5.1: answer with a close frame, echoing
-                                // the code (and here the reason too).
-                                let payload = frame.map_or(Vec::new(), |f| close_payload(f.code, f.reason));
-                                encode(&mut conn.out, Opcode::Close, &payload);
-                                let why = match frame {
-                                    Some(f) => format!("peer closed with {}", f.code),
-                                    None => "peer closed without a code".to_string(),
-                                };
-                                Next::Closed(why)
-                            } else {
-                                Next::Closed("close handshake complete".to_string())
-                            }
-                        }
-                    }
-                }
-            };
-            self.deliver();
-            match next {
-                Next::Continue => {}
-                Next::Closed(why) => {
-                    // §7.1.1: the server closes the TCP connection first.
-                    self.begin_closing(token, why);
-                    return input.len();
-                }
-                Next::Failed(code, why) => {
-                    if let Some(conn) = self.conns.get_mut(token.0) {
-                        encode(&mut conn.out, Opcode::Close, &close_payload(code, &why));
-                    }
-                    self.begin_closing(token, format!("{why} ({})", code.0));
-                    return input.len();
-                }
-            }
-            if pos >= input.len() {
-                return input.len();
-            }
-        }
-    }
-
-    /// Completes the opening handshake's effects: the endpoint starts.
-    pub(super) fn ws_opened(&mut self, token: Token, endpoint: Endpoint) {
-        self.schedule(token, ConnTimer::Heartbeat, self.now + self.config.ping_interval);
-        match endpoint {
-            Endpoint::Echo => {}
-            Endpoint::Chat => self.join_hub(token, crate::hub::Transport::WebSocket),
-            Endpoint::Clock => {
-                self.send_text(token, &crate::clock::format_utc(std::time::SystemTime::now()));
-                self.schedule(
-                    token,
-                    ConnTimer::Clock(0),
-                    self.now + std::time::Duration::from_secs(1),
-                );
-            }
-        }
-    }
-}
-
-/// Starts the close handshake from our side (§7.1.2): send a close frame,
-/// then wait for the peer's answer, at most `--close-timeout`.
-pub(super) fn send_close(server: &mut Server, token: Token, code: CloseCode, reason: &str) {
-    let Some(conn) = server.conns.get_mut(token.0) else {
-        return;
-    };
-    let State::WebSocket(ws) = &mut conn.state else {
-        return;
-    };
-    if ws.close != CloseHandshake::Open {
-        return;
-    }
-    ws.close = CloseHandshake::CloseSent;
-    log::debug!("{}: sending close {code}: {reason}", conn.peer);
-    encode(&mut conn.out, Opcode::Close, &close_payload(code, reason));
-    server.leave_hub(token);
-    server.mark_dirty(token);
-    server.schedule(
-        token,
-        ConnTimer::CloseDeadline,
-        server.now + server.config.close_timeout,
-    );
-}
-
-/// The heartbeat timer: ping a peer that has been silent for
-/// `--ping-interval`; close one that has not answered within
-/// `--pong-timeout`.
-pub(super) fn heartbeat(server: &mut Server, token: Token) {
-    let now = server.now;
-    let (interval, timeout) = (server.config.ping_interval, server.config.pong_timeout);
-    let Some(conn) = server.conns.get_mut(token.0) else {
-        return;
-    };
-    let State::WebSocket(ws) = &mut conn.state else {
-        return;
-    };
-    if ws.close != CloseHandshake::Open {
-        return;
-    }
-    match ws.ping_sent {
-        Some(sent) if now >= sent + timeout => {
-            log::info!("{}: no pong within {timeout:?}; closing", conn.peer);
-            send_close(server, token, CloseCode::GOING_AWAY, "no answer to ping");
-        }
-        Some(sent) => server.schedule(token, ConnTimer::Heartbeat, sent + timeout),
-        None if now >= conn.last_heard + interval => {
-            ws.ping_sent = Some(now);
-            log::debug!("{}: silent for {interval:?}; ping", conn.peer);
-            encode(&mut conn.out, Opcode::Ping, b"duplex");
-            server.mark_dirty(token);
-            server.schedule(token, ConnTimer::Heartbeat, now + timeout);
-        }
-        None => {
-            let at = conn.last_heard + interval;
-            server.schedule(token, ConnTimer::Heartbeat, at);
-        }
-    }
 }

@@ -163,6 +163,17 @@ impl Decoder {
         self.buffer.len() + self.control.len() + usize::from(self.head_len)
     }
 
+    /// The message the last event lent out of the decoder's own buffer (a
+    /// fragmented message, or one that arrived over several reads), until
+    /// the next call to [`Decoder::decode`]; empty otherwise. Lets a caller
+    /// that has let go of the event still write the payload where it lies.
+    pub fn lent_message(&self) -> &[u8] {
+        match self.lent {
+            Lent::Buffer => &self.buffer,
+            Lent::Nothing | Lent::Control => &[],
+        }
+    }
+
     /// Decodes from `input`, unmasking it in place.
     ///
     /// Returns how many bytes were used and the next event, if one is

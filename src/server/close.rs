@@ -1,0 +1,394 @@
+//! The close machine: every way a connection ends, in one place.
+//!
+//! A connection says goodbye in three steps, and [`Close`] records how far
+//! it has got:
+//!
+//! ```text
+//!   Open ──close(why)──▶ Flushing ──queue empty: FIN──▶ FinSent ──peer's FIN──▶ Done
+//!     │                     │                              │                     ▲
+//!     └─────────────────────┴────abort(why): error, deadline────────────────────┘
+//! ```
+//!
+//! * **Flushing**: our last words (a close frame, an error line, the
+//!   answer to a request) are being written. Whatever the peer still sends
+//!   is read and dropped.
+//! * **FinSent**: our write side is shut, so the peer reads our FIN after
+//!   our last byte. We read on until its own FIN. Closing like this, not at
+//!   once, keeps the kernel from answering unread bytes with a reset that
+//!   could destroy our last words before the peer reads them (RFC 1122
+//!   §4.2.2.13).
+//! * **Done**: freed at the end of the turn (`Server::reap_closed`).
+//!
+//! [`Server::close`] turns a reason ([`Why`]) into the goodbye each
+//! protocol has for it: close 1000, 1001 or 1008 on a WebSocket, a last
+//! line on telnet, nothing more on HTTP.
+
+use super::conn::Protocol;
+use super::context::Next;
+use super::Server;
+use crate::http::Status;
+use crate::ws::CloseCode;
+use mio::Token;
+use std::fmt;
+use std::net::Shutdown;
+use std::time::Duration;
+
+/// Why a connection ends: logged when it is freed and, where the protocol
+/// allows, told to the peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Why {
+    /// The peer closed: its FIN arrived (while it was doing this).
+    PeerClosed(&'static str),
+    /// The peer sent a WebSocket close frame, and we answered it.
+    PeerCloseFrame(Option<CloseCode>),
+    /// We sent a close frame and the peer answered it (RFC 6455 §7.1.2).
+    HandshakeComplete,
+    /// The member said `/quit`.
+    Quit,
+    /// The server is shutting down (SIGINT, SIGTERM).
+    Shutdown,
+    /// A telnet member said nothing for `--idle-timeout`.
+    Idle(Duration),
+    /// A WebSocket peer did not answer our ping within `--pong-timeout`.
+    NoPong(Duration),
+    /// Output stayed over `--max-output` for `--slow-reader-timeout`.
+    TooSlow,
+    /// Output passed `--max-output-hard` (bytes queued).
+    OverHardLimit(usize),
+    /// The peer broke the WebSocket protocol: closed with this code.
+    Violation(CloseCode, String),
+    /// An HTTP answer that ends the connection.
+    Answered(Status),
+    /// Too many bytes pipelined behind a parked long poll.
+    TooMuchPipelined,
+    /// The HTTP member an event stream served has left.
+    MemberLeft,
+    /// A read or write failed.
+    Error(String),
+    /// The peer took longer than `--close-timeout` to finish closing.
+    CloseTimeout,
+}
+
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Why::PeerClosed(what) => write!(f, "peer closed {what}"),
+            Why::PeerCloseFrame(Some(code)) => write!(f, "peer closed with {code}"),
+            Why::PeerCloseFrame(None) => f.write_str("peer closed without a code"),
+            Why::HandshakeComplete => f.write_str("close handshake complete"),
+            Why::Quit => f.write_str("said /quit"),
+            Why::Shutdown => f.write_str("server shutdown"),
+            Why::Idle(limit) => write!(f, "idle for {limit:?}"),
+            Why::NoPong(limit) => write!(f, "no answer to ping within {limit:?}"),
+            Why::TooSlow => f.write_str("too slow: output buffer full"),
+            Why::OverHardLimit(queued) => {
+                write!(f, "too slow: output over the hard limit ({queued} bytes queued)")
+            }
+            Why::Violation(code, text) => write!(f, "{text} ({})", code.0),
+            Why::Answered(status) => write!(f, "answered {} {}", status.0, status.1),
+            Why::TooMuchPipelined => f.write_str("too much pipelined behind a long poll"),
+            Why::MemberLeft => f.write_str("its member left"),
+            Why::Error(text) => f.write_str(text),
+            Why::CloseTimeout => f.write_str("close timeout"),
+        }
+    }
+}
+
+impl Why {
+    /// The WebSocket close frame this reason sends (RFC 6455 §7.4.1), and
+    /// whether to wait for the peer's answer before closing TCP.
+    fn close_frame(&self) -> Option<(CloseCode, String, bool)> {
+        match self {
+            Why::Quit => Some((CloseCode::NORMAL, "bye".into(), true)),
+            Why::Shutdown => Some((CloseCode::GOING_AWAY, "server shutting down".into(), true)),
+            Why::NoPong(_) => Some((CloseCode::GOING_AWAY, "no answer to ping".into(), true)),
+            Why::TooSlow | Why::OverHardLimit(_) => Some((
+                CloseCode::POLICY_VIOLATION,
+                "too slow: output buffer full".into(),
+                false,
+            )),
+            Why::Violation(code, text) => Some((*code, text.clone(), false)),
+            _ => None,
+        }
+    }
+
+    /// The last line a telnet user reads, if this reason has one.
+    fn last_line(&self) -> Option<String> {
+        match self {
+            Why::Shutdown => Some("* server shutting down; goodbye".into()),
+            Why::Idle(limit) => Some(format!("! idle for {limit:?}; goodbye")),
+            Why::TooSlow | Why::OverHardLimit(_) => Some("! too slow: output buffer full; goodbye".into()),
+            _ => None,
+        }
+    }
+
+    /// A limit was broken: what is queued will never be read in time.
+    fn drops_queue(&self) -> bool {
+        matches!(self, Why::TooSlow | Why::OverHardLimit(_))
+    }
+}
+
+/// How far a connection has got in closing. Moves only forward.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Close {
+    /// Reading and writing.
+    Open,
+    /// Writing our last words; the peer's input is dropped.
+    Flushing(Why),
+    /// Our FIN is sent; reading until the peer's.
+    FinSent(Why),
+    /// Over: freed at the end of the turn.
+    Done(Why),
+}
+
+impl Close {
+    fn rank(&self) -> u8 {
+        match self {
+            Close::Open => 0,
+            Close::Flushing(_) => 1,
+            Close::FinSent(_) => 2,
+            Close::Done(_) => 3,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Close::Open => "Open",
+            Close::Flushing(_) => "Flushing",
+            Close::FinSent(_) => "FinSent",
+            Close::Done(_) => "Done",
+        }
+    }
+
+    /// Still open for business (not closing).
+    pub fn is_open(&self) -> bool {
+        *self == Close::Open
+    }
+
+    /// Why it is closing, once it is.
+    pub fn why(&self) -> Option<&Why> {
+        match self {
+            Close::Open => None,
+            Close::Flushing(why) | Close::FinSent(why) | Close::Done(why) => Some(why),
+        }
+    }
+}
+
+impl Server {
+    /// The one place a connection's close state changes. Transitions only
+    /// go forward; each is logged (`RUST_LOG=duplex=trace`).
+    fn set_close(&mut self, token: Token, next: Close) {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        if next.rank() <= conn.close.rank() {
+            return;
+        }
+        log::trace!("{}: close {} -> {}", conn.peer, conn.close.name(), next.name());
+        if conn.close.is_open() {
+            self.shared.stats.closing_started(&conn.protocol);
+        }
+        let done = matches!(next, Close::Done(_));
+        conn.close = next;
+        if done {
+            self.reap.push(token);
+        }
+    }
+
+    /// Ends a connection for `why`, with the goodbye its protocol has for
+    /// that reason. Called again on a closing connection, it does nothing.
+    pub(super) fn close(&mut self, token: Token, why: Why) {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        if !conn.close.is_open() {
+            return;
+        }
+        if let Protocol::WebSocket(ws) = &conn.protocol {
+            // Our close frame is out and its answer awaited: only a broken
+            // limit cuts the wait short (the close deadline bounds it).
+            if !ws.is_open() && !why.drops_queue() {
+                return;
+            }
+        }
+        if why.drops_queue() {
+            // At a frame or line boundary: a half-written frame is finished
+            // first, or the goodbye would land inside its payload.
+            conn.out.clear_unsent();
+            if conn.over_limit_since.take().is_some() {
+                // Reading resumes: the peer's answer or FIN must be heard
+                // for the connection to finish closing.
+                self.again.push(token);
+            }
+        }
+        let wait_for_peer = self.say_goodbye(token, &why);
+        self.leave(token);
+        self.mark_dirty(token);
+        if wait_for_peer {
+            // RFC 6455 §7.1.2: the peer answers our close frame, and then
+            // we close TCP first (§7.1.1). `--close-timeout` bounds the wait.
+            let at = self.shared.now + self.shared.config.close_timeout;
+            self.schedule(token, super::timers::ConnTimer::CloseDeadline, at);
+            return;
+        }
+        self.set_close(token, Close::Flushing(why));
+        let at = self.shared.now + self.shared.config.close_timeout;
+        self.schedule(token, super::timers::ConnTimer::CloseDeadline, at);
+    }
+
+    /// Queues the protocol's last words for `why`. Returns whether the
+    /// protocol waits for the peer's answer before closing (a WebSocket
+    /// close handshake).
+    fn say_goodbye(&mut self, token: Token, why: &Why) -> bool {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return false;
+        };
+        match &mut conn.protocol {
+            Protocol::WebSocket(ws) => match why.close_frame() {
+                Some((code, reason, wait)) if ws.is_open() => {
+                    ws.send_close(&mut conn.out, conn.peer, code, &reason);
+                    wait
+                }
+                _ => false,
+            },
+            Protocol::Line(_) | Protocol::LineEcho(_) => {
+                if let Some(line) = why.last_line() {
+                    conn.out.encode_with(|out| {
+                        out.extend_from_slice(line.as_bytes());
+                        out.extend_from_slice(b"\r\n");
+                    });
+                    self.shared.stats.messages_out += 1;
+                }
+                false
+            }
+            Protocol::Http(_) | Protocol::EventStream(_) => false,
+        }
+    }
+
+    /// The WebSocket's close handshake finished, or the protocol is over
+    /// with nothing more to say: go straight to flushing.
+    pub(super) fn finish(&mut self, token: Token, why: Why) {
+        self.leave(token);
+        self.set_close(token, Close::Flushing(why));
+        self.mark_dirty(token);
+        let at = self.shared.now + self.shared.config.close_timeout;
+        self.schedule(token, super::timers::ConnTimer::CloseDeadline, at);
+    }
+
+    /// Ends a connection at once: the socket failed, or a deadline passed.
+    /// Nothing more is written.
+    pub(super) fn abort(&mut self, token: Token, why: Why) {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        log::debug!("{}: closing at once: {why}", conn.peer);
+        conn.out.clear();
+        // The member leaves the hub when the connection is freed, not here:
+        // an abort can happen while the loop is carrying out a broadcast.
+        self.release_waiter(token);
+        self.set_close(token, Close::Done(why));
+    }
+
+    /// After a flush: a closing connection whose last words are out sends
+    /// FIN, and one whose peer has closed too is done.
+    pub(super) fn advance_close(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        if !conn.out.is_empty() {
+            return;
+        }
+        if let Close::Flushing(why) = &conn.close {
+            let why = why.clone();
+            // Our last word is out: send FIN, keep reading until the peer
+            // closes too.
+            let _ = conn.socket.shutdown(Shutdown::Write);
+            self.set_close(token, Close::FinSent(why));
+        }
+        let Some(conn) = self.conns.get(token.0) else {
+            return;
+        };
+        if let (Close::FinSent(why), true) = (&conn.close, conn.eof) {
+            let why = why.clone();
+            self.set_close(token, Close::Done(why));
+        }
+    }
+
+    /// Acts on what a handler answered, and carries out what it asked of
+    /// the hub, in the order it happened: a new protocol first (so the
+    /// hub's welcome is framed for it), then the hub's actions, then a
+    /// close (so the answer to a last line goes out before the goodbye).
+    pub(super) fn follow(&mut self, token: Token, next: Next) {
+        match next {
+            Next::Become(protocol) => {
+                self.become_protocol(token, protocol);
+                self.deliver();
+            }
+            Next::Chat(chat) => {
+                self.deliver();
+                self.chat_request(token, *chat);
+            }
+            next => {
+                self.deliver();
+                self.apply(token, next);
+                self.deliver();
+            }
+        }
+        self.mark_dirty(token);
+    }
+
+    /// Acts on what a handler answered, without carrying out the hub's
+    /// actions: for handlers called while they are being carried out
+    /// (a parked long poll woken by a line).
+    pub(super) fn apply(&mut self, token: Token, next: Next) {
+        match next {
+            Next::Continue | Next::WriteThrough { .. } => {}
+            Next::Become(protocol) => self.become_protocol(token, protocol),
+            Next::Chat(_) => {
+                log::error!("a chat request cannot start while the hub's actions are carried out")
+            }
+            Next::Close(why @ (Why::HandshakeComplete | Why::PeerCloseFrame(_))) => self.finish(token, why),
+            Next::Close(why) => self.close(token, why),
+        }
+        self.resume(token);
+        self.mark_dirty(token);
+    }
+
+    /// The one place a connection's protocol changes (an HTTP request
+    /// upgraded to a WebSocket, or turned into an event stream).
+    fn become_protocol(&mut self, token: Token, protocol: Protocol) {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return;
+        };
+        let old = std::mem::replace(&mut conn.protocol, protocol);
+        log::debug!("{}: {} -> {}", conn.peer, old.name(), conn.protocol.name());
+        self.shared.stats.protocol_changed(&old, &conn.protocol);
+    }
+
+    /// Frees the connections that finished this turn. Done after all
+    /// events are handled, so no handler ever finds its connection gone
+    /// mid-way, and tokens stay stable within a turn.
+    ///
+    /// Each departure is announced and delivered before the next is freed,
+    /// so a crowd that drops at once costs one broadcast's memory at a
+    /// time, not one per member held together. Writing those announcements
+    /// may find more dead peers; they are freed in the same pass.
+    pub(super) fn reap_closed(&mut self) {
+        while let Some(token) = self.reap.pop() {
+            match self.conns.get(token.0) {
+                Some(conn) if matches!(conn.close, Close::Done(_)) => {}
+                _ => continue,
+            }
+            self.leave(token);
+            self.deliver();
+            let Some(mut conn) = self.conns.try_remove(token.0) else {
+                continue;
+            };
+            let _ = self.poll.registry().deregister(&mut conn.socket);
+            let why = conn.close.why().map_or(String::new(), Why::to_string);
+            log::debug!("{}: disconnected ({why})", conn.peer);
+            self.shared.stats.disconnected();
+        }
+        self.flush_dirty();
+    }
+}

@@ -1,0 +1,165 @@
+//! An HTTP connection on the web door: requests read and answered in
+//! order, until one upgrades it or asks it to close.
+
+use super::close::Why;
+use super::context::{Context, Next};
+use super::long_poll::LongPoll;
+use super::members::MemberKey;
+use super::timers::ConnTimer;
+use crate::config::Config;
+use crate::http::{HeadLimits, RequestReader, Response, Status};
+use std::time::Instant;
+
+/// A web-door connection between requests, reading one, or with a long
+/// poll parked.
+#[derive(Debug)]
+pub(super) struct Http {
+    reader: RequestReader,
+    /// The next request head must be complete by then.
+    deadline: Instant,
+    /// A long poll waiting for a line: the connection's current request.
+    /// HTTP/1.1 answers in order, so requests behind it wait too.
+    parked: Option<LongPoll>,
+    /// Bytes of pipelined requests that arrived while parked, read once
+    /// it is answered.
+    stash: Vec<u8>,
+}
+
+impl Http {
+    pub fn new(config: &Config, now: Instant) -> Http {
+        Http {
+            reader: RequestReader::new(HeadLimits {
+                max_head: config.max_head,
+                max_headers: config.max_headers,
+                max_body: config.max_body,
+            }),
+            deadline: now + config.handshake_timeout,
+            parked: None,
+            stash: Vec::new(),
+        }
+    }
+
+    pub fn is_parked(&self) -> bool {
+        self.parked.is_some()
+    }
+
+    /// The HTTP member a parked long poll waits for.
+    pub fn parked_member(&self) -> Option<MemberKey> {
+        self.parked.as_ref().map(|p| p.member)
+    }
+
+    /// Parks the current request.
+    pub fn park(&mut self, parked: LongPoll) {
+        self.parked = Some(parked);
+    }
+
+    /// Takes the parked long poll away, unanswered.
+    pub fn unpark(&mut self) -> Option<LongPoll> {
+        self.parked.take()
+    }
+
+    /// Requests wait behind a long poll that has been answered.
+    pub fn has_stash(&self) -> bool {
+        self.parked.is_none() && !self.stash.is_empty()
+    }
+
+    /// Pipelined input that waited behind a long poll now answered.
+    pub fn take_stash(&mut self) -> Option<Vec<u8>> {
+        if self.parked.is_some() || self.stash.is_empty() {
+            return None;
+        }
+        Some(std::mem::take(&mut self.stash))
+    }
+
+    /// Reads a request and answers it. Returns how many bytes were used:
+    /// up to the end of that request, so the loop can act on the answer
+    /// (an upgrade, say, after which the rest are WebSocket frames).
+    pub fn on_input(&mut self, cx: &mut Context, input: &mut [u8]) -> (usize, Next) {
+        if self.parked.is_some() {
+            return (input.len(), self.stash_behind_poll(cx, input));
+        }
+        let mut pos = 0;
+        while pos < input.len() {
+            match self.reader.read(&input[pos..]) {
+                Err(error) => {
+                    log::info!("{}: bad request: {error}", cx.peer);
+                    let response = Response::refusal(error.status(), &error.to_string()).close(true);
+                    return (input.len(), self.respond(cx, response));
+                }
+                Ok((used, None)) => pos += used,
+                Ok((used, Some(request))) => {
+                    pos += used;
+                    return (pos, super::routes::route(self, cx, request));
+                }
+            }
+        }
+        (pos, Next::Continue)
+    }
+
+    /// HTTP/1.1 answers in order: requests pipelined behind a parked long
+    /// poll wait for it, within the head and body limits.
+    fn stash_behind_poll(&mut self, cx: &mut Context, input: &[u8]) -> Next {
+        let room = (cx.config.max_head + cx.config.max_body).saturating_sub(self.stash.len());
+        if input.len() > room {
+            log::info!("{}: too much pipelined behind a long poll", cx.peer);
+            return Next::Close(Why::TooMuchPipelined);
+        }
+        self.stash.extend_from_slice(input);
+        Next::Continue
+    }
+
+    /// Queues a response. Afterwards the connection waits for the next
+    /// request, or closes if the response said so.
+    pub fn respond(&mut self, cx: &mut Context, response: Response) -> Next {
+        let status = response.status();
+        if status.0 >= 400 {
+            log::debug!("{}: answered {} {}", cx.peer, status.0, status.1);
+        }
+        cx.out.encode_with(|out| response.encode(out));
+        self.deadline = cx.now + cx.config.handshake_timeout;
+        if response.closes() {
+            Next::Close(Why::Answered(status))
+        } else {
+            Next::Continue
+        }
+    }
+
+    pub fn on_eof(&mut self) -> Next {
+        if self.reader.in_progress() {
+            Next::Close(Why::PeerClosed("in the middle of a request"))
+        } else {
+            Next::Close(Why::PeerClosed("the connection"))
+        }
+    }
+
+    pub fn on_timer(&mut self, cx: &mut Context, timer: ConnTimer) -> Next {
+        match timer {
+            ConnTimer::RequestDeadline => self.request_deadline(cx),
+            ConnTimer::LongPollDeadline => match &self.parked {
+                Some(parked) if cx.now >= parked.deadline => self.release(cx),
+                _ => Next::Continue,
+            },
+            _ => Next::Continue,
+        }
+    }
+
+    /// A request head must arrive within `--handshake-timeout` (slowloris
+    /// guard); an idle keep-alive connection is closed at that point too.
+    fn request_deadline(&mut self, cx: &mut Context) -> Next {
+        if cx.now < self.deadline {
+            let at = self.deadline;
+            cx.schedule(ConnTimer::RequestDeadline, at);
+            return Next::Continue;
+        }
+        if self.reader.in_progress() {
+            log::info!(
+                "{}: request head not complete within {:?}",
+                cx.peer,
+                cx.config.handshake_timeout
+            );
+            let response = Response::refusal(Status::REQUEST_TIMEOUT, "the request took too long to arrive");
+            return self.respond(cx, response.close(true));
+        }
+        Next::Close(Why::Idle(cx.config.handshake_timeout))
+    }
+}

@@ -1,0 +1,188 @@
+//! What each HTTP request gets: the page, `/healthz`, `/stats`, the chat
+//! transports, the way into WebSocket, or a refusal that says why.
+
+use super::conn::{Endpoint, Protocol, Via};
+use super::context::{ChatRequest, Context, Next};
+use super::http::Http;
+use super::long_poll::count_request;
+use super::websocket::WebSocket;
+use crate::http::{Request, Response, Status};
+use crate::ws::handshake;
+
+/// The built-in page, compiled into the binary: no files to find, no CDN.
+pub const PAGE: &str = include_str!("../web/index.html");
+
+/// Decides what a request gets.
+pub(super) fn route(http: &mut Http, cx: &mut Context, request: Request) -> Next {
+    log::debug!(
+        "{}: {} {} HTTP/1.{}",
+        cx.peer,
+        request.method,
+        request.target,
+        request.version
+    );
+    cx.stats.http_requests += 1;
+    if cx.config.hexdump {
+        log::info!("{} request head:\n{}", cx.peer, describe_head(&request));
+    }
+    // RFC 9112 §3.2: a 1.1 request without Host is malformed.
+    if request.version == 1 && request.header("host").is_none() {
+        let response = Response::refusal(Status::BAD_REQUEST, "missing Host header");
+        return http.respond(cx, response.close(true));
+    }
+    if let Err(forbidden) = cx.policy.check_host(&request) {
+        log::warn!("{}: refused: {forbidden}", cx.peer);
+        let response = Response::refusal(Status::FORBIDDEN, &forbidden.to_string());
+        return http.respond(cx, response.close(true));
+    }
+    if handshake::is_upgrade(&request) {
+        return upgrade(http, cx, &request);
+    }
+    let via = match (request.method.as_str(), request.path()) {
+        ("GET", "/poll") => Some(Via::Poll),
+        ("GET", "/longpoll") => Some(Via::LongPoll),
+        ("GET", "/events") => Some(Via::EventStream),
+        ("POST", "/send") => Some(Via::Send),
+        _ => None,
+    };
+    match via {
+        Some(Via::Send) => send(http, cx, request),
+        Some(via) => {
+            count_request(cx, via, &request);
+            Next::Chat(Box::new(ChatRequest { via, request }))
+        }
+        None => {
+            *cx.via = Via::Other;
+            cx.stats.via(Via::Other).bytes_in += request.wire_len as u64;
+            let response = plain(cx, &request);
+            let head_only = request.method == "HEAD";
+            http.respond(cx, response.head_only(head_only).close(!request.keep_alive()))
+        }
+    }
+}
+
+/// The answers that are plain HTTP: the page, health, counters, and the
+/// refusals for everything else.
+fn plain(cx: &Context, request: &Request) -> Response {
+    let path = request.path();
+    let not_allowed = |allow: &str| {
+        Response::refusal(
+            Status::METHOD_NOT_ALLOWED,
+            &format!("{} is not allowed on {path}", request.method),
+        )
+        .header("Allow", allow)
+    };
+    match (request.method.as_str(), path) {
+        ("GET" | "HEAD", "/") => Response::new(Status::OK)
+            .header("Content-Type", "text/html; charset=utf-8")
+            .header("Cache-Control", "no-cache")
+            .body(PAGE.as_bytes().to_vec()),
+        ("GET" | "HEAD", "/healthz") => Response::new(Status::OK)
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .body(b"ok\n".to_vec()),
+        ("GET" | "HEAD", "/stats") => Response::new(Status::OK)
+            .header("Content-Type", "application/json")
+            .header("Cache-Control", "no-store")
+            .body(super::stats::json(cx.shared).into_bytes()),
+        // RFC 6455 §4.2.2 and RFC 9110 §15.5.22: this resource speaks
+        // WebSocket only.
+        ("GET" | "HEAD", _) if Endpoint::from_path(path).is_some() => Response::refusal(
+            Status::UPGRADE_REQUIRED,
+            &format!("{path} is a WebSocket endpoint: connect with ws://host{path}"),
+        )
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", handshake::VERSION),
+        (_, "/" | "/healthz" | "/stats" | "/echo" | "/chat" | "/clock") => not_allowed("GET, HEAD"),
+        // A poll acts (it can make a member), so it is GET only.
+        (_, "/poll" | "/longpoll" | "/events") => not_allowed("GET"),
+        (_, "/send") => Response::refusal(Status::METHOD_NOT_ALLOWED, "send a line with POST /send?token=T")
+            .header("Allow", "POST"),
+        _ => Response::refusal(
+            Status::NOT_FOUND,
+            &format!("nothing at {path}; try / for the page"),
+        ),
+    }
+}
+
+/// `POST /send`: the body is lines, as a telnet user would type them.
+/// Checked here, before anything changes; said by the loop, one line at a
+/// time (`Server::send_lines`).
+fn send(http: &mut Http, cx: &mut Context, request: Request) -> Next {
+    count_request(cx, Via::Send, &request);
+    // A page on another site must not post into the chat as the user
+    // (cross-site request forgery): the same origin rule as WebSocket.
+    if let Err(forbidden) = cx.policy.check_origin(&request) {
+        let response = Response::refusal(Status::FORBIDDEN, &forbidden.to_string());
+        return http.respond(cx, response.close(true));
+    }
+    if std::str::from_utf8(&request.body).is_err() {
+        let response = Response::refusal(Status::BAD_REQUEST, "the body must be UTF-8 text");
+        return http.respond(cx, response.close(!request.keep_alive()));
+    }
+    Next::Chat(Box::new(ChatRequest {
+        via: Via::Send,
+        request,
+    }))
+}
+
+/// The opening handshake (RFC 6455 §4.2): check, answer 101, and from then
+/// on the connection speaks frames.
+fn upgrade(http: &mut Http, cx: &mut Context, request: &Request) -> Next {
+    let Some(endpoint) = Endpoint::from_path(request.path()) else {
+        let why = format!(
+            "no WebSocket endpoint at {}; try /echo, /chat or /clock",
+            request.path()
+        );
+        return http.respond(cx, Response::refusal(Status::NOT_FOUND, &why).close(true));
+    };
+    // Cross-site WebSocket hijacking guard (RFC 6455 §10.2).
+    if let Err(forbidden) = cx.policy.check_origin(request) {
+        log::warn!("{}: refused WebSocket: {forbidden}", cx.peer);
+        let response = Response::refusal(Status::FORBIDDEN, &forbidden.to_string());
+        return http.respond(cx, response.close(true));
+    }
+    let key = match handshake::validate(request) {
+        Ok(key) => key,
+        Err(error) => {
+            log::info!("{}: refused WebSocket: {error}", cx.peer);
+            return http.respond(cx, error.response().close(true));
+        }
+    };
+    let via = if endpoint == Endpoint::Chat {
+        Via::WebSocket
+    } else {
+        Via::Other
+    };
+    count_request(cx, via, request);
+    let protocol = handshake::select_protocol(request, endpoint.subprotocols());
+    let response = handshake::accept_response(&key, protocol);
+    log::debug!(
+        "{}: WebSocket {} opened{}",
+        cx.peer,
+        endpoint.path(),
+        protocol.map_or(String::new(), |p| format!(" with subprotocol {p}"))
+    );
+    cx.out.encode_with(|out| response.encode(out));
+    if cx.config.hexdump {
+        let mut text = Vec::new();
+        response.encode(&mut text);
+        log::info!(
+            "{} handshake answer:\n{}",
+            cx.peer,
+            String::from_utf8_lossy(&text)
+        );
+    }
+    Next::Become(Protocol::WebSocket(WebSocket::open(cx, endpoint)))
+}
+
+/// The request head as text, for `--hexdump`.
+fn describe_head(request: &Request) -> String {
+    let mut text = format!(
+        "{} {} HTTP/1.{}\n",
+        request.method, request.target, request.version
+    );
+    for (name, value) in &request.headers {
+        text.push_str(&format!("{name}: {}\n", String::from_utf8_lossy(value)));
+    }
+    text
+}
