@@ -9,10 +9,7 @@ fn main() -> ExitCode {
     let mut server = match Server::bind(config.clone()) {
         Ok(server) => server,
         Err(e) => {
-            eprintln!(
-                "duplex: cannot listen on tcp={} http={}: {e}",
-                config.tcp, config.http
-            );
+            eprintln!("duplex: {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -32,8 +32,8 @@ pub(super) struct Doors {
 
 impl Doors {
     pub fn bind(poll: &Poll, config: &Config) -> io::Result<Doors> {
-        let mut line = TcpListener::bind(config.tcp)?;
-        let mut web = TcpListener::bind(config.http)?;
+        let mut line = listen(config.tcp, "the line door", "--tcp")?;
+        let mut web = listen(config.http, "the web door", "--http")?;
         let line_addr = line.local_addr()?;
         let web_addr = web.local_addr()?;
         poll.registry()
@@ -207,6 +207,18 @@ impl Server {
         let _ = socket.shutdown(Shutdown::Write);
         self.shared.stats.refused += 1;
     }
+}
+
+/// Binds one door. A failure names the door, its address and the option
+/// that moves it: "Address already in use" alone does not say which.
+fn listen(addr: SocketAddr, door: &str, option: &str) -> io::Result<TcpListener> {
+    TcpListener::bind(addr).map_err(|e| {
+        let hint = match e.kind() {
+            io::ErrorKind::AddrInUse => format!("; is another server running? choose another port with {option} ADDR (port 0 picks a free one)"),
+            _ => format!("; choose another address with {option} ADDR"),
+        };
+        io::Error::new(e.kind(), format!("{door} cannot listen on {addr}: {e}{hint}"))
+    })
 }
 
 /// Accept errors that concern only the one connection being accepted.

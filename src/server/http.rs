@@ -146,6 +146,14 @@ impl Http {
     /// A request head must arrive within `--handshake-timeout` (slowloris
     /// guard); an idle keep-alive connection is closed at that point too.
     fn request_deadline(&mut self, cx: &mut Context) -> Next {
+        if let Some(parked) = &self.parked {
+            // A parked long poll is a request being answered, not an idle
+            // connection: its own deadline answers it, and the next
+            // request's time starts with that answer.
+            let at = parked.deadline.max(self.deadline);
+            cx.schedule(ConnTimer::RequestDeadline, at);
+            return Next::Continue;
+        }
         if cx.now < self.deadline {
             let at = self.deadline;
             cx.schedule(ConnTimer::RequestDeadline, at);

@@ -287,11 +287,14 @@ impl Server {
         let pending = conn.out.len();
         let config = &self.shared.config;
         if pending > config.max_output_hard {
+            // DESIGN §2: closed at once, but in words: the queue is cut at
+            // a frame or line boundary, and the goodbye (close 1008, an
+            // error line) goes out, within `--close-timeout`.
             log::warn!(
-                "{}: output over the hard limit ({pending} bytes queued)",
+                "{}: output over the hard limit ({pending} bytes queued); closing",
                 conn.peer
             );
-            return self.abort(token, Why::OverHardLimit(pending));
+            return self.close(token, Why::OverHardLimit(pending));
         }
         if pending > config.max_output {
             if conn.over_limit_since.is_none() {

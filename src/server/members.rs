@@ -341,6 +341,11 @@ impl Server {
                 generation: m.generation,
             })
             .collect();
+        log::trace!(
+            "sweep: {} HTTP members, {} gone",
+            self.shared.members.len(),
+            gone.len()
+        );
         for key in gone {
             self.remove_http_member(key, "stopped polling");
         }
