@@ -5,28 +5,16 @@
 //! `std::net::TcpStream` for programs that can afford to wait.
 
 use crate::http::has_token;
+use crate::random::random_u64;
 use crate::ws::close::{close_payload, CloseFrame};
 use crate::ws::decoder::MessageKind;
 use crate::ws::handshake::sec_websocket_accept;
 use crate::ws::{encode_frame, CloseCode, Decoder, Event, Limits, Opcode, Role};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-/// 64 unpredictable bits. RFC 6455 §10.3 asks for masking keys an attacker
-/// cannot predict; the standard library's randomly seeded hasher gives that
-/// without another dependency.
-pub fn random_u64() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.finish()
-}
 
 /// A fresh `Sec-WebSocket-Key`: 16 random bytes in base64 (§4.1).
 pub fn random_key() -> String {

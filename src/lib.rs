@@ -27,6 +27,7 @@ pub mod hub;
 pub mod line;
 pub mod origin;
 pub mod outq;
+pub mod random;
 pub mod server;
 pub mod timer;
 pub mod ws;

@@ -41,7 +41,8 @@
 
 use clap::Parser;
 use duplex::client::HandshakeFailure;
-use duplex::client::{check_response, encode_client_frame, handshake_request, random_key, random_u64};
+use duplex::client::{check_response, encode_client_frame, handshake_request, random_key};
+use duplex::random::random_u64;
 use duplex::ws::close::close_payload;
 use duplex::ws::decoder::MessageKind;
 use duplex::ws::{CloseCode, Decoder, Event, Limits, Opcode, Role};

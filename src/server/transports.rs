@@ -67,8 +67,8 @@ impl Server {
         }
         let secret = format!(
             "{:016x}{:016x}",
-            crate::client::random_u64(),
-            crate::client::random_u64()
+            crate::random::random_u64(),
+            crate::random::random_u64()
         );
         let entry = self.http_members.vacant_entry();
         let key = entry.key();
