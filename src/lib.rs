@@ -18,7 +18,6 @@
 
 #![warn(missing_docs)]
 
-pub mod client;
 pub mod clock;
 pub mod config;
 pub mod hexdump;

@@ -36,8 +36,10 @@
 //! back in order on each connection), kept in a log-linear histogram.
 
 use clap::{Args, Parser, Subcommand};
-use duplex::client::{check_response, encode_client_frame, handshake_request, random_key, HandshakeFailure};
 use duplex::ws::{Decoder, Event, Limits, Opcode, Role};
+use duplex_tools::client::{
+    check_response, encode_client_frame, handshake_request, random_key, HandshakeFailure,
+};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::VecDeque;

@@ -6,11 +6,12 @@
 //!             [--echoes 100] [--slow 50] [--churn-per-minute 300] [--server PATH]
 //! ```
 //!
-//! It starts the server itself (the `duplex` next to this program unless
-//! `--server` says otherwise) on free loopback ports, with limits that make
-//! the interesting things happen within a soak (`--max-output 256KiB
-//! --slow-reader-timeout 2s --max-connections 20000`), and drives it from one
-//! `mio::Poll` on one thread, with duplex's own client codec. The cast:
+//! It starts the server itself (the `duplex` next to this program, as
+//! `cargo build --release --workspace` puts them, unless `--server` says
+//! otherwise) on free loopback ports, with limits that make the interesting
+//! things happen within a soak (`--max-output 256KiB --slow-reader-timeout
+//! 2s --max-connections 20000`), and drives it from one `mio::Poll` on one
+//! thread, with duplex's own client codec. The cast:
 //!
 //! * **Members** (well-behaved): WebSocket `/chat` and telnet, 3 to 1, spread
 //!   over `--rooms` rooms with `/join`, each renamed with `/nick` to a unique
@@ -40,12 +41,12 @@
 //! ends with the checks; the exit status is non-zero if one failed.
 
 use clap::Parser;
-use duplex::client::HandshakeFailure;
-use duplex::client::{check_response, encode_client_frame, handshake_request, random_key};
 use duplex::random::random_u64;
 use duplex::ws::close::close_payload;
 use duplex::ws::decoder::MessageKind;
 use duplex::ws::{CloseCode, Decoder, Event, Limits, Opcode, Role};
+use duplex_tools::client::HandshakeFailure;
+use duplex_tools::client::{check_response, encode_client_frame, handshake_request, random_key};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -176,6 +177,14 @@ fn start_server(cli: &Cli) -> Result<ServerProcess, String> {
             .map_err(|e| format!("where am I? {e}"))?
             .with_file_name("duplex"),
     };
+    // The server is another crate's binary: building the tools alone does
+    // not build it.
+    if cli.server.is_none() && !path.exists() {
+        return Err(format!(
+            "no server at {}: build it with `cargo build --release`, or name one with --server",
+            path.display()
+        ));
+    }
     let log = cli
         .server_log
         .clone()
