@@ -7,6 +7,14 @@
 //! `mio::Poll`, and duplex's own sans-IO codecs used from the client's side.
 //!
 //! * [`client`]: the client side of RFC 6455, sans-IO: the opening
-//!   handshake and masked frames.
+//!   handshake and masked frames;
+//! * [`conn`]: one client connection on a mio loop: connect, handshake,
+//!   write and read until `WouldBlock`, frames decoded;
+//! * [`procfs`]: a process's CPU time and memory, read from `/proc`.
+//!
+//! Each tool keeps its own state machine on top of [`conn::Conn`]: what a
+//! connection is for differs, the plumbing does not.
 
 pub mod client;
+pub mod conn;
+pub mod procfs;
