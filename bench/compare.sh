@@ -73,7 +73,8 @@ done
 
 if [ "$BUILD" = 1 ]; then
   echo "== building duplex and duplex-load" >&2
-  (cd "$ROOT" && cargo build --release --quiet --bins)
+  # --workspace: the load tool is in the tools crate, beside the server's.
+  (cd "$ROOT" && cargo build --release --quiet --workspace --bins)
 
   echo "== installing the peers into bench/.peers" >&2
   mkdir -p "$PEERS/rust" "$PEERS/node"

@@ -18,6 +18,9 @@ DEPTHS="1 16"
 [ "${1:-}" = -d ] && DEPTHS=$2
 command -v strace >/dev/null || { echo "syscalls.sh: needs strace (apt-get install strace)" >&2; exit 2; }
 
+# The server and the load tool (a crate of its own, hence --workspace).
+(cd "$ROOT" && cargo build --release --quiet --workspace --bins)
+
 OUT="$HERE/results/syscalls-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
 

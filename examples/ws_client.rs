@@ -15,11 +15,13 @@
 //! ```
 //!
 //! It sends a text message, a binary message and a ping, prints each answer,
-//! then closes with 1000. `duplex::client::BlockingClient` does the
+//! then closes with 1000. `BlockingClient`, in `common/client.rs`, does the
 //! handshake from the client's side (§4.1) and masks every frame it sends
 //! (§5.3); it blocks, which is fine for a program with one connection.
 
-use duplex::client::{BlockingClient, Message};
+mod common;
+
+use common::client::{BlockingClient, Message};
 use duplex::ws::{CloseCode, Opcode};
 use std::io;
 use std::time::Duration;

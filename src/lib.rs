@@ -18,7 +18,6 @@
 
 #![warn(missing_docs)]
 
-pub mod client;
 pub mod clock;
 pub mod config;
 pub mod hexdump;
@@ -27,6 +26,7 @@ pub mod hub;
 pub mod line;
 pub mod origin;
 pub mod outq;
+pub mod random;
 pub mod server;
 pub mod timer;
 pub mod ws;

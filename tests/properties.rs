@@ -2,11 +2,10 @@
 //! they are split, the parsers never panic, and what one side encodes the
 //! other decodes unchanged.
 
-use duplex::client::encode_client_frame;
 use duplex::http::{HeadLimits, RequestReader};
 use duplex::line::{LineCodec, LineEvent};
 use duplex::ws::decoder::MessageKind;
-use duplex::ws::{Decoder, Event, Limits, Opcode, Role};
+use duplex::ws::{encode_frame, Decoder, Event, Limits, Opcode, Role};
 use proptest::prelude::*;
 
 /// Feeds `bytes` to a decoder in pieces cut at `cuts`; collects events as
@@ -56,11 +55,13 @@ proptest! {
 
     /// Random messages, fragmented at random sizes with pings between the
     /// fragments, split into reads at random points: each comes out whole
-    /// and unchanged, in order.
+    /// and unchanged, in order. The frames are masked, as a client's must
+    /// be (RFC 6455 §5.3), with a key drawn for each case.
     #[test]
     fn messages_survive_any_framing_and_any_split(
         messages in prop::collection::vec(message(), 1..8),
         cuts in prop::collection::vec(any::<usize>(), 0..20),
+        mask in any::<[u8; 4]>(),
     ) {
         let mut wire = Vec::new();
         let mut expected = Vec::new();
@@ -77,16 +78,16 @@ proptest! {
                 // checked across fragments.
                 let (head, tail) = rest.split_at(*size);
                 let opcode = if first { if *text { Opcode::Text } else { Opcode::Binary } } else { Opcode::Continuation };
-                encode_client_frame(&mut wire, false, opcode, head);
+                encode_frame(&mut wire, false, opcode, head, Some(mask));
                 if *ping_between {
-                    encode_client_frame(&mut wire, true, Opcode::Ping, b"between");
+                    encode_frame(&mut wire, true, Opcode::Ping, b"between", Some(mask));
                     expected.push((9, b"between".to_vec()));
                 }
                 first = false;
                 rest = tail;
             }
             let opcode = if first { if *text { Opcode::Text } else { Opcode::Binary } } else { Opcode::Continuation };
-            encode_client_frame(&mut wire, true, opcode, rest);
+            encode_frame(&mut wire, true, opcode, rest, Some(mask));
             expected.push((if *text { 1 } else { 2 }, payload.clone()));
         }
         let mut decoder = Decoder::new(Role::Server, Limits::default());
@@ -109,12 +110,13 @@ proptest! {
     fn mutated_streams_never_panic(
         payload in prop::collection::vec(any::<u8>(), 0..2000),
         flips in prop::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+        mask in any::<[u8; 4]>(),
     ) {
         let mut wire = Vec::new();
-        encode_client_frame(&mut wire, false, Opcode::Text, b"hello ");
-        encode_client_frame(&mut wire, true, Opcode::Ping, b"x");
-        encode_client_frame(&mut wire, true, Opcode::Continuation, &payload);
-        encode_client_frame(&mut wire, true, Opcode::Close, &[0x03, 0xE8]);
+        encode_frame(&mut wire, false, Opcode::Text, b"hello ", Some(mask));
+        encode_frame(&mut wire, true, Opcode::Ping, b"x", Some(mask));
+        encode_frame(&mut wire, true, Opcode::Continuation, &payload, Some(mask));
+        encode_frame(&mut wire, true, Opcode::Close, &[0x03, 0xE8], Some(mask));
         for (at, value) in flips {
             let i = at % wire.len();
             wire[i] ^= value;

@@ -14,7 +14,12 @@
 //!     server.flush();                     // write everything queued, reap the finished
 //! }
 //! ```
+//!
+//! [`client`] is the other end, a blocking WebSocket client, for
+//! `ws_client.rs`.
 #![allow(dead_code)] // Each example uses a different part.
+
+pub mod client;
 
 use duplex::http::{HeadLimits, Request, RequestReader, Response, Status};
 use duplex::outq::OutQueue;

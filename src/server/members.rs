@@ -121,8 +121,8 @@ impl HttpMembers {
     fn insert(&mut self, key: MemberKey, member: MemberId, now: Instant) {
         let token = format!(
             "{:016x}{:016x}",
-            crate::client::random_u64(),
-            crate::client::random_u64()
+            crate::random::random_u64(),
+            crate::random::random_u64()
         );
         self.tokens.insert(token.clone(), key);
         let slot = self.slots.insert(HttpMember {

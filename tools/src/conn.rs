@@ -1,0 +1,205 @@
+//! One client connection on a mio loop, as both tools drive it: a
+//! non-blocking connect, the opening handshake from the client's side,
+//! output queued and written until `WouldBlock`, input read until
+//! `WouldBlock`, and the server's frames decoded into owned values.
+//!
+//! What a connection is *for* (echoing, chatting, holding still, reading
+//! nothing on purpose) is each tool's business, and so is its state
+//! machine: [`Conn`] is only the plumbing under it, the same in both.
+
+use crate::client::{check_response, encode_client_frame, handshake_request, random_key};
+use crate::client::{Accepted, HandshakeFailure};
+use duplex::ws::decoder::MessageKind;
+use duplex::ws::{CloseCode, Decoder, Event, Limits, Opcode, ProtocolError, Role};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Registry, Token};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A server whose answer to the handshake has no end after this many bytes
+/// is not answering the handshake.
+const MAX_ANSWER_HEAD: usize = 16 * 1024;
+
+/// A socket, what waits to go out on it, what came in and is not used yet,
+/// and the decoder for the server's frames.
+pub struct Conn {
+    pub socket: TcpStream,
+    /// Bytes to write; the first `written` of them are already out.
+    pub out: Vec<u8>,
+    written: usize,
+    /// Read and not used yet: the handshake's answer, a partial line, or
+    /// frames.
+    pub input: Vec<u8>,
+    /// The server's frames, in the client role: they must arrive unmasked
+    /// (RFC 6455 §5.1).
+    pub decoder: Decoder,
+}
+
+/// What one frame from the server said, owned, so the caller can act on it
+/// once the borrow of the input is over. `T` is what the caller keeps of a
+/// message: the load tool its length, the soak its bytes.
+pub enum Received<T> {
+    Message(MessageKind, T),
+    /// A ping, whose payload the pong must carry back (§5.5.2).
+    Ping(Vec<u8>),
+    /// The server's close frame: its code if it had one, and its reason.
+    Close(Option<CloseCode>, String),
+}
+
+impl Conn {
+    /// Starts a non-blocking connect to `addr`, registered for both kinds
+    /// of readiness under `token`. The first event on it says how the
+    /// connect went: see [`Conn::connected`].
+    pub fn connect(registry: &Registry, addr: SocketAddr, token: Token) -> io::Result<Conn> {
+        let mut socket = TcpStream::connect(addr)?;
+        registry.register(&mut socket, token, Interest::READABLE | Interest::WRITABLE)?;
+        Ok(Conn {
+            socket,
+            out: Vec::new(),
+            written: 0,
+            input: Vec::new(),
+            decoder: Decoder::new(Role::Client, Limits::default()),
+        })
+    }
+
+    /// After an event on a socket still connecting: `Ok(true)` once it is
+    /// connected, `Ok(false)` if the event was spurious and the connect is
+    /// still under way, `Err` if it failed (the error `connect(2)` would
+    /// have returned, had it blocked).
+    pub fn connected(&mut self) -> io::Result<bool> {
+        if let Some(e) = self.socket.take_error()? {
+            return Err(e);
+        }
+        match self.socket.peer_addr() {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        // Small messages leave at once rather than after Nagle's delay:
+        // the tools measure latency. A refusal costs only that, so it is
+        // not an error.
+        let _ = self.socket.set_nodelay(true);
+        Ok(true)
+    }
+
+    /// Queues the opening handshake's request (§4.1) and returns its key,
+    /// which the answer must prove it has read.
+    pub fn send_handshake(&mut self, host: &str, path: &str, protocols: &[&str]) -> String {
+        let key = random_key();
+        self.out
+            .extend_from_slice(&handshake_request(host, path, &key, protocols));
+        key
+    }
+
+    /// Reads the handshake's answer from `input`. `Ok(Some(..))`: a valid
+    /// `101`; its head is taken off `input`, and any frames that came right
+    /// after it stay there. `Ok(None)`: not complete yet, read more.
+    pub fn handshake_answer(
+        &mut self,
+        key: &str,
+        offered: &[&str],
+    ) -> Result<Option<Accepted>, HandshakeFailure> {
+        match check_response(&self.input, key, offered) {
+            Ok(accepted) => {
+                self.input.drain(..accepted.head_len);
+                Ok(Some(accepted))
+            }
+            Err(HandshakeFailure::Incomplete) if self.input.len() < MAX_ANSWER_HEAD => Ok(None),
+            Err(HandshakeFailure::Incomplete) => Err(HandshakeFailure::Invalid("an answer head over 16 KiB")),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Queues one frame, masked with a fresh key (§5.3).
+    pub fn send_frame(&mut self, opcode: Opcode, payload: &[u8]) {
+        encode_client_frame(&mut self.out, true, opcode, payload);
+    }
+
+    /// Writes what is queued until all of it is out or the socket would
+    /// block; the next writable event brings the caller back for the rest.
+    pub fn flush(&mut self) -> io::Result<()> {
+        while self.written < self.out.len() {
+            match self.socket.write(&self.out[self.written..]) {
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Not connected yet: the writable event that says it is
+                // will come.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        self.out.clear();
+        self.written = 0;
+        Ok(())
+    }
+
+    /// One read into `buf`: `Some(n)` bytes (0 when the server has closed
+    /// its side), or `None` when there is nothing more for now
+    /// (`WouldBlock`). A signal in the middle is retried.
+    // `#[inline]` here and on `decode`: both run once or more per echo in
+    // the load tool, in another crate, and without it the calls cost the
+    // tool 8% more instructions per echo (callgrind, 32-byte echoes).
+    #[inline]
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        loop {
+            match self.socket.read(buf) {
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads everything there is into `input`, through `buf`: edge-triggered
+    /// readiness is reported once, so a read must go on until `WouldBlock`.
+    /// `Err` says why the connection ended, if it did.
+    pub fn read_to_input(&mut self, buf: &mut [u8]) -> Result<(), String> {
+        loop {
+            match self.read(buf) {
+                Ok(None) => return Ok(()),
+                Ok(Some(0)) => return Err("closed by the server".to_string()),
+                Ok(Some(n)) => self.input.extend_from_slice(&buf[..n]),
+                Err(e) => return Err(format!("read: {e}")),
+            }
+        }
+    }
+
+    /// Decodes the next frame of `bytes`. Returns how many bytes it used,
+    /// and what the frame said; `None` when all of `bytes` went into a frame
+    /// not complete yet (the decoder keeps it), or for a pong, which answers
+    /// a ping the tools never send. `keep` makes a message's payload into
+    /// what the caller wants of it.
+    #[inline]
+    pub fn decode<T>(
+        &mut self,
+        bytes: &mut [u8],
+        keep: impl FnOnce(MessageKind, &[u8]) -> T,
+    ) -> Result<(usize, Option<Received<T>>), ProtocolError> {
+        let (used, event) = self.decoder.decode(bytes)?;
+        let received = match event {
+            None | Some(Event::Pong(_)) => None,
+            Some(Event::Message(kind, payload)) => Some(Received::Message(kind, keep(kind, payload))),
+            Some(Event::Ping(payload)) => Some(Received::Ping(payload.to_vec())),
+            Some(Event::Close(frame)) => Some(match frame {
+                Some(frame) => Received::Close(Some(frame.code), frame.reason.to_string()),
+                None => Received::Close(None, String::new()),
+            }),
+        };
+        Ok((used, received))
+    }
+}
+
+/// Waits for readiness, at most `timeout`. A signal that cuts the wait
+/// short is not an error: the caller simply turns again, with no events.
+pub fn wait(poll: &mut Poll, events: &mut Events, timeout: Duration) {
+    match poll.poll(events, Some(timeout)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => events.clear(),
+        // Only a bug makes epoll_wait fail (a bad descriptor or argument),
+        // and a tool that cannot wait cannot go on.
+        Err(e) => panic!("poll failed: {e}"),
+    }
+}
