@@ -599,3 +599,150 @@ impl RawWs {
         }
     }
 }
+
+/// A child process that takes its descendants with it: started in a
+/// process group of its own and marked with an environment variable that
+/// every process it starts inherits. Killing it kills the group, then
+/// every process that still carries the mark, which finds those that left
+/// the group (Playwright starts Chromium in a group of its own, `timeout`
+/// does the same for its command) or were orphaned when their parent died.
+/// Dropping it kills what is left, so nothing outlives the test.
+pub struct ProcessTree {
+    pid: u32,
+    marker: String,
+    /// The child's exit status, sent by the thread that waits for it.
+    exited: std::sync::mpsc::Receiver<std::process::ExitStatus>,
+    stdout: Option<std::thread::JoinHandle<String>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+/// The environment variable that marks a [`ProcessTree`]'s processes.
+const TREE_MARK: &str = "DUPLEX_TEST_PROCESS_TREE";
+
+impl ProcessTree {
+    /// Spawns `command` with stdout and stderr captured (read on threads,
+    /// so a full pipe never stalls it) and stdin closed.
+    pub fn spawn(mut command: Command) -> ProcessTree {
+        use std::os::unix::process::CommandExt;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let marker = format!(
+            "{}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let mut child = command
+            .process_group(0)
+            .env(TREE_MARK, &marker)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
+        let read_all = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                String::from_utf8_lossy(&bytes).into_owned()
+            })
+        };
+        let stdout = read_all(Box::new(child.stdout.take().expect("stdout")));
+        let stderr = read_all(Box::new(child.stderr.take().expect("stderr")));
+        let pid = child.id();
+        let (tx, exited) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            if let Ok(status) = child.wait() {
+                let _ = tx.send(status);
+            }
+        });
+        ProcessTree {
+            pid,
+            marker,
+            exited,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Waits up to `limit` for the child to exit. On time, returns its
+    /// status and everything it printed (stdout, stderr), once both pipes
+    /// are closed. Past `limit`, kills the whole tree and returns `None`
+    /// with what was printed so far.
+    pub fn wait(&mut self, limit: Duration) -> (Option<std::process::ExitStatus>, String, String) {
+        let status = self.exited.recv_timeout(limit).ok();
+        // A descendant that outlived the child holds the pipes open; it
+        // has no business running once the child is gone.
+        self.kill();
+        let stdout = self.stdout.take().map(|t| t.join().unwrap_or_default());
+        let stderr = self.stderr.take().map(|t| t.join().unwrap_or_default());
+        (status, stdout.unwrap_or_default(), stderr.unwrap_or_default())
+    }
+
+    /// Kills the child's process group, then every process that carries
+    /// this tree's mark, until none is left or [`WAIT`] passes. Returns
+    /// the pids killed by their mark (the group is killed blind).
+    pub fn kill(&mut self) -> Vec<u32> {
+        signal_kill(&[format!("-{}", self.pid)]);
+        let mut killed = Vec::new();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let marked = processes_marked(&format!("{TREE_MARK}={}", self.marker));
+            if marked.is_empty() {
+                return killed;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "processes {marked:?} of a test survived SIGKILL for {WAIT:?}"
+            );
+            signal_kill(&marked.iter().map(u32::to_string).collect::<Vec<_>>());
+            for pid in marked {
+                if !killed.contains(&pid) {
+                    killed.push(pid);
+                }
+            }
+            // A killed process keeps its mark until the kernel has torn it
+            // down; look again shortly.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for ProcessTree {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.kill();
+        } else {
+            // Never panic twice: a failing test still cleans up.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.kill()));
+        }
+    }
+}
+
+/// `kill -KILL -- TARGETS...` (a target `-PGID` is a process group).
+fn signal_kill(targets: &[String]) {
+    let _ = Command::new("kill")
+        .arg("-KILL")
+        .arg("--")
+        .args(targets)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The live processes whose environment holds `entry` (`NAME=VALUE`). A
+/// zombie's environment reads as empty, so only processes still running
+/// are found.
+fn processes_marked(entry: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|var| var == entry.as_bytes()))
+        })
+        .collect()
+}
