@@ -8,6 +8,9 @@
 //! `duplex` binary: `target/debug/duplex` → `target/debug/examples/NAME`.
 //! All waits are bounded by [`WAIT`]; nothing sleeps to synchronise.
 
+mod common;
+
+use common::ProcessTree;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -47,27 +50,22 @@ fn example_path(name: &str) -> PathBuf {
 }
 
 /// `cargo build --examples` into the same target directory and profile as
-/// this test, waiting at most a few minutes.
+/// this test, waiting at most a few minutes (and then stopping it, with
+/// the compilers it started).
 fn build_examples(profile_dir: &std::path::Path) {
     let target_dir = profile_dir.parent().expect("the target directory");
     let mut command = Command::new(env!("CARGO"));
     command
         .args(["build", "--examples", "--manifest-path"])
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-        .env("CARGO_TARGET_DIR", target_dir)
-        .stdin(Stdio::null());
+        .env("CARGO_TARGET_DIR", target_dir);
     if profile_dir.ends_with("release") {
         command.arg("--release");
     }
-    let mut child = command.spawn().expect("run cargo build --examples");
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    match rx.recv_timeout(Duration::from_secs(300)) {
-        Ok(Ok(status)) => assert!(status.success(), "cargo build --examples failed"),
-        Ok(Err(e)) => panic!("cargo build --examples: {e}"),
-        Err(_) => panic!("cargo build --examples took more than 5 minutes"),
+    let (status, _, stderr) = ProcessTree::spawn(command).wait(Duration::from_secs(300));
+    match status {
+        Some(status) => assert!(status.success(), "cargo build --examples failed:\n{stderr}"),
+        None => panic!("cargo build --examples took more than 5 minutes:\n{stderr}"),
     }
 }
 

@@ -819,52 +819,28 @@ fn allow_origin_admits_a_named_site_and_only_that_one() {
 fn running_out_of_file_descriptors_pauses_accepting_and_recovers() {
     // A server allowed 32 file descriptors: the 30-odd connections below
     // make accept fail with EMFILE.
-    let bin = env!("CARGO_BIN_EXE_duplex");
-    let mut child = std::process::Command::new("sh")
+    let mut command = std::process::Command::new("sh");
+    command
         .args([
             "-c",
             "ulimit -n 32 && exec \"$0\" --tcp 127.0.0.1:0 --http 127.0.0.1:0",
         ])
-        .arg(bin)
-        .env("RUST_LOG", "duplex=info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start duplex with a low fd limit");
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-    let tcp: std::net::SocketAddr = line
-        .split("tcp=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("listening line")
-        .parse()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+        .arg(env!("CARGO_BIN_EXE_duplex"))
+        .env("RUST_LOG", "duplex=info");
+    let mut server = Duplex::spawn(command);
+    let tcp = server.tcp;
     // More connections than descriptors; the kernel completes them all.
     let crowd: Vec<TcpStream> = (0..40).map(|_| TcpStream::connect(tcp).unwrap()).collect();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("an accept error logged");
-        if line.contains("accept failed") {
-            assert!(line.contains("pausing accepts"), "{line}");
-            break;
-        }
-    }
+    server.wait_log("accept failed");
+    let log = server.log();
+    let line = log.lines().find(|l| l.contains("accept failed")).unwrap();
+    assert!(line.contains("pausing accepts"), "{line}");
     // Descriptors come back; a newcomer is served.
     drop(crowd);
     let mut t = Telnet::connect(tcp);
     assert!(t.line().starts_with("* welcome to duplex"));
-    assert!(child.try_wait().unwrap().is_none(), "the server is still running");
-    let _ = child.kill();
-    let _ = child.wait();
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server is still running"
+    );
 }

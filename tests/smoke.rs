@@ -28,7 +28,7 @@ fn page_and_websocket_echo() {
     assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
     assert!(page.contains("<html") || page.contains("<!doctype") || page.contains("<!DOCTYPE"));
 
-    let (mut ws, response) = tungstenite::connect(server.ws_url("/echo")).expect("handshake");
+    let (mut ws, response) = common::ws_connect(server.http, "/echo", &[]);
     assert_eq!(response.status(), 101);
     ws.send(Message::text("hello")).unwrap();
     assert_eq!(ws.read().unwrap(), Message::text("hello"));

@@ -126,7 +126,7 @@ fn open_event_stream(server: &Duplex, extra: &str) -> BufReader<TcpStream> {
 #[test]
 fn every_transport_sees_the_same_lines_in_the_same_order() {
     let server = Duplex::start(&[]);
-    let (mut ws, _) = tungstenite::connect(server.ws_url("/chat")).unwrap();
+    let (mut ws, _) = common::ws_connect(server.http, "/chat", &[]);
     let mut sse = open_event_stream(&server, "");
     sse_until(&mut sse, |d| d.contains("\"token\""));
     let mut long = Poller::new(&server);

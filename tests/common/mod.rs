@@ -31,17 +31,27 @@ impl Duplex {
         let mut command = Command::new(env!("CARGO_BIN_EXE_duplex"));
         command
             .args(["--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .args(args);
         if !env.iter().any(|(k, _)| *k == "RUST_LOG") {
             command.env("RUST_LOG", "duplex=debug");
         }
         for (k, v) in env {
             command.env(k, v);
         }
-        let mut child = command.spawn().expect("start duplex");
+        Duplex::spawn(command)
+    }
+
+    /// Starts a server from a prepared command (for one that wraps the
+    /// binary, such as `sh -c 'ulimit -n 32 && exec duplex ...'`) and waits
+    /// for its `duplex listening ...` line. Its stdout and stderr are taken
+    /// here.
+    pub fn spawn(mut command: Command) -> Duplex {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start duplex");
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
         let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
@@ -62,7 +72,14 @@ impl Duplex {
             // Keep draining so the server never blocks on stdout.
             for _ in lines {}
         });
-        let line = rx.recv_timeout(WAIT).expect("duplex printed its listening line");
+        let line = match rx.recv_timeout(WAIT) {
+            Ok(line) => line,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("duplex printed no listening line within {WAIT:?} ({e})");
+            }
+        };
         let rest = line
             .strip_prefix("duplex listening tcp=")
             .expect("listening line format");
