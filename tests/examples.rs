@@ -287,14 +287,27 @@ fn ws_client_prints_the_echoes() {
 fn timer_push_sends_the_time_every_second() {
     let (_server, addr) = Running::server("timer_push");
     let mut ws = ws_connect(addr, Some("echo-protocol"));
-    // Each read waits at most WAIT; the pushes come a second apart.
-    let first = next_text(&mut ws);
-    let second = next_text(&mut ws);
-    for push in [&first, &second] {
+    // Each read waits at most WAIT. "Every second" is checked on the
+    // arrivals: each gap about a second (0.5 to 2 s, room for a loaded
+    // machine), so a push at once or twice a second fails.
+    let mut arrivals = Vec::new();
+    for _ in 0..3 {
+        let push = next_text(&mut ws);
         assert!(
             push.starts_with("server time: ") && push.ends_with(" UTC"),
             "{push}"
         );
+        arrivals.push((Instant::now(), push));
+    }
+    for pair in arrivals.windows(2) {
+        let gap = pair[1].0.duration_since(pair[0].0);
+        assert!(
+            gap >= Duration::from_millis(500) && gap <= Duration::from_secs(2),
+            "{gap:?} between {:?} and {:?}",
+            pair[0].1,
+            pair[1].1
+        );
+        assert_ne!(pair[0].1, pair[1].1, "the time moved on");
     }
     // A second client gets its own pushes, and the first keeps getting
     // them: one loop, no thread per client.

@@ -579,14 +579,233 @@ pub fn parse_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
     ))
 }
 
-/// The resident memory of a process in KiB (Linux `/proc/PID/status`).
-pub fn rss_kib(pid: u32) -> u64 {
+/// The peak resident memory of a process so far (`VmHWM`), in KiB. The
+/// peak, not the current size: memory taken and given back during a test
+/// still shows, however quickly it was freed.
+pub fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc status")
+        .expect("VmHWM in /proc status")
+}
+
+/// A JSON value, as far as a test needs one: enough to read `/stats` and
+/// the polling answers and to refuse what is not JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    Number(f64),
+    String(String),
+    Array(Vec<Json>),
+    /// Members in the order they came.
+    Object(Vec<(String, Json)>),
+}
+
+impl Json {
+    /// Parses a whole document (RFC 8259); anything else is an error that
+    /// says where.
+    pub fn parse(text: &str) -> Result<Json, String> {
+        let mut parser = JsonParser {
+            bytes: text.as_bytes(),
+            pos: 0,
+        };
+        let value = parser.value()?;
+        parser.space();
+        if parser.pos != parser.bytes.len() {
+            return Err(format!("trailing bytes at {}", parser.pos));
+        }
+        Ok(value)
+    }
+
+    /// The value at a path of object keys (`["connections", "total"]`).
+    /// Panics, naming the path, if it is not there.
+    pub fn at(&self, path: &[&str]) -> &Json {
+        let mut value = self;
+        for (i, key) in path.iter().enumerate() {
+            value = match value {
+                Json::Object(members) => members
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v)
+                    .unwrap_or_else(|| panic!("no {:?} in {self:?}", &path[..=i])),
+                other => panic!("{:?} is not an object: {other:?}", &path[..i]),
+            };
+        }
+        value
+    }
+
+    /// The number at `path`, which must be a whole number.
+    pub fn count(&self, path: &[&str]) -> u64 {
+        match self.at(path) {
+            Json::Number(n) if n.fract() == 0.0 && *n >= 0.0 => *n as u64,
+            other => panic!("{path:?} is not a count: {other:?}"),
+        }
+    }
+
+    /// The string at `path`.
+    pub fn str(&self, path: &[&str]) -> &str {
+        match self.at(path) {
+            Json::String(s) => s,
+            other => panic!("{path:?} is not a string: {other:?}"),
+        }
+    }
+
+    /// The keys of the object at `path`, in order.
+    pub fn keys(&self, path: &[&str]) -> Vec<&str> {
+        match self.at(path) {
+            Json::Object(members) => members.iter().map(|(k, _)| k.as_str()).collect(),
+            other => panic!("{path:?} is not an object: {other:?}"),
+        }
+    }
+}
+
+struct JsonParser<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl JsonParser<'_> {
+    fn space(&mut self) {
+        while matches!(self.bytes.get(self.pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), String> {
+        self.space();
+        if self.bytes.get(self.pos) == Some(&byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(format!("expected {:?} at {}", byte as char, self.pos))
+        }
+    }
+
+    fn literal(&mut self, word: &str, value: Json) -> Result<Json, String> {
+        if self.bytes[self.pos..].starts_with(word.as_bytes()) {
+            self.pos += word.len();
+            Ok(value)
+        } else {
+            Err(format!("unexpected bytes at {}", self.pos))
+        }
+    }
+
+    fn value(&mut self) -> Result<Json, String> {
+        self.space();
+        match self.bytes.get(self.pos) {
+            Some(b'{') => {
+                self.pos += 1;
+                let mut members = Vec::new();
+                self.space();
+                if self.bytes.get(self.pos) == Some(&b'}') {
+                    self.pos += 1;
+                    return Ok(Json::Object(members));
+                }
+                loop {
+                    self.space();
+                    let key = self.string()?;
+                    self.expect(b':')?;
+                    members.push((key, self.value()?));
+                    self.space();
+                    match self.bytes.get(self.pos) {
+                        Some(b',') => self.pos += 1,
+                        Some(b'}') => {
+                            self.pos += 1;
+                            return Ok(Json::Object(members));
+                        }
+                        _ => return Err(format!("expected , or }} at {}", self.pos)),
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.pos += 1;
+                let mut items = Vec::new();
+                self.space();
+                if self.bytes.get(self.pos) == Some(&b']') {
+                    self.pos += 1;
+                    return Ok(Json::Array(items));
+                }
+                loop {
+                    items.push(self.value()?);
+                    self.space();
+                    match self.bytes.get(self.pos) {
+                        Some(b',') => self.pos += 1,
+                        Some(b']') => {
+                            self.pos += 1;
+                            return Ok(Json::Array(items));
+                        }
+                        _ => return Err(format!("expected , or ] at {}", self.pos)),
+                    }
+                }
+            }
+            Some(b'"') => Ok(Json::String(self.string()?)),
+            Some(b't') => self.literal("true", Json::Bool(true)),
+            Some(b'f') => self.literal("false", Json::Bool(false)),
+            Some(b'n') => self.literal("null", Json::Null),
+            Some(b'-' | b'0'..=b'9') => {
+                let start = self.pos;
+                while matches!(
+                    self.bytes.get(self.pos),
+                    Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                ) {
+                    self.pos += 1;
+                }
+                let text = std::str::from_utf8(&self.bytes[start..self.pos]).unwrap();
+                text.parse()
+                    .map(Json::Number)
+                    .map_err(|_| format!("bad number {text:?} at {start}"))
+            }
+            _ => Err(format!("unexpected bytes at {}", self.pos)),
+        }
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        if self.bytes.get(self.pos) != Some(&b'"') {
+            return Err(format!("expected a string at {}", self.pos));
+        }
+        self.pos += 1;
+        let mut out = Vec::new();
+        loop {
+            let Some(&byte) = self.bytes.get(self.pos) else {
+                return Err("unterminated string".to_string());
+            };
+            self.pos += 1;
+            match byte {
+                b'"' => return String::from_utf8(out).map_err(|e| e.to_string()),
+                b'\\' => {
+                    let escape = *self.bytes.get(self.pos).ok_or("unterminated escape")?;
+                    self.pos += 1;
+                    let c = match escape {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            let hex = self.bytes.get(self.pos..self.pos + 4).ok_or("short \\u escape")?;
+                            self.pos += 4;
+                            let unit = u32::from_str_radix(std::str::from_utf8(hex).unwrap_or("x"), 16)
+                                .map_err(|_| format!("bad \\u escape at {}", self.pos))?;
+                            // Surrogate pairs are not needed by any answer
+                            // duplex gives; one stands for itself.
+                            char::from_u32(unit).unwrap_or('\u{FFFD}')
+                        }
+                        other => return Err(format!("bad escape \\{} at {}", other as char, self.pos)),
+                    };
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+                0..=0x1f => return Err(format!("control byte in a string at {}", self.pos - 1)),
+                _ => out.push(byte),
+            }
+        }
+    }
 }
 
 impl Duplex {
