@@ -1,7 +1,7 @@
 //! Example 6: a group chat. What one client says, every client hears.
 //!
-//! The Node original is socket.io's chat room (seed 003), and the point it
-//! makes is the difference between two calls:
+//! The Node original is socket.io's group chat, the one every tutorial
+//! builds, and the point it makes is the difference between two calls:
 //!
 //! ```js
 //! io.on('connection', socket => {
@@ -21,7 +21,8 @@
 //!
 //! then connect two or more WebSocket clients (browser tabs, `websocat`,
 //! ...) and type. Plain WebSocket, no socket.io: socket.io is a protocol
-//! of its own on top of this one, with fallbacks to polling (seed 002).
+//! of its own on top of this one, with fallbacks to polling (`docs/05`
+//! compares the two).
 //!
 //! A broadcast encodes its frame once and gives every connection a
 //! reference-counted pointer to the same bytes (`Rc<[u8]>`): a message to

@@ -16,7 +16,8 @@
 //!
 //! A client has only one socket to watch, so plain blocking `std::net` is
 //! enough: one thread copies our lines to the socket, another copies the
-//! socket to stdout. Full duplex (seed 003): both directions at once.
+//! socket to stdout. Full duplex: both directions at once, as Node's
+//! `client.on('data')` prints while `client.write` sends.
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::{Shutdown, TcpStream};

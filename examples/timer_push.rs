@@ -1,7 +1,8 @@
 //! Example 5: the server speaks first. Every second, each client is sent
 //! the time, without being asked.
 //!
-//! The Node original, from seed 000 (WebSocket-Node):
+//! The Node original is the classic timer push, `setInterval` on a
+//! WebSocket-Node connection:
 //!
 //! ```js
 //! wsServer.on('request', request => {
@@ -15,9 +16,9 @@
 //! cargo run --example ws_client ws://127.0.0.1:9005/   # or a browser
 //! ```
 //!
-//! This is what polling cannot do cheaply (seed 002): with HTTP the client
-//! would ask every second, a few hundred bytes of headers each time; here
-//! each push is one frame with a 2-byte header (§5.2).
+//! This is what polling cannot do cheaply (`docs/05` measures it): with
+//! HTTP the client would ask every second, a few hundred bytes of headers
+//! each time; here each push is one frame with a 2-byte header (§5.2).
 //!
 //! There is no thread and no `sleep`. Node's `setInterval` is a timer in
 //! its event loop; ours is `duplex::timer::Timers`, a heap of deadlines
@@ -42,7 +43,8 @@ struct Push {
 }
 
 fn main() -> io::Result<()> {
-    // `echo-protocol` as in the seed, so its `1.html` can connect.
+    // `echo-protocol` as in the Node original, so a page written for it
+    // (`new WebSocket(url, 'echo-protocol')`) can connect.
     let mut server = Server::bind("127.0.0.1:9005", &["echo-protocol"])?;
     let mut timers: Timers<Push> = Timers::new();
     loop {

@@ -193,4 +193,9 @@ if ! grep -Eq '^duplex listening tcp=127\.0\.0\.1:[0-9]+ http=127\.0\.0\.1:[0-9]
 fi
 
 echo "check-docs: $total blocks, $((total - failed - skipped)) ok, $skipped skipped, $failed failed"
+# Finding no block at all means the pages could not be read: not a pass.
+if [ "$total" -eq 0 ]; then
+    echo "check-docs: no \`\`\`sh block found in README.md or docs/" >&2
+    exit 1
+fi
 [ "$failed" -eq 0 ]

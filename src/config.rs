@@ -8,12 +8,30 @@ use clap::Parser;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// What `--help` says after the options: how to see the server work, which
+/// no option controls.
+const AFTER_HELP: &str = "\
+SIZE is bytes, or a number with a unit: 4096, 64KiB, 16MiB. TIME is 500ms, 10s or 2m.
+
+To watch it work: RUST_LOG=duplex=debug logs each connection, handshake, command and close \
+with its reason; RUST_LOG=duplex=trace also narrates each turn of the event loop and each \
+frame. --hexdump prints the raw bytes of handshakes and frames.";
+
 /// A raw TCP and WebSocket server on one mio event loop, written to be read.
 ///
 /// Two doors: a line service for telnet and an HTTP port that serves a web
 /// page and upgrades to WebSocket. Both lead to the same chat rooms.
 #[derive(Parser, Clone, Debug)]
-#[command(name = "duplex", version, about, long_about = None)]
+#[command(
+    name = "duplex",
+    version,
+    about,
+    long_about = None,
+    // Wrapped to the terminal, but never wider than this: a help line of
+    // 200 columns on a wide screen is as hard to read as a cut one.
+    max_term_width = 100,
+    after_help = AFTER_HELP,
+)]
 pub struct Config {
     /// Address of the line service (telnet door). Port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:18001", value_name = "ADDR")]
@@ -172,7 +190,14 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         "k" | "kb" | "kib" => 10,
         "m" | "mb" | "mib" => 20,
         "g" | "gb" | "gib" => 30,
-        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB or GiB)")),
+        // Quote the unit as the user typed it, not the lower-cased form
+        // used to match it.
+        _ => {
+            return Err(format!(
+                "unknown size unit {:?} (use KiB, MiB or GiB)",
+                unit.trim()
+            ))
+        }
     };
     number
         .checked_mul(1 << shift)
@@ -224,5 +249,34 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn errors_quote_the_input_as_typed() {
+        assert_eq!(
+            parse_size("4X"),
+            Err(r#"unknown size unit "X" (use KiB, MiB or GiB)"#.to_string())
+        );
+        assert_eq!(
+            parse_duration("10S"),
+            Err(r#"unknown time unit "S" (use ms, s or m)"#.to_string())
+        );
+        assert_eq!(
+            parse_size("Big"),
+            Err(r#"not a size: "Big" (try 4096, 64KiB, 16MiB)"#.to_string())
+        );
+    }
+
+    #[test]
+    fn help_is_wrapped_and_says_how_to_see_the_server_work() {
+        // As printed: the terminal's width (or $COLUMNS), at most 100.
+        let help = <Config as clap::CommandFactory>::command()
+            .render_help()
+            .to_string();
+        let widest = help.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+        assert!(widest <= 100, "a help line of {widest} characters:\n{help}");
+        for needle in ["RUST_LOG=duplex=debug", "RUST_LOG=duplex=trace", "--hexdump"] {
+            assert!(help.contains(needle), "--help mentions {needle}:\n{help}");
+        }
     }
 }

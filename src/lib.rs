@@ -15,6 +15,56 @@
 //! The protocol modules are *sans-IO*: bytes in, events out, no sockets
 //! and no clocks, so each is tested with byte slices. Only [`server`]
 //! touches the operating system.
+//!
+//! ## The codecs in a few lines
+//!
+//! Because they are sans-IO, each codec can be tried with a byte string.
+//! The opening handshake proves the server read the client's key by
+//! hashing it with a fixed GUID (RFC 6455 §1.3, §4.2.2); this is the RFC's
+//! own example:
+//!
+//! ```rust
+//! use duplex::ws::handshake::sec_websocket_accept;
+//!
+//! assert_eq!(
+//!     sec_websocket_accept("dGhlIHNhbXBsZSBub25jZQ=="),
+//!     "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+//! );
+//! ```
+//!
+//! The telnet door's line codec finds lines however they end, and drops
+//! telnet commands. Here a line ends with CR LF, the next with CR NUL (a
+//! bare CR the telnet way, RFC 854), and before the last one the client
+//! pressed Ctrl-C, which telnet sends as `IAC IP IAC DO TIMING-MARK`
+//! (`FF F4 FF FD 06`):
+//!
+//! ```rust
+//! use duplex::line::{LineCodec, LineEnd, LineEvent};
+//!
+//! let mut codec = LineCodec::new(4096);
+//! let mut input: &[u8] = b"hello\r\nworld\r\0\xFF\xF4\xFF\xFD\x06ok\n";
+//! let mut lines = Vec::new();
+//! loop {
+//!     let (used, event) = codec.decode(input);
+//!     match event {
+//!         Some(LineEvent::Line(line, end)) => lines.push((line.to_vec(), end)),
+//!         Some(LineEvent::TooLong { .. }) => unreachable!("no line here is long"),
+//!         None => break,
+//!     }
+//!     input = &input[used..];
+//! }
+//! assert_eq!(
+//!     lines,
+//!     [
+//!         (b"hello".to_vec(), LineEnd::Cr),
+//!         (b"world".to_vec(), LineEnd::Cr),
+//!         (b"ok".to_vec(), LineEnd::Lf),
+//!     ]
+//! );
+//! ```
+//!
+//! Frames are in [`ws::frame`] and [`ws::decoder`], with RFC 6455 §5.7's
+//! examples.
 
 #![warn(missing_docs)]
 

@@ -6,10 +6,10 @@ mod common;
 
 use common::{
     header_value, http_request, read_response, upgrade_request, web_connect, ws_connect, ws_until_text,
-    Duplex, RawWs, Telnet, WAIT,
+    Duplex, Json, RawWs, Telnet, WAIT,
 };
 use std::io::{ErrorKind, Read, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::Message;
@@ -271,21 +271,46 @@ fn is_timestamp(text: &str) -> bool {
         })
 }
 
+/// Seconds since midnight of a `YYYY-MM-DD HH:MM:SS UTC` stamp.
+fn seconds_of_day(stamp: &str) -> u32 {
+    let time = &stamp[11..19];
+    time.split(':')
+        .fold(0, |acc, part| acc * 60 + part.parse::<u32>().unwrap())
+}
+
+/// Asserts that pushes meant to come "every second" did: each gap between
+/// arrivals is about a second (0.5 to 2 s: a loaded machine may be late,
+/// but a clock that pushes at once, or twice a second, or every 3 s,
+/// fails), and each stamp is one or two seconds after the one before.
+fn assert_once_a_second(arrivals: &[(Instant, String)]) {
+    for pair in arrivals.windows(2) {
+        let ((t0, a), (t1, b)) = (&pair[0], &pair[1]);
+        let gap = t1.duration_since(*t0);
+        assert!(
+            gap >= Duration::from_millis(500) && gap <= Duration::from_secs(2),
+            "{gap:?} between {a:?} and {b:?}"
+        );
+        // Midnight UTC wraps the count; a day has 86,400 seconds.
+        let step = (seconds_of_day(b) + 86_400 - seconds_of_day(a)) % 86_400;
+        assert!((1..=2).contains(&step), "{a:?} then {b:?}");
+    }
+}
+
 #[test]
-fn clock_pushes_timestamps() {
+fn clock_pushes_timestamps_once_a_second() {
     let server = Duplex::start(&[]);
     let (mut ws, _) = ws_connect(server.http, "/clock", &[]);
     let mut seen = Vec::new();
-    while seen.len() < 2 {
+    while seen.len() < 3 {
         match ws.read().unwrap() {
             Message::Text(text) => {
                 assert!(is_timestamp(&text), "{text:?}");
-                seen.push(text);
+                seen.push((Instant::now(), text.to_string()));
             }
             other => panic!("expected a timestamp, got {other:?}"),
         }
     }
-    assert!(seen[0] <= seen[1], "{seen:?}");
+    assert_once_a_second(&seen);
 }
 
 // ---- HTTP refusals and answers ------------------------------------------------
@@ -348,13 +373,38 @@ fn refusal_403_cross_site_origin_and_dns_rebinding() {
     refused(&head, 403);
     assert!(String::from_utf8_lossy(&body).contains("https://evil.example"));
 
-    // A page opened from disk, and a loopback page, are welcome.
-    for origin in ["null", "http://localhost:3000", "http://127.0.0.1:9"] {
+    // A page opened from disk, and a loopback page on any port, are
+    // welcome.
+    for origin in [
+        "null",
+        "http://localhost:3000",
+        "http://localhost:9999",
+        "http://127.0.0.1:9",
+        "http://127.8.9.10",
+        "http://[::1]:5000",
+    ] {
         let (_, head) = RawWs::connect_head(
             addr,
             &upgrade_request(addr, "/chat", &format!("Origin: {origin}\r\n")),
         );
         assert!(head.starts_with("HTTP/1.1 101 "), "{origin}: {head}");
+    }
+    // Names that only look like loopback are not.
+    for origin in [
+        "http://localhost.evil.example",
+        "http://127.0.0.1.evil.example",
+        "http://evil.example:8080",
+        "http://128.0.0.1",
+    ] {
+        let (status, head, body) = http_request(
+            addr,
+            &upgrade_request(addr, "/chat", &format!("Origin: {origin}\r\n")),
+        );
+        assert_eq!(status, 403, "{origin}: {head}");
+        assert!(
+            String::from_utf8_lossy(&body).contains(origin),
+            "{origin}: {body:?}"
+        );
     }
 
     // DNS rebinding: a remote name pointing at 127.0.0.1.
@@ -366,6 +416,34 @@ fn refusal_403_cross_site_origin_and_dns_rebinding() {
         .replace(&format!("Host: {addr}"), "Host: evil.example:8080");
     let (status, _, _) = http_request(addr, rebinding.as_bytes());
     assert_eq!(status, 403);
+}
+
+#[test]
+fn same_origin_is_the_host_asked_for_and_nothing_like_it() {
+    // A Host other than loopback is only served when allowed (the
+    // DNS-rebinding guard); then a page from that very host may connect.
+    let server = Duplex::start(&["--allow-host", "chat.example"]);
+    let addr = server.http;
+    let ask = |origin: &str| {
+        let request = format!(
+            "GET /chat HTTP/1.1\r\nHost: chat.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n",
+            common::KEY
+        );
+        let (_, head) = RawWs::connect_head(addr, request.as_bytes());
+        head
+    };
+    let head = ask("https://chat.example");
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    for origin in [
+        "https://chat.example.evil",
+        "https://evil.chat.example",
+        "https://chat.example:8443",
+        "https://chat.exampl",
+    ] {
+        let head = ask(origin);
+        assert!(head.starts_with("HTTP/1.1 403 "), "{origin}: {head}");
+    }
 }
 
 #[test]
@@ -463,11 +541,14 @@ fn keep_alive_head_healthz_and_stats() {
         Some("application/json")
     );
     let json = String::from_utf8(body).unwrap();
-    assert!(
-        json.trim_start().starts_with('{') && json.trim_end().ends_with('}'),
-        "{json}"
-    );
-    assert!(json.contains("\"connections\""), "{json}");
+    let stats = Json::parse(&json).unwrap_or_else(|e| panic!("/stats is not JSON ({e}): {json}"));
+    // Only this connection is open, and it is an HTTP one.
+    assert_eq!(stats.count(&["connections", "total"]), 1, "{json}");
+    assert_eq!(stats.count(&["connections", "http"]), 1, "{json}");
+    assert_eq!(stats.count(&["connections", "telnet"]), 0, "{json}");
+    for kind in ["echo", "chat", "clock"] {
+        assert_eq!(stats.count(&["connections", "websocket", kind]), 0, "{json}");
+    }
 
     // HEAD: the length of the page, but no body. The next response on the
     // connection follows the head directly, which proves no body was sent.
@@ -483,6 +564,50 @@ fn keep_alive_head_healthz_and_stats() {
     assert!(length > 100, "the page's length: {head}");
     assert!(rest.starts_with("HTTP/1.1 200 "), "no body after HEAD: {rest:?}");
     assert!(rest.ends_with("\r\n\r\nok\n"), "{rest:?}");
+}
+
+#[test]
+fn stats_count_connections_by_kind_messages_and_bytes() {
+    let server = Duplex::start(&[]);
+    let (mut t, _) = Telnet::join(server.tcp);
+    t.say("/echo one");
+    assert_eq!(t.line(), "one");
+    let (mut echo, _) = ws_connect(server.http, "/echo", &[]);
+    echo.send(Message::text("two")).unwrap();
+    assert_eq!(echo.read().unwrap(), Message::text("two"));
+    let (mut chat, _) = ws_connect(server.http, "/chat", &[]);
+    ws_until_text(&mut chat, |l| l.contains("your name is "));
+    t.until(|l| l.ends_with(" joined lobby"));
+
+    let (status, head, body) = http_request(
+        server.http,
+        b"GET /stats HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200, "{head}");
+    let json = String::from_utf8(body).unwrap();
+    let stats = Json::parse(&json).unwrap_or_else(|e| panic!("/stats is not JSON ({e}): {json}"));
+    // DESIGN §1.2: connections by kind, messages and bytes in and out,
+    // uptime.
+    let kinds = [
+        (&["connections", "telnet"][..], 1),
+        (&["connections", "http"][..], 1),
+        (&["connections", "websocket", "echo"][..], 1),
+        (&["connections", "websocket", "chat"][..], 1),
+        (&["connections", "websocket", "clock"][..], 0),
+    ];
+    for (path, expected) in kinds {
+        assert_eq!(stats.count(path), expected, "{path:?} in {json}");
+    }
+    assert_eq!(stats.count(&["connections", "total"]), 4, "{json}");
+    assert_eq!(stats.count(&["hub", "members"]), 2, "telnet and chat: {json}");
+    // In: the telnet line and the echo frame. Out: the telnet greeting,
+    // the telnet echo, the WebSocket echo, the chat greeting, and the
+    // chat member's arrival told to the telnet user.
+    assert_eq!(stats.count(&["messages", "in"]), 2, "{json}");
+    assert_eq!(stats.count(&["messages", "out"]), 5, "{json}");
+    assert!(stats.count(&["bytes", "in"]) > 0, "{json}");
+    assert!(stats.count(&["bytes", "out"]) > 0, "{json}");
+    assert!(stats.count(&["uptime_seconds"]) < 60, "{json}");
 }
 
 // ---- accepted handshake variants ------------------------------------------------
@@ -685,11 +810,14 @@ fn time_ticks_and_stops_when_toggled_off() {
     let (mut t, _) = Telnet::join(server.tcp);
     t.say("/time");
     assert_eq!(t.line(), "* time on: one tick a second; /time again to stop");
-    for _ in 0..2 {
+    let mut ticks = Vec::new();
+    for _ in 0..3 {
         let tick = t.line();
         let stamp = tick.strip_prefix("* time ").unwrap_or_else(|| panic!("{tick:?}"));
         assert!(is_timestamp(stamp), "{tick:?}");
+        ticks.push((Instant::now(), stamp.to_string()));
     }
+    assert_once_a_second(&ticks);
     t.say("/time");
     // Ticks already on their way may arrive before the answer.
     t.until(|l| l == "* time off");

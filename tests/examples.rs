@@ -8,6 +8,9 @@
 //! `duplex` binary: `target/debug/duplex` → `target/debug/examples/NAME`.
 //! All waits are bounded by [`WAIT`]; nothing sleeps to synchronise.
 
+mod common;
+
+use common::ProcessTree;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -47,27 +50,22 @@ fn example_path(name: &str) -> PathBuf {
 }
 
 /// `cargo build --examples` into the same target directory and profile as
-/// this test, waiting at most a few minutes.
+/// this test, waiting at most a few minutes (and then stopping it, with
+/// the compilers it started).
 fn build_examples(profile_dir: &std::path::Path) {
     let target_dir = profile_dir.parent().expect("the target directory");
     let mut command = Command::new(env!("CARGO"));
     command
         .args(["build", "--examples", "--manifest-path"])
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-        .env("CARGO_TARGET_DIR", target_dir)
-        .stdin(Stdio::null());
+        .env("CARGO_TARGET_DIR", target_dir);
     if profile_dir.ends_with("release") {
         command.arg("--release");
     }
-    let mut child = command.spawn().expect("run cargo build --examples");
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    match rx.recv_timeout(Duration::from_secs(300)) {
-        Ok(Ok(status)) => assert!(status.success(), "cargo build --examples failed"),
-        Ok(Err(e)) => panic!("cargo build --examples: {e}"),
-        Err(_) => panic!("cargo build --examples took more than 5 minutes"),
+    let (status, _, stderr) = ProcessTree::spawn(command).wait(Duration::from_secs(300));
+    match status {
+        Some(status) => assert!(status.success(), "cargo build --examples failed:\n{stderr}"),
+        None => panic!("cargo build --examples took more than 5 minutes:\n{stderr}"),
     }
 }
 
@@ -289,14 +287,27 @@ fn ws_client_prints_the_echoes() {
 fn timer_push_sends_the_time_every_second() {
     let (_server, addr) = Running::server("timer_push");
     let mut ws = ws_connect(addr, Some("echo-protocol"));
-    // Each read waits at most WAIT; the pushes come a second apart.
-    let first = next_text(&mut ws);
-    let second = next_text(&mut ws);
-    for push in [&first, &second] {
+    // Each read waits at most WAIT. "Every second" is checked on the
+    // arrivals: each gap about a second (0.5 to 2 s, room for a loaded
+    // machine), so a push at once or twice a second fails.
+    let mut arrivals = Vec::new();
+    for _ in 0..3 {
+        let push = next_text(&mut ws);
         assert!(
             push.starts_with("server time: ") && push.ends_with(" UTC"),
             "{push}"
         );
+        arrivals.push((Instant::now(), push));
+    }
+    for pair in arrivals.windows(2) {
+        let gap = pair[1].0.duration_since(pair[0].0);
+        assert!(
+            gap >= Duration::from_millis(500) && gap <= Duration::from_secs(2),
+            "{gap:?} between {:?} and {:?}",
+            pair[0].1,
+            pair[1].1
+        );
+        assert_ne!(pair[0].1, pair[1].1, "the time moved on");
     }
     // A second client gets its own pushes, and the first keeps getting
     // them: one loop, no thread per client.

@@ -1,12 +1,21 @@
-//! Property tests for the sans-IO codecs: whatever the bytes and however
-//! they are split, the parsers never panic, and what one side encodes the
-//! other decodes unchanged.
+//! Property tests for the sans-IO codecs. Two kinds of claim, each
+//! asserted: what one side encodes the other decodes unchanged, however
+//! the bytes are framed and split into reads, in both directions (a
+//! client's masked frames into the server's decoder, the server's unmasked
+//! frames into a client's decoder, lines into the line codec); and
+//! whatever the bytes, the parsers never panic and what they hand out
+//! stays within their limits.
 
 use duplex::http::{HeadLimits, RequestReader};
-use duplex::line::{LineCodec, LineEvent};
+use duplex::line::{LineCodec, LineEnd, LineEvent};
+use duplex::ws::close::close_payload;
 use duplex::ws::decoder::MessageKind;
-use duplex::ws::{encode_frame, Decoder, Event, Limits, Opcode, Role};
+use duplex::ws::{encode_frame, CloseCode, Decoder, Event, Limits, Opcode, ProtocolError, Role};
 use proptest::prelude::*;
+
+/// An event as an owned value: the opcode it came as and its payload (for
+/// a close, the code in network byte order and the reason).
+type Owned = (u8, Vec<u8>);
 
 /// Feeds `bytes` to a decoder in pieces cut at `cuts`; collects events as
 /// owned values, or the first error.
@@ -14,7 +23,18 @@ fn decode_in_pieces(
     decoder: &mut Decoder,
     bytes: &[u8],
     cuts: &[usize],
-) -> Result<Vec<(u8, Vec<u8>)>, String> {
+) -> Result<Vec<Owned>, ProtocolError> {
+    let (events, outcome) = decode_until_error(decoder, bytes, cuts);
+    outcome.map(|()| events)
+}
+
+/// Like [`decode_in_pieces`], but also returns the events handed out
+/// before an error.
+fn decode_until_error(
+    decoder: &mut Decoder,
+    bytes: &[u8],
+    cuts: &[usize],
+) -> (Vec<Owned>, Result<(), ProtocolError>) {
     let mut events = Vec::new();
     let mut start = 0;
     let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
@@ -25,22 +45,30 @@ fn decode_in_pieces(
         start = end;
         let mut pos = 0;
         loop {
-            let (used, event) = decoder.decode(&mut piece[pos..]).map_err(|e| e.to_string())?;
+            let (used, event) = match decoder.decode(&mut piece[pos..]) {
+                Ok(decoded) => decoded,
+                Err(e) => return (events, Err(e)),
+            };
             pos += used;
             match event {
                 Some(Event::Message(MessageKind::Text, p)) => events.push((1, p.to_vec())),
                 Some(Event::Message(MessageKind::Binary, p)) => events.push((2, p.to_vec())),
                 Some(Event::Ping(p)) => events.push((9, p.to_vec())),
                 Some(Event::Pong(p)) => events.push((10, p.to_vec())),
-                Some(Event::Close(_)) => events.push((8, Vec::new())),
+                Some(Event::Close(None)) => events.push((8, Vec::new())),
+                Some(Event::Close(Some(close))) => {
+                    events.push((8, close_payload(close.code, close.reason)));
+                }
                 None => break,
             }
         }
+        assert_eq!(pos, piece.len(), "the decoder used every byte of a read");
     }
-    Ok(events)
+    (events, Ok(()))
 }
 
-/// A message: text or binary, its payload, and how to fragment it.
+/// A message: text or binary, its payload, how to fragment it, and
+/// whether a ping goes between its fragments.
 fn message() -> impl Strategy<Value = (bool, Vec<u8>, Vec<usize>, bool)> {
     (
         any::<bool>(),
@@ -50,91 +78,193 @@ fn message() -> impl Strategy<Value = (bool, Vec<u8>, Vec<usize>, bool)> {
     )
 }
 
+/// Encodes `messages` as one side would send them: each message in
+/// fragments, a ping (or, from a server, alternately a pong) between
+/// fragments where asked, each frame masked with the next of `masks` when
+/// `masks` is given (a client) or unmasked (a server). Returns the wire and
+/// the events the other side must see.
+fn encode_messages(
+    messages: &[(bool, Vec<u8>, Vec<usize>, bool)],
+    masks: Option<&[[u8; 4]]>,
+) -> (Vec<u8>, Vec<Owned>) {
+    let mut wire = Vec::new();
+    let mut expected = Vec::new();
+    let mut frames = 0usize;
+    let mut next_mask = || {
+        frames += 1;
+        masks.map(|m| m[frames % m.len()])
+    };
+    for (i, (text, payload, fragments, control_between)) in messages.iter().enumerate() {
+        // Text must be valid UTF-8: use the lossy form of the bytes.
+        let payload = if *text {
+            String::from_utf8_lossy(payload).into_owned().into_bytes()
+        } else {
+            payload.clone()
+        };
+        let kind = if *text { Opcode::Text } else { Opcode::Binary };
+        let mut rest: &[u8] = &payload;
+        let mut first = true;
+        for size in fragments {
+            if rest.len() <= *size {
+                break;
+            }
+            // A cut inside a character is allowed: UTF-8 is checked across
+            // fragments.
+            let (head, tail) = rest.split_at(*size);
+            let opcode = if first { kind } else { Opcode::Continuation };
+            encode_frame(&mut wire, false, opcode, head, next_mask());
+            if *control_between {
+                let (opcode, code) = if masks.is_none() && i % 2 == 1 {
+                    (Opcode::Pong, 10)
+                } else {
+                    (Opcode::Ping, 9)
+                };
+                encode_frame(&mut wire, true, opcode, b"between", next_mask());
+                expected.push((code, b"between".to_vec()));
+            }
+            first = false;
+            rest = tail;
+        }
+        let opcode = if first { kind } else { Opcode::Continuation };
+        encode_frame(&mut wire, true, opcode, rest, next_mask());
+        expected.push((if *text { 1 } else { 2 }, payload));
+    }
+    (wire, expected)
+}
+
+/// Checks what a decoder handed out against its limits: no message over
+/// `max_message`, no control payload over 125 bytes, text always UTF-8.
+fn within_limits(events: &[Owned], max_message: usize) -> Result<(), TestCaseError> {
+    for (opcode, payload) in events {
+        match opcode {
+            1 => {
+                prop_assert!(payload.len() <= max_message);
+                prop_assert!(std::str::from_utf8(payload).is_ok(), "text that is not UTF-8");
+            }
+            2 => prop_assert!(payload.len() <= max_message),
+            _ => prop_assert!(
+                payload.len() <= 125,
+                "a control payload of {} bytes",
+                payload.len()
+            ),
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
-    /// Random messages, fragmented at random sizes with pings between the
-    /// fragments, split into reads at random points: each comes out whole
-    /// and unchanged, in order. The frames are masked, as a client's must
-    /// be (RFC 6455 §5.3), with a key drawn for each case.
+    /// Client to server: random messages, fragmented at random sizes with
+    /// pings between the fragments, masked with random keys, split into
+    /// reads at random points: the server's decoder returns each whole and
+    /// unchanged, in order, pings included.
     #[test]
-    fn messages_survive_any_framing_and_any_split(
+    fn client_frames_decode_unchanged_on_the_server_side(
         messages in prop::collection::vec(message(), 1..8),
+        masks in prop::collection::vec(any::<[u8; 4]>(), 1..4),
         cuts in prop::collection::vec(any::<usize>(), 0..20),
-        mask in any::<[u8; 4]>(),
     ) {
-        let mut wire = Vec::new();
-        let mut expected = Vec::new();
-        for (text, payload, fragments, ping_between) in &messages {
-            // Text must be valid UTF-8: use the lossy form of the bytes.
-            let payload = if *text { String::from_utf8_lossy(payload).into_owned().into_bytes() } else { payload.clone() };
-            let mut rest: &[u8] = &payload;
-            let mut first = true;
-            for size in fragments {
-                if rest.len() <= *size {
-                    break;
-                }
-                // Cut on a character boundary is not required: UTF-8 is
-                // checked across fragments.
-                let (head, tail) = rest.split_at(*size);
-                let opcode = if first { if *text { Opcode::Text } else { Opcode::Binary } } else { Opcode::Continuation };
-                encode_frame(&mut wire, false, opcode, head, Some(mask));
-                if *ping_between {
-                    encode_frame(&mut wire, true, Opcode::Ping, b"between", Some(mask));
-                    expected.push((9, b"between".to_vec()));
-                }
-                first = false;
-                rest = tail;
-            }
-            let opcode = if first { if *text { Opcode::Text } else { Opcode::Binary } } else { Opcode::Continuation };
-            encode_frame(&mut wire, true, opcode, rest, Some(mask));
-            expected.push((if *text { 1 } else { 2 }, payload.clone()));
-        }
+        let (wire, expected) = encode_messages(&messages, Some(&masks));
         let mut decoder = Decoder::new(Role::Server, Limits::default());
         let events = decode_in_pieces(&mut decoder, &wire, &cuts).unwrap();
         prop_assert_eq!(events, expected);
     }
 
-    /// Arbitrary bytes never panic the frame decoder, in either role.
+    /// Server to client: what the server's own encoder writes (unmasked,
+    /// as §5.1 requires of a server) — random messages, fragmented, with
+    /// pings and pongs between fragments, and a close with a random code
+    /// and reason at the end — read by a client's decoder split at random
+    /// points, comes back whole and unchanged, in order.
+    #[test]
+    fn server_frames_decode_unchanged_on_the_client_side(
+        messages in prop::collection::vec(message(), 1..8),
+        code in prop::sample::select(vec![1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1011, 3000, 4999]),
+        reason in "\\PC{0,40}",
+        cuts in prop::collection::vec(any::<usize>(), 0..20),
+    ) {
+        let (mut wire, mut expected) = encode_messages(&messages, None);
+        let close = close_payload(CloseCode(code), &reason);
+        encode_frame(&mut wire, true, Opcode::Close, &close, None);
+        expected.push((8, close));
+        let mut decoder = Decoder::new(Role::Client, Limits::default());
+        let events = decode_in_pieces(&mut decoder, &wire, &cuts).unwrap();
+        prop_assert_eq!(events, expected);
+    }
+
+    /// Each side refuses the other's masking: a client's decoder fails on
+    /// a masked frame (§5.1: "a client MUST close a connection if it
+    /// detects a masked frame"), a server's on an unmasked one, with
+    /// nothing handed out first.
+    #[test]
+    fn each_side_refuses_frames_masked_the_wrong_way(
+        message in message(),
+        mask in any::<[u8; 4]>(),
+        cuts in prop::collection::vec(any::<usize>(), 0..5),
+    ) {
+        let (masked, _) = encode_messages(std::slice::from_ref(&message), Some(&[mask]));
+        let mut client = Decoder::new(Role::Client, Limits::default());
+        prop_assert_eq!(decode_in_pieces(&mut client, &masked, &cuts), Err(ProtocolError::MaskedFrame));
+        let (unmasked, _) = encode_messages(std::slice::from_ref(&message), None);
+        let mut server = Decoder::new(Role::Server, Limits::default());
+        prop_assert_eq!(decode_in_pieces(&mut server, &unmasked, &cuts), Err(ProtocolError::UnmaskedFrame));
+    }
+
+    /// Arbitrary bytes never panic the frame decoder, in either role, and
+    /// whatever it hands out before it stops is within its limits.
     #[test]
     fn decoder_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..4000), cuts in prop::collection::vec(any::<usize>(), 0..10)) {
         for role in [Role::Server, Role::Client] {
             let limits = Limits { max_message: 1000, max_fragments: 10 };
-            let _ = decode_in_pieces(&mut Decoder::new(role, limits), &bytes, &cuts);
+            let (events, _) = decode_until_error(&mut Decoder::new(role, limits), &bytes, &cuts);
+            within_limits(&events, limits.max_message)?;
         }
     }
 
     /// A valid stream with a few bytes flipped: an error or events, never
-    /// a panic.
+    /// a panic, and any events within the limits.
     #[test]
     fn mutated_streams_never_panic(
         payload in prop::collection::vec(any::<u8>(), 0..2000),
         flips in prop::collection::vec((any::<usize>(), any::<u8>()), 1..8),
-        mask in any::<[u8; 4]>(),
     ) {
+        let mask = Some([0x37, 0xfa, 0x21, 0x3d]);
         let mut wire = Vec::new();
-        encode_frame(&mut wire, false, Opcode::Text, b"hello ", Some(mask));
-        encode_frame(&mut wire, true, Opcode::Ping, b"x", Some(mask));
-        encode_frame(&mut wire, true, Opcode::Continuation, &payload, Some(mask));
-        encode_frame(&mut wire, true, Opcode::Close, &[0x03, 0xE8], Some(mask));
+        encode_frame(&mut wire, false, Opcode::Text, b"hello ", mask);
+        encode_frame(&mut wire, true, Opcode::Ping, b"x", mask);
+        encode_frame(&mut wire, true, Opcode::Continuation, &payload, mask);
+        encode_frame(&mut wire, true, Opcode::Close, &[0x03, 0xE8], mask);
         for (at, value) in flips {
             let i = at % wire.len();
             wire[i] ^= value;
         }
-        let _ = decode_in_pieces(&mut Decoder::new(Role::Server, Limits::default()), &wire, &[7, 50, 300]);
+        let limits = Limits { max_message: 4096, max_fragments: 100 };
+        let (events, _) = decode_until_error(&mut Decoder::new(Role::Server, limits), &wire, &[7, 50, 300]);
+        within_limits(&events, limits.max_message)?;
     }
 
-    /// Arbitrary bytes never panic the HTTP request reader, however split,
-    /// and it never holds more than its head limit.
+    /// Arbitrary bytes never panic the HTTP request reader, however split;
+    /// it always makes progress, and it never takes in more than a head
+    /// and a body within their limits before it answers (a request or an
+    /// error).
     #[test]
     fn request_reader_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..3000), step in 1usize..600) {
         let limits = HeadLimits { max_head: 1024, max_headers: 16, max_body: 512 };
         let mut reader = RequestReader::new(limits);
+        let mut held = 0;
         for piece in bytes.chunks(step) {
             let mut pos = 0;
             while pos < piece.len() {
                 match reader.read(&piece[pos..]) {
-                    Ok((used, _)) => pos += used,
+                    Ok((used, request)) => {
+                        prop_assert!(used > 0 || request.is_some(), "no progress on {} bytes", piece.len() - pos);
+                        pos += used;
+                        held += used;
+                        if request.is_some() {
+                            held = 0;
+                        }
+                        prop_assert!(held <= limits.max_head + limits.max_body, "took in {held} bytes without an answer");
+                    }
                     Err(_) => return Ok(()),
                 }
             }
@@ -156,8 +286,9 @@ proptest! {
         prop_assert_eq!(split.unwrap(), whole);
     }
 
-    /// Arbitrary bytes never panic the line codec, and no line it returns
-    /// is longer than the limit or contains a line end or IAC.
+    /// Arbitrary bytes never panic the line codec, it uses every byte it
+    /// is given, and no line it returns is longer than the limit or
+    /// contains a CR or LF.
     #[test]
     fn line_codec_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..3000), step in 1usize..500) {
         let mut codec = LineCodec::new(100);
@@ -177,5 +308,50 @@ proptest! {
             }
             prop_assert_eq!(pos, piece.len());
         }
+    }
+
+    /// Lines of text (no CR, LF or NUL in them; as UTF-8 they hold no IAC
+    /// byte either), each ended in one of
+    /// the four ways a client may end a line and split into reads at
+    /// random points, come out of the line codec unchanged, in order, each
+    /// with the dialect it ended in.
+    #[test]
+    fn lines_decode_unchanged_whatever_their_ends_and_splits(
+        lines in prop::collection::vec(("[^\r\n\u{0}]{0,80}", 0usize..4), 1..30),
+        step in 1usize..200,
+    ) {
+        let mut wire = Vec::new();
+        let mut expected = Vec::new();
+        for (i, (text, end)) in lines.iter().enumerate() {
+            wire.extend_from_slice(text.as_bytes());
+            // A lone CR before an empty line that ends in LF would be CR LF
+            // on the wire: one line end, by design. Those two lines are
+            // sent as CR LF and LF instead.
+            let lf_next = lines.get(i + 1).is_some_and(|(t, e)| t.is_empty() && *e == 0);
+            let (bytes, dialect): (&[u8], LineEnd) = match end {
+                0 => (b"\n", LineEnd::Lf),
+                1 => (b"\r\n", LineEnd::Cr),
+                2 => (b"\r\0", LineEnd::Cr),
+                _ if lf_next => (b"\r\n", LineEnd::Cr),
+                _ => (b"\r", LineEnd::Cr),
+            };
+            wire.extend_from_slice(bytes);
+            expected.push((text.as_bytes().to_vec(), dialect));
+        }
+        let mut codec = LineCodec::new(4096);
+        let mut got = Vec::new();
+        for piece in wire.chunks(step) {
+            let mut pos = 0;
+            loop {
+                let (used, event) = codec.decode(&piece[pos..]);
+                pos += used;
+                match event {
+                    Some(LineEvent::Line(line, end)) => got.push((line.to_vec(), end)),
+                    Some(LineEvent::TooLong { .. }) => prop_assert!(false, "no line here is too long"),
+                    None => break,
+                }
+            }
+        }
+        prop_assert_eq!(got, expected);
     }
 }

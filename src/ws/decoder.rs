@@ -15,6 +15,50 @@
 //! * **Refuse early.** Lengths are checked against the limits on the header,
 //!   before a byte of payload arrives, and text is checked for UTF-8 as it
 //!   arrives, so a bad message fails at its first bad byte (§8.1).
+//!
+//! RFC 6455 §5.7's masked "Hello", as a server receives it, then the same
+//! message sent unmasked, which a server must refuse (§5.1):
+//!
+//! ```rust
+//! use duplex::ws::decoder::MessageKind;
+//! use duplex::ws::{CloseCode, Decoder, Event, Limits, ProtocolError, Role};
+//!
+//! let mut server = Decoder::new(Role::Server, Limits::default());
+//! let mut wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+//! let (used, event) = server.decode(&mut wire).unwrap();
+//! assert_eq!(used, 11);
+//! assert_eq!(event, Some(Event::Message(MessageKind::Text, &b"Hello"[..])));
+//!
+//! let mut unmasked = [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
+//! let error = Decoder::new(Role::Server, Limits::default())
+//!     .decode(&mut unmasked)
+//!     .unwrap_err();
+//! assert_eq!(error, ProtocolError::UnmaskedFrame);
+//! assert_eq!(error.close_code(), CloseCode::PROTOCOL_ERROR); // 1002
+//! ```
+//!
+//! On the client's side the same message comes unmasked, and §5.7's
+//! fragmented "Hello" comes out as one message. Bytes arrive as the
+//! network delivers them, here split in the middle of the second frame's
+//! header: the decoder keeps what it cannot use yet.
+//!
+//! ```rust
+//! use duplex::ws::decoder::MessageKind;
+//! use duplex::ws::{Decoder, Event, Limits, Role};
+//!
+//! let mut client = Decoder::new(Role::Client, Limits::default());
+//! let mut wire = [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
+//! let (_, event) = client.decode(&mut wire).unwrap();
+//! assert_eq!(event, Some(Event::Message(MessageKind::Text, &b"Hello"[..])));
+//!
+//! // "Hel" (FIN clear), then "lo" as a continuation (FIN set).
+//! let mut first = [0x01, 0x03, 0x48, 0x65, 0x6c, 0x80];
+//! let mut second = [0x02, 0x6c, 0x6f];
+//! assert_eq!(client.decode(&mut first).unwrap(), (6, None));
+//! let (used, event) = client.decode(&mut second).unwrap();
+//! assert_eq!(used, 3);
+//! assert_eq!(event, Some(Event::Message(MessageKind::Text, &b"Hello"[..])));
+//! ```
 
 use super::close::{parse_close_payload, CloseFrame};
 use super::frame::{apply_mask, FrameHeader, Opcode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};

@@ -130,6 +130,30 @@ impl FrameHeader {
     /// rules about the *encoding* are checked here; whether a header is
     /// acceptable in context (masking, RSV bits, opcodes, control frame
     /// sizes) is for the decoder.
+    ///
+    /// The masked "Hello" of RFC 6455 §5.7: FIN and opcode 1 (`0x81`), the
+    /// mask bit and length 5 (`0x85`), then the 4-byte key. The payload
+    /// follows the 6 header bytes, still masked.
+    ///
+    /// ```rust
+    /// use duplex::ws::{FrameHeader, Opcode};
+    ///
+    /// let wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+    /// let (header, len) = FrameHeader::parse(&wire).unwrap().unwrap();
+    /// assert_eq!(len, 6);
+    /// assert_eq!(
+    ///     header,
+    ///     FrameHeader {
+    ///         fin: true,
+    ///         rsv: 0,
+    ///         opcode: Opcode::Text,
+    ///         mask: Some([0x37, 0xfa, 0x21, 0x3d]),
+    ///         payload_len: 5,
+    ///     }
+    /// );
+    /// // Three bytes are not a header yet: read more and call again.
+    /// assert_eq!(FrameHeader::parse(&wire[..3]), Ok(None));
+    /// ```
     pub fn parse(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, ProtocolError> {
         let [b0, b1, ..] = *buf else {
             return Ok(None);
@@ -229,6 +253,24 @@ impl FrameHeader {
 
 /// Appends one complete frame to `out`: header, then the payload, masked
 /// when a key is given (clients must mask, RFC 6455 §5.3).
+///
+/// RFC 6455 §5.7's first two examples, "Hello" as a server sends it
+/// (unmasked) and as a client sends it (masked):
+///
+/// ```rust
+/// use duplex::ws::{encode_frame, Opcode};
+///
+/// let mut out = Vec::new();
+/// encode_frame(&mut out, true, Opcode::Text, b"Hello", None);
+/// assert_eq!(out, [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+///
+/// let mut out = Vec::new();
+/// encode_frame(&mut out, true, Opcode::Text, b"Hello", Some([0x37, 0xfa, 0x21, 0x3d]));
+/// assert_eq!(
+///     out,
+///     [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
+/// );
+/// ```
 pub fn encode_frame(out: &mut Vec<u8>, fin: bool, opcode: Opcode, payload: &[u8], mask: Option<[u8; 4]>) {
     let header = FrameHeader {
         fin,
@@ -253,6 +295,18 @@ pub fn encode_frame(out: &mut Vec<u8>, fin: bool, opcode: Opcode, payload: &[u8]
 ///
 /// `offset` is how many payload bytes came before `data`, so a payload that
 /// arrives in pieces is unmasked piece by piece. Masking is its own inverse.
+///
+/// ```rust
+/// use duplex::ws::apply_mask;
+///
+/// let key = [0x37, 0xfa, 0x21, 0x3d];
+/// let mut payload = [0x7f, 0x9f, 0x4d, 0x51, 0x58]; // RFC 6455 §5.7
+/// // In two pieces, as it might arrive: the second starts at offset 2.
+/// let (first, second) = payload.split_at_mut(2);
+/// apply_mask(first, key, 0);
+/// apply_mask(second, key, 2);
+/// assert_eq!(&payload, b"Hello");
+/// ```
 ///
 /// The bulk is done eight bytes at a time: the key repeated twice is one
 /// `u64`, and XOR does not care about byte order as long as both sides are

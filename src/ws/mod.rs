@@ -11,6 +11,37 @@
 //!   between, UTF-8 across fragments, limits (§5.4–§5.6, §8.1).
 //! * [`close`]: close codes and the close frame's payload (§5.5.1, §7.4).
 //! * [`utf8`]: a streaming UTF-8 check that fails on the first bad byte.
+//!
+//! The two halves fit together: what [`encode_frame`] writes, a
+//! [`Decoder`] on the other side reads. A client masks (§5.3), so the
+//! server's decoder takes the masked frame; the server's answer goes out
+//! unmasked to a client's decoder. A ping between them is answered by the
+//! application with a pong of the same payload (§5.5.2).
+//!
+//! ```rust
+//! use duplex::ws::decoder::MessageKind;
+//! use duplex::ws::{encode_frame, Decoder, Event, Limits, Opcode, Role};
+//!
+//! // The client says "hi" and pings; the server decodes both.
+//! let mut wire = Vec::new();
+//! encode_frame(&mut wire, true, Opcode::Text, b"hi", Some([1, 2, 3, 4]));
+//! encode_frame(&mut wire, true, Opcode::Ping, b"beat", Some([5, 6, 7, 8]));
+//! let mut server = Decoder::new(Role::Server, Limits::default());
+//! let (used, event) = server.decode(&mut wire).unwrap();
+//! assert_eq!(event, Some(Event::Message(MessageKind::Text, &b"hi"[..])));
+//! let (_, event) = server.decode(&mut wire[used..]).unwrap();
+//! assert_eq!(event, Some(Event::Ping(&b"beat"[..])));
+//!
+//! // The server answers with an echo and a pong; the client decodes both.
+//! let mut answer = Vec::new();
+//! encode_frame(&mut answer, true, Opcode::Text, b"hi", None);
+//! encode_frame(&mut answer, true, Opcode::Pong, b"beat", None);
+//! let mut client = Decoder::new(Role::Client, Limits::default());
+//! let (used, event) = client.decode(&mut answer).unwrap();
+//! assert_eq!(event, Some(Event::Message(MessageKind::Text, &b"hi"[..])));
+//! let (_, event) = client.decode(&mut answer[used..]).unwrap();
+//! assert_eq!(event, Some(Event::Pong(&b"beat"[..])));
+//! ```
 
 pub mod close;
 pub mod decoder;

@@ -5,15 +5,22 @@
 //
 // The page connects to /chat through its own controls; a raw TCP client (node:net) joins
 // the same lobby through the telnet door. Each side must see what the other says. Then the
-// page switches to /echo and checks a text and a binary echo byte for byte. Then the chat goes
-// over each of its transports in turn (server-sent events, long polling, polling every second,
-// and back to WebSocket) through the page's own switch, a line crossing each way every time,
-// and the cost panel must show what the server counted. Screenshots are taken after that, at
-// desktop size (PATH) and phone size (PATH with "-mobile" before the extension).
+// page switches to /echo and sends a text and a binary message; the test compares what went
+// out with what came back as the browser's network layer saw them, not as the page's own
+// script judged them. Then the chat goes over each of its transports in turn (server-sent
+// events, long polling, polling every second, and back to WebSocket) through the page's own
+// switch, a line crossing each way every time, and the cost panel must show what the server
+// counted. Screenshots are taken after that, at desktop size (PATH) and phone size (PATH with
+// "-mobile" before the extension).
+//
+// Every step is a check, and the script declares how many there are. A check that throws
+// is a failure, and the checks after it, which depend on it, do not run; the script exits 0
+// only if every declared check ran and passed. It ends with `browser: N passed, M failed`.
 //
 // Chromium comes from Debian (/usr/bin/chromium, or CHROMIUM_PATH); playwright-core only
 // drives it. Install both with scripts/install-browser.sh. Every wait is bounded.
 
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -38,9 +45,18 @@ const mobileShot = (() => {
   return path.join(dir, `${name}-mobile${ext || '.png'}`);
 })();
 
+// How many checks the script runs when all goes well. A run that ends with fewer has
+// skipped some, and fails.
+const DECLARED_CHECKS = 23;
+
 let passed = 0;
 let failed = 0;
 const pageErrors = [];
+
+function fail(name, e) {
+  failed++;
+  console.log(`FAIL ${name}\n     ${String(e && e.stack ? e.stack : e).split('\n').join('\n     ')}`);
+}
 
 async function check(name, fn) {
   try {
@@ -48,10 +64,26 @@ async function check(name, fn) {
     passed++;
     console.log(`ok   ${name}`);
   } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${String(e && e.message ? e.message : e).split('\n').join('\n     ')}`);
+    fail(name, e);
     throw e;
   }
+}
+
+function summary() {
+  const notRun = DECLARED_CHECKS - passed - failed;
+  console.log(`browser: checks declared: ${DECLARED_CHECKS}`);
+  if (notRun) console.log(`browser: ${notRun} declared checks did not run`);
+  console.log(`browser: ${passed} passed, ${failed} failed`);
+  return failed === 0 && passed === DECLARED_CHECKS;
+}
+
+// Anything thrown outside a check is a failure too, never a quiet exit.
+for (const event of ['unhandledRejection', 'uncaughtException']) {
+  process.on(event, (e) => {
+    fail(`no ${event}`, e);
+    summary();
+    process.exit(1);
+  });
 }
 
 // Rejects with `what` if `promise` has not settled within WAIT_MS.
@@ -61,6 +93,15 @@ function bounded(promise, what) {
     timer = setTimeout(() => reject(new Error(`timed out after ${WAIT_MS / 1000} s: ${what}`)), WAIT_MS);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// Resolves once `cond()` is true, checking every 20 ms; rejects with `what()` after WAIT_MS.
+async function waitUntil(cond, what) {
+  const deadline = Date.now() + WAIT_MS;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${WAIT_MS / 1000} s: ${what()}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 // A line-oriented telnet client: waitFor(regex) resolves with the first line, received
@@ -120,15 +161,12 @@ class LineClient {
 
 const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'dark' });
-const page = await context.newPage();
-page.setDefaultTimeout(WAIT_MS);
-page.on('pageerror', (e) => pageErrors.push(e.message));
+let browser = null;
+let page = null;
+// Every WebSocket the page opens, with the payloads Chromium's network layer saw go out and
+// come in (a string for a text frame, a Buffer for a binary one): the test's own record of
+// the wire, independent of the page's script.
+const sockets = [];
 
 const telnet = new LineClient(args.telnet);
 const token = Math.random().toString(36).slice(2, 8);
@@ -153,6 +191,19 @@ async function waitForState(name) {
     });
 }
 
+// The page's WebSocket to /echo, the last one it opened.
+function echoSocket() {
+  const socket = sockets.filter((s) => new URL(s.url).pathname === '/echo').pop();
+  if (!socket) throw new Error(`the page opened no WebSocket to /echo (it opened ${JSON.stringify(sockets.map((s) => s.url))})`);
+  return socket;
+}
+
+function describe(payload) {
+  if (payload === undefined) return 'nothing';
+  if (typeof payload === 'string') return `text ${JSON.stringify(payload.slice(0, 40))}`;
+  return `${payload.length} binary bytes beginning ${payload.subarray(0, 8).toString('hex')}`;
+}
+
 async function waitForEcho(kind, count) {
   await page.waitForFunction(([k, n]) => {
     const r = document.querySelector('#echo-result');
@@ -167,6 +218,25 @@ async function waitForEcho(kind, count) {
 let pageName = null;
 
 try {
+  await check('Chromium starts headless and opens a page', async () => {
+    browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      timeout: WAIT_MS,
+    });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'dark' });
+    page = await context.newPage();
+    page.setDefaultTimeout(WAIT_MS);
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    page.on('websocket', (ws) => {
+      const socket = { url: ws.url(), sent: [], received: [] };
+      sockets.push(socket);
+      ws.on('framesent', (f) => socket.sent.push(f.payload));
+      ws.on('framereceived', (f) => socket.received.push(f.payload));
+    });
+  });
+
   await check('page loads with its controls', async () => {
     const res = await page.goto(args.url, { waitUntil: 'load', timeout: WAIT_MS });
     if (!res || !res.ok()) throw new Error(`GET ${args.url} answered ${res && res.status()}`);
@@ -233,8 +303,8 @@ try {
     const offered = await page.inputValue('#subprotocol');
     if (offered !== 'echo-protocol') throw new Error(`subprotocol picker shows "${offered}" for /echo`);
     await page.click('#connect');
-    await page.waitForFunction(() => document.querySelector('#echo-where').textContent.includes('/echo'), null, { timeout: WAIT_MS })
-      .catch(() => { throw new Error('the echo tester never became ready on /echo'); });
+    await page.waitForFunction(() => document.querySelector('#echo-where').textContent.trim() === 'on /echo', null, { timeout: WAIT_MS })
+      .catch(async () => { throw new Error(`the echo tester never became ready on /echo (it says "${await page.textContent('#echo-where')}")`); });
     await waitForState('OPEN');
     const protocol = await page.textContent('#protocol');
     if (!protocol.includes('echo-protocol')) throw new Error(`negotiated protocol shows "${protocol}"`);
@@ -245,18 +315,53 @@ try {
   });
 
   await check('text echo matches byte for byte', async () => {
-    await page.fill('#echo-input', `echo ${token} ✓ ünïcödé 🚀`);
+    const socket = echoSocket();
+    const [sentBefore, receivedBefore] = [socket.sent.length, socket.received.length];
+    const text = `echo ${token} ✓ ünïcödé 🚀`;
+    await page.fill('#echo-input', text);
     await page.click('#echo-send-text');
+    // What the test typed is what went out, and what came back, as Chromium's network
+    // layer saw them.
+    await waitUntil(() => socket.received.length > receivedBefore,
+      () => `no frame came back on ${socket.url} (sent ${JSON.stringify(socket.sent.slice(sentBefore))})`);
+    const sent = socket.sent.slice(sentBefore);
+    const received = socket.received.slice(receivedBefore);
+    if (sent.length !== 1 || sent[0] !== text) throw new Error(`sent ${JSON.stringify(sent)}, typed ${JSON.stringify(text)}`);
+    if (received[0] !== text) throw new Error(`sent ${JSON.stringify(text)}, the echo was ${JSON.stringify(received[0])}`);
+    // The page agrees, and its frame log shows the text that came in.
     await waitForEcho('text', 1);
+    const shown = await page.$eval('#frame-log .frame.in.text:last-child .f-preview', (n) => n.textContent);
+    if (!shown.includes(text)) throw new Error(`the frame log shows ${JSON.stringify(shown)} for the echo`);
   });
 
   await check('binary echo (random bytes) matches byte for byte', async () => {
+    const socket = echoSocket();
+    const [sentBefore, receivedBefore] = [socket.sent.length, socket.received.length];
     await page.fill('#echo-size', '1000');
     await page.selectOption('#echo-binary-kind', 'random');
     await page.click('#echo-send-binary');
+    // The page chose the bytes; the test reads them off the wire in both directions.
+    await waitUntil(() => socket.received.length > receivedBefore,
+      () => `no frame came back on ${socket.url}`);
+    const [sent] = socket.sent.slice(sentBefore);
+    const [received] = socket.received.slice(receivedBefore);
+    if (!Buffer.isBuffer(sent) || sent.length !== 1000) throw new Error(`sent ${describe(sent)}, not 1000 binary bytes`);
+    if (!Buffer.isBuffer(received) || !received.equals(sent)) {
+      throw new Error(`sent ${describe(sent)}, the echo was ${describe(received)}`);
+    }
     await waitForEcho('binary', 2);
-    const row = await page.$eval('#frame-log .frame.in.binary:last-child', (r) => r.dataset.len).catch(() => null);
-    if (row !== '1000') throw new Error(`frame log's last row is not a 1000-byte binary message (${row})`);
+    const rows = await page.$$eval('#frame-log .frame.binary', (rs) => rs.slice(-2).map((r) => ({
+      dir: r.dataset.dir, len: r.dataset.len, preview: r.querySelector('.f-preview').textContent,
+    })));
+    const [out, back] = rows;
+    if (!out || out.dir !== 'out' || back.dir !== 'in' || out.len !== '1000' || back.len !== '1000') {
+      throw new Error(`frame log's last binary rows: ${JSON.stringify(rows)}`);
+    }
+    // The log's hex preview starts with the bytes the wire carried.
+    const hexStart = [...received.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+    if (!back.preview.replace(/\s+/g, ' ').toLowerCase().startsWith(hexStart)) {
+      throw new Error(`frame log shows ${JSON.stringify(back.preview.slice(0, 40))}, the wire began ${hexStart}`);
+    }
   });
 
   await check('close with code and reason is reported', async () => {
@@ -271,10 +376,13 @@ try {
   });
 
   // Back to the chat so the screenshots show a live room next to the echo results.
-  await page.selectOption('#endpoint', '/chat');
-  await page.click('#connect');
-  await waitForState('OPEN');
-  await page.waitForSelector('#members [data-name="telnetuser"]', { timeout: WAIT_MS });
+  await check('page reconnects to /chat and sees the telnet user', async () => {
+    await page.selectOption('#endpoint', '/chat');
+    await page.click('#connect');
+    await waitForState('OPEN');
+    await page.waitForSelector('#members [data-name="telnetuser"]', { timeout: WAIT_MS })
+      .catch(() => { throw new Error('the member list never showed telnetuser after reconnecting'); });
+  });
 
   await check('the page has a transport switch and a cost panel', async () => {
     for (const id of ['transport', 'transport-websocket', 'transport-sse', 'transport-longpoll', 'transport-poll',
@@ -367,26 +475,31 @@ try {
     if (ticks) throw new Error('clock ticks should go to the clock panel, not the transcript');
   });
 
-  await page.screenshot({ path: args.screenshot, fullPage: true });
-  await page.setViewportSize({ width: 390, height: 844 });
-  await page.emulateMedia({ colorScheme: 'light' });
-  await page.screenshot({ path: mobileShot, fullPage: true });
-
-  await check('no JavaScript errors on the page', async () => {
-    if (pageErrors.length) throw new Error(pageErrors.join('\n'));
+  await check('screenshots at desktop and phone size', async () => {
+    await page.screenshot({ path: args.screenshot, fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.screenshot({ path: mobileShot, fullPage: true });
+    for (const shot of [args.screenshot, mobileShot]) {
+      const size = fs.statSync(shot).size;
+      if (size < 1000) throw new Error(`${shot} is only ${size} bytes`);
+    }
   });
 } catch (_) {
-  // The failing check has been counted and printed; the rest depend on it.
-  try { await page.screenshot({ path: args.screenshot, fullPage: true }); } catch (_) { /* best effort */ }
-  if (pageErrors.length) {
-    failed++;
-    console.log(`FAIL no JavaScript errors on the page\n     ${pageErrors.join('\n     ')}`);
+  // The failing check has been counted and printed; the rest depend on it and do not run.
+  // A screenshot of the moment helps to see why.
+  if (page) {
+    try { await page.screenshot({ path: args.screenshot, fullPage: true }); } catch (_) { /* best effort */ }
   }
 } finally {
+  // Whatever happened before, JavaScript errors on the page are worth knowing about.
+  await check('no JavaScript errors on the page', async () => {
+    if (!page) throw new Error('no page was opened');
+    if (pageErrors.length) throw new Error(pageErrors.join('\n'));
+  }).catch(() => {});
   telnet.close();
-  await browser.close();
+  if (browser) await browser.close().catch((e) => console.log(`closing Chromium: ${e.message}`));
 }
 
 console.log(`screenshots: ${args.screenshot} ${mobileShot}`);
-console.log(`browser: ${passed} passed, ${failed} failed`);
-process.exit(failed === 0 && passed > 0 ? 0 : 1);
+process.exit(summary() ? 0 : 1);

@@ -31,17 +31,27 @@ impl Duplex {
         let mut command = Command::new(env!("CARGO_BIN_EXE_duplex"));
         command
             .args(["--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .args(args);
         if !env.iter().any(|(k, _)| *k == "RUST_LOG") {
             command.env("RUST_LOG", "duplex=debug");
         }
         for (k, v) in env {
             command.env(k, v);
         }
-        let mut child = command.spawn().expect("start duplex");
+        Duplex::spawn(command)
+    }
+
+    /// Starts a server from a prepared command (for one that wraps the
+    /// binary, such as `sh -c 'ulimit -n 32 && exec duplex ...'`) and waits
+    /// for its `duplex listening ...` line. Its stdout and stderr are taken
+    /// here.
+    pub fn spawn(mut command: Command) -> Duplex {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start duplex");
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
         let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
@@ -62,7 +72,14 @@ impl Duplex {
             // Keep draining so the server never blocks on stdout.
             for _ in lines {}
         });
-        let line = rx.recv_timeout(WAIT).expect("duplex printed its listening line");
+        let line = match rx.recv_timeout(WAIT) {
+            Ok(line) => line,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("duplex printed no listening line within {WAIT:?} ({e})");
+            }
+        };
         let rest = line
             .strip_prefix("duplex listening tcp=")
             .expect("listening line format");
@@ -562,14 +579,233 @@ pub fn parse_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
     ))
 }
 
-/// The resident memory of a process in KiB (Linux `/proc/PID/status`).
-pub fn rss_kib(pid: u32) -> u64 {
+/// The peak resident memory of a process so far (`VmHWM`), in KiB. The
+/// peak, not the current size: memory taken and given back during a test
+/// still shows, however quickly it was freed.
+pub fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc status")
+        .expect("VmHWM in /proc status")
+}
+
+/// A JSON value, as far as a test needs one: enough to read `/stats` and
+/// the polling answers and to refuse what is not JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    Number(f64),
+    String(String),
+    Array(Vec<Json>),
+    /// Members in the order they came.
+    Object(Vec<(String, Json)>),
+}
+
+impl Json {
+    /// Parses a whole document (RFC 8259); anything else is an error that
+    /// says where.
+    pub fn parse(text: &str) -> Result<Json, String> {
+        let mut parser = JsonParser {
+            bytes: text.as_bytes(),
+            pos: 0,
+        };
+        let value = parser.value()?;
+        parser.space();
+        if parser.pos != parser.bytes.len() {
+            return Err(format!("trailing bytes at {}", parser.pos));
+        }
+        Ok(value)
+    }
+
+    /// The value at a path of object keys (`["connections", "total"]`).
+    /// Panics, naming the path, if it is not there.
+    pub fn at(&self, path: &[&str]) -> &Json {
+        let mut value = self;
+        for (i, key) in path.iter().enumerate() {
+            value = match value {
+                Json::Object(members) => members
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v)
+                    .unwrap_or_else(|| panic!("no {:?} in {self:?}", &path[..=i])),
+                other => panic!("{:?} is not an object: {other:?}", &path[..i]),
+            };
+        }
+        value
+    }
+
+    /// The number at `path`, which must be a whole number.
+    pub fn count(&self, path: &[&str]) -> u64 {
+        match self.at(path) {
+            Json::Number(n) if n.fract() == 0.0 && *n >= 0.0 => *n as u64,
+            other => panic!("{path:?} is not a count: {other:?}"),
+        }
+    }
+
+    /// The string at `path`.
+    pub fn str(&self, path: &[&str]) -> &str {
+        match self.at(path) {
+            Json::String(s) => s,
+            other => panic!("{path:?} is not a string: {other:?}"),
+        }
+    }
+
+    /// The keys of the object at `path`, in order.
+    pub fn keys(&self, path: &[&str]) -> Vec<&str> {
+        match self.at(path) {
+            Json::Object(members) => members.iter().map(|(k, _)| k.as_str()).collect(),
+            other => panic!("{path:?} is not an object: {other:?}"),
+        }
+    }
+}
+
+struct JsonParser<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl JsonParser<'_> {
+    fn space(&mut self) {
+        while matches!(self.bytes.get(self.pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), String> {
+        self.space();
+        if self.bytes.get(self.pos) == Some(&byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(format!("expected {:?} at {}", byte as char, self.pos))
+        }
+    }
+
+    fn literal(&mut self, word: &str, value: Json) -> Result<Json, String> {
+        if self.bytes[self.pos..].starts_with(word.as_bytes()) {
+            self.pos += word.len();
+            Ok(value)
+        } else {
+            Err(format!("unexpected bytes at {}", self.pos))
+        }
+    }
+
+    fn value(&mut self) -> Result<Json, String> {
+        self.space();
+        match self.bytes.get(self.pos) {
+            Some(b'{') => {
+                self.pos += 1;
+                let mut members = Vec::new();
+                self.space();
+                if self.bytes.get(self.pos) == Some(&b'}') {
+                    self.pos += 1;
+                    return Ok(Json::Object(members));
+                }
+                loop {
+                    self.space();
+                    let key = self.string()?;
+                    self.expect(b':')?;
+                    members.push((key, self.value()?));
+                    self.space();
+                    match self.bytes.get(self.pos) {
+                        Some(b',') => self.pos += 1,
+                        Some(b'}') => {
+                            self.pos += 1;
+                            return Ok(Json::Object(members));
+                        }
+                        _ => return Err(format!("expected , or }} at {}", self.pos)),
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.pos += 1;
+                let mut items = Vec::new();
+                self.space();
+                if self.bytes.get(self.pos) == Some(&b']') {
+                    self.pos += 1;
+                    return Ok(Json::Array(items));
+                }
+                loop {
+                    items.push(self.value()?);
+                    self.space();
+                    match self.bytes.get(self.pos) {
+                        Some(b',') => self.pos += 1,
+                        Some(b']') => {
+                            self.pos += 1;
+                            return Ok(Json::Array(items));
+                        }
+                        _ => return Err(format!("expected , or ] at {}", self.pos)),
+                    }
+                }
+            }
+            Some(b'"') => Ok(Json::String(self.string()?)),
+            Some(b't') => self.literal("true", Json::Bool(true)),
+            Some(b'f') => self.literal("false", Json::Bool(false)),
+            Some(b'n') => self.literal("null", Json::Null),
+            Some(b'-' | b'0'..=b'9') => {
+                let start = self.pos;
+                while matches!(
+                    self.bytes.get(self.pos),
+                    Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                ) {
+                    self.pos += 1;
+                }
+                let text = std::str::from_utf8(&self.bytes[start..self.pos]).unwrap();
+                text.parse()
+                    .map(Json::Number)
+                    .map_err(|_| format!("bad number {text:?} at {start}"))
+            }
+            _ => Err(format!("unexpected bytes at {}", self.pos)),
+        }
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        if self.bytes.get(self.pos) != Some(&b'"') {
+            return Err(format!("expected a string at {}", self.pos));
+        }
+        self.pos += 1;
+        let mut out = Vec::new();
+        loop {
+            let Some(&byte) = self.bytes.get(self.pos) else {
+                return Err("unterminated string".to_string());
+            };
+            self.pos += 1;
+            match byte {
+                b'"' => return String::from_utf8(out).map_err(|e| e.to_string()),
+                b'\\' => {
+                    let escape = *self.bytes.get(self.pos).ok_or("unterminated escape")?;
+                    self.pos += 1;
+                    let c = match escape {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            let hex = self.bytes.get(self.pos..self.pos + 4).ok_or("short \\u escape")?;
+                            self.pos += 4;
+                            let unit = u32::from_str_radix(std::str::from_utf8(hex).unwrap_or("x"), 16)
+                                .map_err(|_| format!("bad \\u escape at {}", self.pos))?;
+                            // Surrogate pairs are not needed by any answer
+                            // duplex gives; one stands for itself.
+                            char::from_u32(unit).unwrap_or('\u{FFFD}')
+                        }
+                        other => return Err(format!("bad escape \\{} at {}", other as char, self.pos)),
+                    };
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+                0..=0x1f => return Err(format!("control byte in a string at {}", self.pos - 1)),
+                _ => out.push(byte),
+            }
+        }
+    }
 }
 
 impl Duplex {
@@ -598,4 +834,151 @@ impl RawWs {
             buf: Vec::new(),
         }
     }
+}
+
+/// A child process that takes its descendants with it: started in a
+/// process group of its own and marked with an environment variable that
+/// every process it starts inherits. Killing it kills the group, then
+/// every process that still carries the mark, which finds those that left
+/// the group (Playwright starts Chromium in a group of its own, `timeout`
+/// does the same for its command) or were orphaned when their parent died.
+/// Dropping it kills what is left, so nothing outlives the test.
+pub struct ProcessTree {
+    pid: u32,
+    marker: String,
+    /// The child's exit status, sent by the thread that waits for it.
+    exited: std::sync::mpsc::Receiver<std::process::ExitStatus>,
+    stdout: Option<std::thread::JoinHandle<String>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+/// The environment variable that marks a [`ProcessTree`]'s processes.
+const TREE_MARK: &str = "DUPLEX_TEST_PROCESS_TREE";
+
+impl ProcessTree {
+    /// Spawns `command` with stdout and stderr captured (read on threads,
+    /// so a full pipe never stalls it) and stdin closed.
+    pub fn spawn(mut command: Command) -> ProcessTree {
+        use std::os::unix::process::CommandExt;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let marker = format!(
+            "{}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let mut child = command
+            .process_group(0)
+            .env(TREE_MARK, &marker)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
+        let read_all = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                String::from_utf8_lossy(&bytes).into_owned()
+            })
+        };
+        let stdout = read_all(Box::new(child.stdout.take().expect("stdout")));
+        let stderr = read_all(Box::new(child.stderr.take().expect("stderr")));
+        let pid = child.id();
+        let (tx, exited) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            if let Ok(status) = child.wait() {
+                let _ = tx.send(status);
+            }
+        });
+        ProcessTree {
+            pid,
+            marker,
+            exited,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Waits up to `limit` for the child to exit. On time, returns its
+    /// status and everything it printed (stdout, stderr), once both pipes
+    /// are closed. Past `limit`, kills the whole tree and returns `None`
+    /// with what was printed so far.
+    pub fn wait(&mut self, limit: Duration) -> (Option<std::process::ExitStatus>, String, String) {
+        let status = self.exited.recv_timeout(limit).ok();
+        // A descendant that outlived the child holds the pipes open; it
+        // has no business running once the child is gone.
+        self.kill();
+        let stdout = self.stdout.take().map(|t| t.join().unwrap_or_default());
+        let stderr = self.stderr.take().map(|t| t.join().unwrap_or_default());
+        (status, stdout.unwrap_or_default(), stderr.unwrap_or_default())
+    }
+
+    /// Kills the child's process group, then every process that carries
+    /// this tree's mark, until none is left or [`WAIT`] passes. Returns
+    /// the pids killed by their mark (the group is killed blind).
+    pub fn kill(&mut self) -> Vec<u32> {
+        signal_kill(&[format!("-{}", self.pid)]);
+        let mut killed = Vec::new();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let marked = processes_marked(&format!("{TREE_MARK}={}", self.marker));
+            if marked.is_empty() {
+                return killed;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "processes {marked:?} of a test survived SIGKILL for {WAIT:?}"
+            );
+            signal_kill(&marked.iter().map(u32::to_string).collect::<Vec<_>>());
+            for pid in marked {
+                if !killed.contains(&pid) {
+                    killed.push(pid);
+                }
+            }
+            // A killed process keeps its mark until the kernel has torn it
+            // down; look again shortly.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for ProcessTree {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.kill();
+        } else {
+            // Never panic twice: a failing test still cleans up.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.kill()));
+        }
+    }
+}
+
+/// `kill -KILL -- TARGETS...` (a target `-PGID` is a process group).
+fn signal_kill(targets: &[String]) {
+    let _ = Command::new("kill")
+        .arg("-KILL")
+        .arg("--")
+        .args(targets)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The live processes whose environment holds `entry` (`NAME=VALUE`). A
+/// zombie's environment reads as empty, so only processes still running
+/// are found.
+fn processes_marked(entry: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|var| var == entry.as_bytes()))
+        })
+        .collect()
 }
