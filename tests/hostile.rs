@@ -818,9 +818,10 @@ fn allow_origin_admits_a_named_site_and_only_that_one() {
 }
 
 #[test]
-fn running_out_of_file_descriptors_pauses_accepting_and_recovers() {
-    // A server allowed 32 file descriptors: the 30-odd connections below
-    // make accept fail with EMFILE.
+fn a_descriptor_limit_below_the_cap_lowers_the_cap_and_refuses_politely() {
+    // A server allowed 32 file descriptors, soft and hard: it cannot raise
+    // the limit, so it lowers its connection cap to fit and says so, and
+    // the crowd beyond the cap is told, not left waiting in the backlog.
     let mut command = std::process::Command::new("sh");
     command
         .args([
@@ -830,19 +831,62 @@ fn running_out_of_file_descriptors_pauses_accepting_and_recovers() {
         .arg(env!("CARGO_BIN_EXE_duplex"))
         .env("RUST_LOG", "duplex=info");
     let mut server = Duplex::spawn(command);
+    server.wait_log("at most 16 connections, not 10000");
     let tcp = server.tcp;
-    // More connections than descriptors; the kernel completes them all.
-    let crowd: Vec<TcpStream> = (0..40).map(|_| TcpStream::connect(tcp).unwrap()).collect();
-    server.wait_log("accept failed");
-    let log = server.log();
-    let line = log.lines().find(|l| l.contains("accept failed")).unwrap();
-    assert!(line.contains("pausing accepts"), "{line}");
-    // Descriptors come back; a newcomer is served.
+    let mut crowd: Vec<Telnet> = (0..40).map(|_| Telnet::connect(tcp)).collect();
+    let (mut welcomed, mut refused) = (0, 0);
+    for t in &mut crowd {
+        let first = t.line();
+        if first.starts_with("* welcome to duplex") {
+            welcomed += 1;
+        } else {
+            assert!(
+                first.starts_with("! server busy: connection limit reached"),
+                "{first}"
+            );
+            refused += 1;
+        }
+    }
+    assert_eq!((welcomed, refused), (16, 24));
+    // The crowd leaves; once the server has seen them go, a newcomer is
+    // served (until then it is told the server is busy, never ignored).
     drop(crowd);
-    let mut t = Telnet::connect(tcp);
-    assert!(t.line().starts_with("* welcome to duplex"));
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        let first = Telnet::connect(tcp).line();
+        if first.starts_with("* welcome to duplex") {
+            break;
+        }
+        assert!(first.starts_with("! server busy"), "{first}");
+        assert!(std::time::Instant::now() < deadline, "never served again");
+    }
     assert!(
         server.child.try_wait().unwrap().is_none(),
         "the server is still running"
+    );
+}
+
+#[test]
+fn a_low_soft_descriptor_limit_is_raised_to_fit_the_cap() {
+    // A Debian login shell's soft limit, under a higher hard limit: the
+    // server raises it, so connections past it are all served.
+    let mut command = std::process::Command::new("sh");
+    command
+        .args([
+            "-c",
+            "ulimit -Sn 64 && exec \"$0\" --tcp 127.0.0.1:0 --http 127.0.0.1:0 --max-connections 200",
+        ])
+        .arg(env!("CARGO_BIN_EXE_duplex"))
+        .env("RUST_LOG", "duplex=info");
+    let server = Duplex::spawn(command);
+    let mut crowd: Vec<Telnet> = (0..100).map(|_| Telnet::connect(server.tcp)).collect();
+    for t in &mut crowd {
+        let first = t.line();
+        assert!(first.starts_with("* welcome to duplex"), "{first}");
+    }
+    assert!(
+        !server.log().contains("file descriptors allowed"),
+        "{}",
+        server.log()
     );
 }

@@ -3,6 +3,7 @@
 use super::close::Close;
 use super::conn::{Connection, Door, Protocol, Via};
 use super::context::Next;
+use super::descriptors::out_of_descriptors;
 use super::http::Http;
 use super::line::LineChat;
 use super::line_echo::LineEcho;
@@ -26,8 +27,11 @@ pub(super) struct Doors {
     web: Option<TcpListener>,
     pub line_addr: SocketAddr,
     pub web_addr: SocketAddr,
-    /// Accepting is paused after an error such as EMFILE.
+    /// Accepting is paused after an error such as ENOMEM.
     paused: bool,
+    /// A descriptor kept in reserve for answering when there are no more
+    /// (see `descriptors.rs`).
+    spare: Option<std::fs::File>,
 }
 
 impl Doors {
@@ -46,6 +50,7 @@ impl Doors {
             line_addr,
             web_addr,
             paused: false,
+            spare: super::descriptors::spare(),
         })
     }
 
@@ -70,6 +75,9 @@ impl Server {
             match listener.accept() {
                 Ok((socket, peer)) => self.on_accept(door, socket, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if out_of_descriptors(&e) && self.doors.spare.is_some() => {
+                    self.refuse_with_spare(door);
+                }
                 Err(e) if is_transient_accept_error(&e) => {
                     // The peer gave up before we accepted (ECONNABORTED) or
                     // similar: that connection is gone, the others are not.
@@ -90,6 +98,23 @@ impl Server {
         }
     }
 
+    /// Out of descriptors: let go of the spare, accept the waiting client
+    /// with it, tell it why it cannot stay, close it, and take the spare
+    /// back. Without this the client would wait in the backlog unanswered
+    /// while every accept failed.
+    fn refuse_with_spare(&mut self, door: Door) {
+        log::warn!("accept: out of file descriptors; refusing with the spare one");
+        self.doors.spare = None;
+        let listener = match door {
+            Door::Line => self.doors.line.as_ref(),
+            Door::Web => self.doors.web.as_ref(),
+        };
+        if let Some(Ok((socket, peer))) = listener.map(TcpListener::accept) {
+            self.refuse(door, socket, peer, "out of file descriptors");
+        }
+        self.doors.spare = super::descriptors::spare();
+    }
+
     /// The `ResumeAccept` timer: try both doors again.
     pub(super) fn resume_accept(&mut self) {
         self.doors.paused = false;
@@ -98,9 +123,11 @@ impl Server {
     }
 
     fn on_accept(&mut self, door: Door, mut socket: TcpStream, peer: SocketAddr) {
-        if self.conns.len() >= self.shared.config.max_connections || self.shutdown.is_some() {
-            self.refuse(door, socket, peer);
-            return;
+        if self.shutdown.is_some() {
+            return self.refuse(door, socket, peer, "shutting down");
+        }
+        if self.conns.len() >= self.shared.config.max_connections {
+            return self.refuse(door, socket, peer, "connection limit reached");
         }
         // Small messages should leave at once rather than wait for more
         // (Nagle's algorithm); the loop batches writes itself.
@@ -181,12 +208,7 @@ impl Server {
 
     /// Over the connection limit: say so in the door's language and close.
     /// The listener goes on accepting, so the next one may get in.
-    fn refuse(&mut self, door: Door, mut socket: TcpStream, peer: SocketAddr) {
-        let why = if self.shutdown.is_some() {
-            "shutting down"
-        } else {
-            "connection limit reached"
-        };
+    fn refuse(&mut self, door: Door, mut socket: TcpStream, peer: SocketAddr, why: &str) {
         log::warn!("{peer}: refused: {why} ({} open)", self.conns.len());
         let answer = match door {
             Door::Line => format!("! server busy: {why}; try again later\r\n").into_bytes(),

@@ -39,6 +39,7 @@ mod close;
 mod conn;
 mod context;
 mod deliver;
+mod descriptors;
 mod event_stream;
 mod http;
 mod io;
@@ -136,7 +137,8 @@ pub struct Server {
 impl Server {
     /// Binds both doors and prepares the loop. Nothing is accepted until
     /// [`Server::run`].
-    pub fn bind(config: Config) -> stdio::Result<Server> {
+    pub fn bind(mut config: Config) -> stdio::Result<Server> {
+        config.max_connections = descriptors::fit_connection_cap(config.max_connections);
         let poll = Poll::new()?;
         let doors = Doors::bind(&poll, &config)?;
         let policy = OriginPolicy::new(
