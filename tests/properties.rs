@@ -169,7 +169,7 @@ proptest! {
                         prop_assert!(line.len() <= 100);
                         prop_assert!(!line.contains(&b'\n') && !line.contains(&b'\r'));
                     }
-                    Some(LineEvent::TooLong { .. }) => {}
+                    Some(LineEvent::TooLong { .. } | LineEvent::Command { .. }) => {}
                     None => break,
                 }
             }

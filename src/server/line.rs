@@ -57,6 +57,17 @@ impl Server {
                     log::info!("{}: line longer than {limit} bytes skipped", conn.peer);
                     self.send_text(token, &too_long_notice(limit));
                 }
+                Some(LineEvent::Command { command, answer }) => {
+                    log::debug!("{}: telnet {command}", conn.peer);
+                    // Queued behind the answers to every line before it,
+                    // which the hub has delivered already (RFC 860 §4).
+                    if let Some(answer) = answer {
+                        if conn.accepts_output() {
+                            conn.out.push_bytes(answer.bytes());
+                        }
+                        self.mark_dirty(token);
+                    }
+                }
             }
         }
         pos
@@ -114,6 +125,17 @@ impl Server {
                         out.extend_from_slice(too_long_notice(limit).as_bytes());
                         out.extend_from_slice(b"\r\n");
                     });
+                }
+                Some(LineEvent::Command { command, answer }) => {
+                    // The command's bytes are not echoed; its answer goes
+                    // out after the echoes of the lines before it. A line
+                    // that a command interrupted is rebuilt when it ends,
+                    // since its raw bytes are no longer all in one read.
+                    push_run(&mut conn.out, &input[run]);
+                    log::debug!("{}: telnet {command}", conn.peer);
+                    if let Some(answer) = answer {
+                        conn.out.push_bytes(answer.bytes());
+                    }
                 }
             }
             run = pos..pos;

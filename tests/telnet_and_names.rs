@@ -1,0 +1,71 @@
+//! Telnet option negotiation as real clients do it, over real sockets.
+
+mod common;
+
+use common::{Duplex, Telnet};
+
+/// What netkit and inetutils telnet send for Ctrl-C in line mode:
+/// IAC IP, then IAC DO TIMING-MARK (RFC 854, RFC 860).
+const CTRL_C: &[u8] = b"\xFF\xF4\xFF\xFD\x06";
+/// IAC WILL TIMING-MARK: the answer the client waits for.
+const WILL_TIMING_MARK: &[u8] = b"\xFF\xFB\x06";
+
+#[test]
+fn ctrl_c_is_answered_with_a_timing_mark_and_the_session_goes_on() {
+    let server = Duplex::start(&[]);
+    let (mut telnet, name) = Telnet::join(server.tcp);
+    telnet.say("before");
+    telnet.send(CTRL_C);
+    // Like the real client: everything until the mark is thrown away,
+    // and without the mark nothing would ever be shown again.
+    let discarded = telnet.until_bytes(WILL_TIMING_MARK);
+    // RFC 860: the mark comes after the output for what was sent before it.
+    assert!(
+        String::from_utf8_lossy(&discarded).contains(&format!("[lobby] {name}: before")),
+        "{discarded:?}"
+    );
+    telnet.say("/who");
+    assert_eq!(telnet.line(), format!("* members of lobby: {name}"));
+    telnet.say("/quit");
+    assert_eq!(telnet.line(), format!("* bye, {name}"));
+    assert!(telnet.until_closed().is_empty());
+    server.wait_log("telnet IAC DO TIMING-MARK");
+}
+
+#[test]
+fn requests_are_refused_once_and_refusals_are_not_answered() {
+    let server = Duplex::start(&[]);
+    let (mut telnet, _) = Telnet::join(server.tcp);
+    // DO ECHO, WILL NAWS, then WONT ECHO and DONT NAWS (already off), then
+    // Are You There, then a line whose answer marks the end.
+    telnet.send(b"\xFF\xFD\x01\xFF\xFB\x1F\xFF\xFC\x01\xFF\xFE\x1F\xFF\xF6/echo done\r\n");
+    let answers = telnet.until_bytes(b"done\r\n");
+    let mut expected = b"\xFF\xFC\x01\xFF\xFE\x1F".to_vec();
+    expected.extend_from_slice(b"* duplex is here\r\n");
+    assert_eq!(answers, expected, "got {:?}", String::from_utf8_lossy(&answers));
+    server.wait_log("telnet IAC WILL NAWS");
+}
+
+#[test]
+fn the_line_echo_answers_commands_in_order_and_rebuilds_lines_they_cut() {
+    let server = Duplex::start(&["--line-echo"]);
+    let mut telnet = Telnet::connect(server.tcp);
+    let mut input = b"one\r\n".to_vec();
+    input.extend_from_slice(CTRL_C);
+    // A NOP in the middle of a line: that line is not its own echo.
+    input.extend_from_slice(b"two\r\nx\xFF\xF1y\r\n\xFF\xFFz\r\nthree\n");
+    telnet.send(&input);
+    let echoed = telnet.until_bytes(b"three\n");
+    assert_eq!(
+        echoed,
+        b"one\r\n\xFF\xFB\x06two\r\nxy\r\n\xFF\xFFz\r\n".to_vec(),
+        "got {:?}",
+        String::from_utf8_lossy(&echoed)
+    );
+    // The same, a byte at a time.
+    for byte in &input {
+        telnet.send(&[*byte]);
+    }
+    let echoed = telnet.until_bytes(b"three\n");
+    assert_eq!(echoed, b"one\r\n\xFF\xFB\x06two\r\nxy\r\n\xFF\xFFz\r\n".to_vec());
+}
