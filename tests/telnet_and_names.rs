@@ -1,4 +1,5 @@
-//! Telnet option negotiation as real clients do it, over real sockets.
+//! Telnet option negotiation as real clients do it, and names and rooms
+//! that look alike, over real sockets.
 
 mod common;
 
@@ -68,4 +69,37 @@ fn the_line_echo_answers_commands_in_order_and_rebuilds_lines_they_cut() {
     }
     let echoed = telnet.until_bytes(b"three\n");
     assert_eq!(echoed, b"one\r\n\xFF\xFB\x06two\r\nxy\r\n\xFF\xFFz\r\n".to_vec());
+}
+
+#[test]
+fn names_and_rooms_that_look_alike_are_one_over_telnet() {
+    let server = Duplex::start(&[]);
+    let (mut a, _) = Telnet::join(server.tcp);
+    let (mut b, b_name) = Telnet::join(server.tcp);
+    a.until(|l| l == format!("* {b_name} joined lobby"));
+    a.say("/nick ÄRGER");
+    a.until(|l| l.ends_with("is now known as ÄRGER"));
+    b.until(|l| l.ends_with("is now known as ÄRGER"));
+    b.say("/nick ärger");
+    assert_eq!(b.line(), "! name taken: ärger");
+    // Fullwidth letters are the ASCII ones.
+    b.say("/nick \u{FF41}\u{FF4C}\u{FF49}\u{FF43}\u{FF45}");
+    b.until(|l| l.ends_with("is now known as \u{FF41}\u{FF4C}\u{FF49}\u{FF43}\u{FF45}"));
+    a.say("/nick Alice");
+    assert_eq!(a.until(|l| l.starts_with('!')), "! name taken: Alice");
+    // An invisible name is refused with its reason.
+    a.say("/nick \u{3164}");
+    let refusal = a.until(|l| l.starts_with('!'));
+    assert!(refusal.contains("invisible"), "{refusal}");
+    // Joining ROOM puts b where a is, under a's spelling.
+    a.say("/join Room");
+    assert_eq!(a.until(|l| l.starts_with("* you joined")), "* you joined Room");
+    b.say("/join ROOM");
+    assert_eq!(b.until(|l| l.starts_with("* you joined")), "* you joined Room");
+    a.until(|l| l.ends_with("joined Room"));
+    b.say("/who");
+    assert_eq!(
+        b.until(|l| l.starts_with("* members of")),
+        "* members of Room: ÄRGER, \u{FF41}\u{FF4C}\u{FF49}\u{FF43}\u{FF45}"
+    );
 }
