@@ -443,6 +443,15 @@ impl Hub {
             .split_once(' ')
             .map_or((command, ""), |(v, a)| (v, a.trim()));
         let verb = verb.to_ascii_lowercase();
+        let takes_nothing = matches!(
+            verb.as_str(),
+            "help" | "rooms" | "who" | "time" | "stats" | "quit"
+        );
+        if takes_nothing && !arg.is_empty() {
+            // Not run with an argument it would ignore: whoever typed one
+            // meant something else, and is told what works.
+            return self.reply(id, &format!("! usage: /{verb} (it takes nothing after it)"));
+        }
         match verb.as_str() {
             "help" => {
                 for line in HELP {
@@ -474,6 +483,7 @@ impl Hub {
                 let line = format!("* members of {room}: {}", names.join(", "));
                 self.reply(id, &line);
             }
+            "echo" if arg.is_empty() => self.reply(id, "! usage: /echo TEXT"),
             "echo" => self.reply(id, arg),
             "time" => self.toggle_clock(id, now),
             "stats" => self.outbox.actions.push(Action::Stats { member: id }),
@@ -1280,5 +1290,29 @@ mod tests {
         sent(&mut hub);
         hub.text(b, "/join rOOM", NOW);
         assert_eq!(sent(&mut hub).last().unwrap().1, "* you joined rOOM");
+    }
+
+    #[test]
+    fn commands_with_bad_arguments_say_what_works() {
+        let (mut hub, a, _) = two();
+        let usage = [
+            ("/echo", "! usage: /echo TEXT"),
+            ("/echo    ", "! usage: /echo TEXT"),
+            ("/nick", "! usage: /nick NAME"),
+            ("/join  ", "! usage: /join ROOM"),
+            ("/who is here", "! usage: /who (it takes nothing after it)"),
+            ("/rooms all", "! usage: /rooms (it takes nothing after it)"),
+            ("/time now", "! usage: /time (it takes nothing after it)"),
+            ("/stats x", "! usage: /stats (it takes nothing after it)"),
+            ("/help nick", "! usage: /help (it takes nothing after it)"),
+            ("/QUIT now", "! usage: /quit (it takes nothing after it)"),
+        ];
+        for (line, answer) in usage {
+            hub.text(a, line, NOW);
+            assert_eq!(sent(&mut hub), [(1, answer.to_string())], "{line}");
+        }
+        // Still here, and the plain forms work.
+        hub.text(a, "/echo  hi ", NOW);
+        assert_eq!(sent(&mut hub), [(1, "hi".to_string())]);
     }
 }

@@ -102,4 +102,7 @@ fn names_and_rooms_that_look_alike_are_one_over_telnet() {
         b.until(|l| l.starts_with("* members of")),
         "* members of Room: ÄRGER, \u{FF41}\u{FF4C}\u{FF49}\u{FF43}\u{FF45}"
     );
+    // And a bare /echo says how it is used.
+    b.say("/echo");
+    assert_eq!(b.line(), "! usage: /echo TEXT");
 }
