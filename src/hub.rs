@@ -31,9 +31,20 @@
 //! combining mark at the start, code points Unicode has not assigned yet,
 //! and anything but letters, digits (of any script), combining marks after
 //! them, `-`, `_` and `.`, so no whitespace at all.
+//!
+//! # History
+//!
+//! Each room keeps its recent lines so an HTTP poller that comes back
+//! loses nothing ([`Hub::history`]). The history is bounded three ways
+//! ([`HistoryLimits`]): lines per room, bytes per room, and bytes for all
+//! rooms together, so the memory it holds does not grow with the number
+//! of rooms. Over the total, the oldest line of the room that holds the
+//! most bytes goes first: whoever floods rooms pays with the history of
+//! those rooms, and a quiet room keeps its lines until every room is as
+//! full as it. A poller whose lines went is told how many (`missed`).
 
 use slab::Slab;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Range;
 use std::rc::Rc;
 use std::time::SystemTime;
@@ -160,6 +171,41 @@ struct Room {
     /// The most recent lines with their numbers, oldest first, so a poller
     /// that comes back asks for "everything after N" and loses nothing.
     history: VecDeque<(u64, Rc<str>)>,
+    /// What `history` costs, as [`line_cost`] counts it.
+    bytes: usize,
+}
+
+/// How much history the hub keeps for pollers. Every bound is strict:
+/// a line that does not fit is not kept, and a poller that asks for it is
+/// told it `missed` it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryLimits {
+    /// Lines each room keeps (`--history`).
+    pub lines: usize,
+    /// Bytes each room keeps (`--history-bytes`), counted as
+    /// [`line_cost`] does.
+    pub room_bytes: usize,
+    /// Bytes all rooms keep together (`--history-total-bytes`).
+    pub total_bytes: usize,
+}
+
+impl Default for HistoryLimits {
+    /// The command line's defaults (see `config.rs` for the reasons).
+    fn default() -> HistoryLimits {
+        HistoryLimits {
+            lines: 1000,
+            room_bytes: 256 << 10,
+            total_bytes: 16 << 20,
+        }
+    }
+}
+
+/// What one history line costs: its text, its `Rc` counts, and its slot
+/// in the room's queue (number and pointer). The bookkeeping is counted so
+/// that a flood of empty lines is not free.
+pub fn line_cost(text: &str) -> usize {
+    const OVERHEAD: usize = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<(u64, Rc<str>)>();
+    text.len() + OVERHEAD
 }
 
 /// A slice of a room's history, as a poller receives it.
@@ -201,8 +247,13 @@ pub struct Hub {
     messages: u64,
     /// Longest chat line a member may send, in bytes.
     max_text: usize,
-    /// Lines of history kept per room.
-    history_limit: usize,
+    /// How much history to keep.
+    limits: HistoryLimits,
+    /// What all rooms' histories cost together.
+    history_bytes: usize,
+    /// Rooms that keep any history, by what it costs and then by folded
+    /// name: the last is where the next line goes when over the total.
+    by_size: BTreeSet<(usize, Rc<str>)>,
     outbox: Outbox,
     /// Reused to build chat lines without a fresh allocation each.
     scratch: String,
@@ -211,11 +262,11 @@ pub struct Hub {
 impl Hub {
     /// `max_text` bounds a chat line, so a WebSocket member cannot send
     /// telnet members a line longer than they could send themselves.
-    /// `history` is how many recent lines each room keeps for pollers.
-    pub fn new(max_text: usize, history: usize) -> Hub {
+    /// `history` bounds what each room keeps for pollers.
+    pub fn new(max_text: usize, history: HistoryLimits) -> Hub {
         Hub {
             max_text,
-            history_limit: history.max(1),
+            limits: history,
             ..Hub::default()
         }
     }
@@ -254,6 +305,11 @@ impl Hub {
     /// none, or no room).
     pub fn room_seq(&self, room: &str) -> u64 {
         self.rooms.get(fold_name(room).as_str()).map_or(0, |r| r.seq)
+    }
+
+    /// What all rooms' histories cost now, as [`line_cost`] counts.
+    pub fn history_bytes(&self) -> usize {
+        self.history_bytes
     }
 
     /// Takes the actions produced so far.
@@ -610,19 +666,61 @@ impl Hub {
     /// that has vanished (its last member just left) keeps nothing.
     /// `pollers`: the room has HTTP members, whose waiting requests the
     /// loop must be told about.
+    ///
+    /// Each line is added once and dropped at most once, and each drop is
+    /// O(log rooms) (the `by_size` index), so keeping within the bounds
+    /// costs O(log rooms) per line, amortised, however many rooms there
+    /// are.
     fn record(&mut self, room: &str, text: Rc<str>, pollers: bool) {
-        let limit = self.history_limit;
+        let limits = self.limits;
         let Some(entry) = self.rooms.get_mut(room) else {
             return;
         };
+        let before = entry.bytes;
+        let cost = line_cost(&text);
         entry.seq += 1;
         entry.history.push_back((entry.seq, text));
-        while entry.history.len() > limit {
-            entry.history.pop_front();
+        entry.bytes += cost;
+        self.history_bytes += cost;
+        // The room's own bounds: its oldest lines go first.
+        while entry.history.len() > limits.lines || entry.bytes > limits.room_bytes {
+            let Some((_, old)) = entry.history.pop_front() else {
+                break;
+            };
+            entry.bytes -= line_cost(&old);
+            self.history_bytes -= line_cost(&old);
+        }
+        if before != entry.bytes {
+            self.by_size.remove(&(before, entry.key.clone()));
+            if entry.bytes > 0 {
+                self.by_size.insert((entry.bytes, entry.key.clone()));
+            }
         }
         if pollers {
             let (seq, room) = (entry.seq, entry.name.clone());
             self.outbox.actions.push(Action::Appended { room, seq });
+        }
+        self.keep_within_total();
+    }
+
+    /// Over the total, drops the oldest line of the room whose history
+    /// costs the most, until under it again.
+    fn keep_within_total(&mut self) {
+        while self.history_bytes > self.limits.total_bytes {
+            let Some((_, key)) = self.by_size.pop_last() else {
+                break;
+            };
+            let Some(room) = self.rooms.get_mut(&key) else {
+                continue;
+            };
+            let Some((_, old)) = room.history.pop_front() else {
+                continue;
+            };
+            room.bytes -= line_cost(&old);
+            self.history_bytes -= line_cost(&old);
+            if room.bytes > 0 {
+                self.by_size.insert((room.bytes, key));
+            }
         }
     }
 
@@ -637,6 +735,7 @@ impl Hub {
                 members: Vec::new(),
                 seq: 0,
                 history: VecDeque::new(),
+                bytes: 0,
             };
             self.rooms.insert(key, room);
         }
@@ -666,7 +765,10 @@ impl Hub {
         if let Some(r) = self.rooms.get_mut(room) {
             r.members.retain(|&m| m != id);
             if r.members.is_empty() {
-                // Rooms vanish with their last member.
+                // Rooms vanish with their last member, and their history
+                // with them.
+                self.history_bytes -= r.bytes;
+                self.by_size.remove(&(r.bytes, r.key.clone()));
                 self.rooms.remove(room);
             }
         }
@@ -674,8 +776,8 @@ impl Hub {
 
     /// Checks that the hub's books agree with each other: every member in
     /// exactly one room, names unique by their folded key, every room with
-    /// a member, the history within its bound. O(members + rooms): for
-    /// tests and fuzzing.
+    /// a member, the history within its bounds and its costs added up
+    /// right. O(members + rooms + lines): for tests and fuzzing.
     pub fn check_consistency(&self) -> Result<(), String> {
         let mut placed = 0;
         for (key, room) in &self.rooms {
@@ -700,8 +802,18 @@ impl Hub {
                 }
                 placed += 1;
             }
-            if room.history.len() > self.history_limit {
+            let bytes: usize = room.history.iter().map(|(_, text)| line_cost(text)).sum();
+            if bytes != room.bytes || bytes > self.limits.room_bytes {
+                return Err(format!(
+                    "room {key:?} history: {bytes} bytes, counted {}",
+                    room.bytes
+                ));
+            }
+            if room.history.len() > self.limits.lines {
                 return Err(format!("room {key:?} keeps {} lines", room.history.len()));
+            }
+            if (bytes > 0) != self.by_size.contains(&(bytes, room.key.clone())) {
+                return Err(format!("room {key:?} is misfiled by size"));
             }
         }
         if placed != self.members.len() {
@@ -718,6 +830,11 @@ impl Hub {
                 self.names.len(),
                 self.members.len()
             ));
+        }
+        let total: usize = self.rooms.values().map(|r| r.bytes).sum();
+        let indexed = self.by_size.len() == self.rooms.values().filter(|r| r.bytes > 0).count();
+        if total != self.history_bytes || total > self.limits.total_bytes || !indexed {
+            return Err(format!("history costs {total}, counted {}", self.history_bytes));
         }
         Ok(())
     }
@@ -886,9 +1003,12 @@ fn sanitize(text: &str) -> std::borrow::Cow<'_, str> {
 mod tests {
     use super::*;
 
-    /// History bounded in lines.
-    fn lines(n: usize) -> usize {
-        n
+    /// History bounded in lines only (bytes as by default).
+    fn lines(n: usize) -> HistoryLimits {
+        HistoryLimits {
+            lines: n,
+            ..HistoryLimits::default()
+        }
     }
 
     /// Flattens the outbox into (link, text) pairs, in order, after
@@ -1314,5 +1434,84 @@ mod tests {
         // Still here, and the plain forms work.
         hub.text(a, "/echo  hi ", NOW);
         assert_eq!(sent(&mut hub), [(1, "hi".to_string())]);
+    }
+
+    /// One HTTP member in each of `rooms` rooms (links 100..), so their
+    /// histories are kept for them.
+    fn pollers_in_rooms(hub: &mut Hub, rooms: usize) -> Vec<MemberId> {
+        let ids: Vec<MemberId> = (0..rooms)
+            .map(|i| {
+                let id = hub.join(100 + i, Transport::Http, "");
+                hub.text(id, &format!("/join r{i}"), NOW);
+                id
+            })
+            .collect();
+        sent(hub);
+        ids
+    }
+
+    #[test]
+    fn a_room_keeps_its_history_within_its_bytes() {
+        let limits = HistoryLimits {
+            lines: 1000,
+            room_bytes: 10 * line_cost(&"x".repeat(100)),
+            total_bytes: 1 << 20,
+        };
+        let mut hub = Hub::new(4096, limits);
+        let ids = pollers_in_rooms(&mut hub, 1);
+        let since = hub.room_seq("r0");
+        for i in 0..50 {
+            // "[r0] guest-1: " is 14 bytes: 86 more make 100.
+            hub.text(ids[0], &format!("{i:0>86}"), NOW);
+        }
+        sent(&mut hub);
+        let h = hub.history("r0", since);
+        assert_eq!(h.lines.len(), 10);
+        assert_eq!(h.missed, 40);
+        assert_eq!(h.lines[0].1.len(), 100);
+        assert_eq!(hub.history_bytes(), 10 * line_cost(&h.lines[0].1));
+        // A line longer than the whole budget is not kept, and said so.
+        hub.text(ids[0], &"y".repeat(2000), NOW);
+        sent(&mut hub);
+        let h = hub.history("r0", since + 50);
+        assert_eq!((h.lines.len(), h.missed), (0, 1));
+    }
+
+    #[test]
+    fn over_the_total_the_fullest_room_gives_way() {
+        let line = |i: usize| format!("{i:0>986}"); // 1000 bytes with "[rN] guest-M: "
+        let cost = line_cost(&format!("[r0] guest-1: {}", line(0)));
+        let limits = HistoryLimits {
+            lines: 1000,
+            room_bytes: 100 * cost,
+            total_bytes: 20 * cost,
+        };
+        let mut hub = Hub::new(4096, limits);
+        let ids = pollers_in_rooms(&mut hub, 3);
+        let start: Vec<u64> = (0..3).map(|i| hub.room_seq(&format!("r{i}"))).collect();
+        // A quiet room says two lines; then a flood into the other two.
+        for i in 0..2 {
+            hub.text(ids[0], &line(i), NOW);
+        }
+        for i in 0..200 {
+            hub.text(ids[1 + i % 2], &line(i), NOW);
+            sent(&mut hub);
+        }
+        assert!(hub.history_bytes() <= limits.total_bytes);
+        // The quiet room lost nothing; the flooded ones lost their old
+        // lines, and a poller that comes back is told how many.
+        let quiet = hub.history("r0", start[0]);
+        assert_eq!((quiet.lines.len(), quiet.missed), (2, 0));
+        for (i, &since) in start.iter().enumerate().skip(1) {
+            let h = hub.history(&format!("r{i}"), since);
+            assert_eq!(h.missed + h.lines.len() as u64, 100, "{h:?}");
+            assert!(h.missed > 80, "{}", h.missed);
+        }
+        // Rooms that vanish give their bytes back.
+        for id in ids {
+            hub.leave(id);
+        }
+        sent(&mut hub);
+        assert_eq!(hub.history_bytes(), 0);
     }
 }

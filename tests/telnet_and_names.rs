@@ -1,9 +1,11 @@
-//! Telnet option negotiation as real clients do it, and names and rooms
-//! that look alike, over real sockets.
+//! Telnet option negotiation as real clients do it, names and rooms that
+//! look alike, and history bounded in bytes, over real sockets.
 
 mod common;
 
-use common::{Duplex, Telnet};
+use common::{read_response, Duplex, Telnet, WAIT};
+use std::io::Write;
+use std::net::TcpStream;
 
 /// What netkit and inetutils telnet send for Ctrl-C in line mode:
 /// IAC IP, then IAC DO TIMING-MARK (RFC 854, RFC 860).
@@ -105,4 +107,122 @@ fn names_and_rooms_that_look_alike_are_one_over_telnet() {
     // And a bare /echo says how it is used.
     b.say("/echo");
     assert_eq!(b.line(), "! usage: /echo TEXT");
+}
+
+/// A chat member over plain HTTP, in a room of its own.
+struct Poster {
+    stream: TcpStream,
+    host: String,
+    token: String,
+    next: u64,
+}
+
+impl Poster {
+    /// Joins `room` with a first poll.
+    fn join(server: &Duplex, room: &str) -> Poster {
+        let stream = TcpStream::connect(server.http).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let mut poster = Poster {
+            stream,
+            host: server.http.to_string(),
+            token: String::new(),
+            next: 0,
+        };
+        let body = poster.request(&format!(
+            "GET /poll?room={room} HTTP/1.1\r\nHost: {}\r\n\r\n",
+            poster.host
+        ));
+        poster.token = field(&body, "token");
+        poster.next = field(&body, "next").parse().unwrap();
+        poster
+    }
+
+    fn request(&mut self, request: &str) -> String {
+        self.stream.write_all(request.as_bytes()).unwrap();
+        let (status, _, body) = read_response(&mut self.stream);
+        let body = String::from_utf8(body).unwrap();
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    fn send(&mut self, lines: &str) {
+        let request = format!(
+            "POST /send?token={} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n{lines}",
+            self.token,
+            self.host,
+            lines.len()
+        );
+        self.request(&request);
+    }
+
+    /// Polls for what came after the first poll.
+    fn poll_since_start(&mut self, room: &str) -> String {
+        let request = format!(
+            "GET /poll?room={room}&since={}&token={} HTTP/1.1\r\nHost: {}\r\n\r\n",
+            self.next, self.token, self.host
+        );
+        self.request(&request)
+    }
+}
+
+/// A top-level JSON field, as text.
+fn field(json: &str, name: &str) -> String {
+    let start = json
+        .find(&format!("\"{name}\":"))
+        .unwrap_or_else(|| panic!("{name} in {json}"))
+        + name.len()
+        + 3;
+    let rest = &json[start..];
+    if let Some(rest) = rest.strip_prefix('"') {
+        rest[..rest.find('"').unwrap()].to_string()
+    } else {
+        rest[..rest.find([',', '}']).unwrap()].to_string()
+    }
+}
+
+/// The peak resident memory of a process in KiB (`VmHWM`).
+fn peak_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc status")
+}
+
+#[test]
+fn history_is_bounded_in_bytes_per_room_and_in_total() {
+    const ROOMS: usize = 16;
+    const PER_ROOM: usize = 2 << 20;
+    const TOTAL_BUDGET: usize = 1 << 20;
+    let server = Duplex::start(&["--history-bytes", "128KiB", "--history-total-bytes", "1MiB"]);
+    let mut posters: Vec<Poster> = (0..ROOMS)
+        .map(|i| Poster::join(&server, &format!("r{i}")))
+        .collect();
+    // 15 lines of 4000 bytes fit in one 64 KiB body.
+    let line = "x".repeat(4000);
+    let body: String = (0..15).map(|_| format!("{line}\n")).collect();
+    posters[0].send(&body);
+    let before = peak_kib(server.pid());
+    for _ in 0..PER_ROOM / body.len() {
+        for poster in &mut posters {
+            poster.send(&body);
+        }
+    }
+    let after = peak_kib(server.pid());
+    eprintln!("peak resident memory: {before} KiB before the flood, {after} KiB after");
+    // 32 MiB were said and 1 MiB may be kept: the peak may grow by the
+    // budget and the loop's passing buffers, not by what was said.
+    let grew = after.saturating_sub(before);
+    assert!(
+        grew < 8 * (TOTAL_BUDGET as u64 >> 10),
+        "peak resident memory grew by {grew} KiB, from {before} KiB"
+    );
+    // A poller that comes back is told what it missed, and is given no
+    // more than its room keeps.
+    let answer = posters[3].poll_since_start("r3");
+    let missed: u64 = field(&answer, "missed").parse().unwrap();
+    assert!(missed > 0, "{}", &answer[..answer.len().min(200)]);
+    let kept = answer.matches("\"id\":").count();
+    assert!(kept * 4000 <= 128 << 10, "{kept} lines kept");
 }

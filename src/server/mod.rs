@@ -207,7 +207,7 @@ impl Server {
             web_addr,
             conns: Slab::new(),
             timers: Timers::new(),
-            hub: Hub::new(config.max_line, config.history),
+            hub: Hub::new(config.max_line, config.history_limits()),
             policy,
             stats: Stats::new(now),
             read_buf: ReadBuffer::new(config.read_buffer.max(1024)),
