@@ -585,6 +585,24 @@ impl LineCodec {
     }
 }
 
+/// Appends `line` as a telnet peer must receive it: a data byte 255 goes
+/// out as IAC IAC, or the peer would read a telnet command (RFC 854), and
+/// then the line end in the given dialect. The inverse of what
+/// [`LineCodec::decode`] does to a line.
+pub fn encode_line(out: &mut Vec<u8>, line: &[u8], end: LineEnd) {
+    if find_any(line, [IAC]).is_some() {
+        for &byte in line {
+            out.push(byte);
+            if byte == IAC {
+                out.push(IAC);
+            }
+        }
+    } else {
+        out.extend_from_slice(line);
+    }
+    out.extend_from_slice(end.bytes());
+}
+
 /// The index of the first byte of `haystack` that is one of `needles`.
 ///
 /// The scanning of a line, done eight bytes at a time: `xor` with the

@@ -4,7 +4,7 @@
 use super::conn::State;
 use super::{ConnTimer, Server};
 use crate::hub::Transport;
-use crate::line::{LineEnd, LineEvent, IAC};
+use crate::line::{LineEnd, LineEvent};
 use crate::outq::OutQueue;
 use mio::Token;
 
@@ -189,22 +189,9 @@ fn push_run(out: &mut OutQueue, run: &[u8]) {
     }
 }
 
-/// Queues a line back to its sender. A data byte 255 goes out as IAC IAC,
-/// as it came, or the client would read a telnet command (RFC 854).
+/// Queues a line back to its sender, escaped as the codec wants it.
 fn echo_line(out: &mut OutQueue, line: &[u8], end: LineEnd) {
-    out.encode_with(|out| {
-        if crate::line::find_any(line, [IAC]).is_some() {
-            for &byte in line {
-                out.push(byte);
-                if byte == IAC {
-                    out.push(IAC);
-                }
-            }
-        } else {
-            out.extend_from_slice(line);
-        }
-        out.extend_from_slice(end.bytes());
-    });
+    out.encode_with(|out| crate::line::encode_line(out, line, end));
 }
 
 /// Shows at most 80 characters of a line in the log.
