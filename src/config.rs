@@ -138,6 +138,24 @@ pub struct Config {
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub history: usize,
 
+    // 256 KiB holds the default 1000 lines of ordinary chat (about 100
+    // bytes each, plus 40 of bookkeeping) but only 64 lines of the longest
+    // (4 KiB): a room that floods loses its own old lines, not memory.
+    /// Bytes of history each room keeps (text plus 40 bytes a line of
+    /// bookkeeping). Older lines beyond it are dropped, and a poller that
+    /// asks for them is told how many it missed.
+    #[arg(long, default_value = "256KiB", value_parser = parse_size, value_name = "SIZE")]
+    pub history_bytes: usize,
+
+    // Without it the history would grow with the number of rooms: 10,000
+    // rooms of 256 KiB is 2.5 GiB. 16 MiB is 64 full rooms, or thousands
+    // of ordinary ones.
+    /// Bytes of history all rooms keep together. Beyond it the oldest line
+    /// of the room that keeps the most goes first, so whoever floods rooms
+    /// loses their history before a quiet room loses any.
+    #[arg(long, default_value = "16MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub history_total_bytes: usize,
+
     /// How long a parked long poll waits for a message before it is
     /// answered empty.
     #[arg(long, default_value = "25s", value_parser = parse_duration, value_name = "TIME")]
@@ -171,6 +189,16 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The hub's three bounds on history, from `--history`,
+    /// `--history-bytes` and `--history-total-bytes`.
+    pub fn history_limits(&self) -> crate::hub::HistoryLimits {
+        crate::hub::HistoryLimits {
+            lines: self.history,
+            room_bytes: self.history_bytes,
+            total_bytes: self.history_total_bytes,
+        }
+    }
+
     /// A configuration for tests and examples: both doors on free ports.
     pub fn ephemeral() -> Config {
         Config::parse_from(["duplex", "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
@@ -238,6 +266,8 @@ mod tests {
         assert_eq!((c.max_output, c.max_output_hard), (4 << 20, 32 << 20));
         assert_eq!(c.ping_interval, Duration::from_secs(30));
         assert_eq!(c.shutdown_timeout, Duration::from_secs(5));
+        // The hub's own default is the command line's.
+        assert_eq!(c.history_limits(), crate::hub::HistoryLimits::default());
     }
 
     #[test]

@@ -10,9 +10,41 @@
 //! room) is `Hub::say` (what [`Hub::text`] does with a plain line),
 //! `socket.emit` (only the sender) is a reply such as `/echo`, and
 //! `setInterval` is the `/time` clock the loop drives.
+//!
+//! # Names
+//!
+//! Member and room names are compared by a folded key, never by their
+//! spelling, so that two names a reader cannot tell apart cannot belong to
+//! two people (or be two rooms): `ÄRGER` and `ärger`, fullwidth `ａｌｉｃｅ`
+//! and `alice`, `Kate` spelled with the Kelvin sign, `ΣOFIA` and `σofia`
+//! are one name each. The key is Unicode's compatibility caseless match
+//! (The Unicode Standard, §3.13, D146): `NFKD(fold(NFKD(fold(NFD(name)))))`,
+//! kept in NFC, which is what NFKC_Casefold (UAX #31 §5) gives as well for
+//! the characters a name may hold. See [`fold_name`] for how the case fold
+//! is done without Unicode's CaseFolding table, and why that is enough.
+//! What a member sees is their own spelling (in NFC): only the key is
+//! folded. A room keeps the spelling of whoever created it.
+//!
+//! A name is also refused if it could not be read: default-ignorable code
+//! points (zero-width spaces and joiners, bidi controls, Hangul fillers,
+//! variation selectors; Unicode's Default_Ignorable_Code_Point), a
+//! combining mark at the start, code points Unicode has not assigned yet,
+//! and anything but letters, digits (of any script), combining marks after
+//! them, `-`, `_` and `.`, so no whitespace at all.
+//!
+//! # History
+//!
+//! Each room keeps its recent lines so an HTTP poller that comes back
+//! loses nothing ([`Hub::history`]). The history is bounded three ways
+//! ([`HistoryLimits`]): lines per room, bytes per room, and bytes for all
+//! rooms together, so the memory it holds does not grow with the number
+//! of rooms. Over the total, the oldest line of the room that holds the
+//! most bytes goes first: whoever floods rooms pays with the history of
+//! those rooms, and a quiet room keeps its lines until every room is as
+//! full as it. A poller whose lines went is told how many (`missed`).
 
 use slab::Slab;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Range;
 use std::rc::Rc;
 use std::time::SystemTime;
@@ -139,9 +171,15 @@ impl<L> Default for Outbox<L> {
 
 #[derive(Debug)]
 struct Member<L> {
+    /// As the member spelled it (in NFC).
     name: String,
-    /// The room's name, shared with the room: cloning it costs no copy.
+    /// The folded name, by which names are unique ([`fold_name`]).
+    key: String,
+    /// The room's name as shown, shared with the room: cloning it costs no
+    /// copy.
     room: Rc<str>,
+    /// The room's folded name, by which it is found.
+    room_key: Rc<str>,
     transport: Transport,
     /// The adapter's handle for this member: how the loop reaches it.
     link: L,
@@ -154,7 +192,10 @@ struct Member<L> {
 
 #[derive(Debug)]
 struct Room {
+    /// As its creator spelled it.
     name: Rc<str>,
+    /// Folded: the key in [`Hub::rooms`].
+    key: Rc<str>,
     /// Members in the order they joined.
     members: Vec<MemberId>,
     /// The number of the last line said in this room; the first is 1.
@@ -162,6 +203,41 @@ struct Room {
     /// The most recent lines with their numbers, oldest first, so a poller
     /// that comes back asks for "everything after N" and loses nothing.
     history: VecDeque<(u64, Rc<str>)>,
+    /// What `history` costs, as [`line_cost`] counts it.
+    bytes: usize,
+}
+
+/// How much history the hub keeps for pollers. Every bound is strict:
+/// a line that does not fit is not kept, and a poller that asks for it is
+/// told it `missed` it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryLimits {
+    /// Lines each room keeps (`--history`).
+    pub lines: usize,
+    /// Bytes each room keeps (`--history-bytes`), counted as
+    /// [`line_cost`] does.
+    pub room_bytes: usize,
+    /// Bytes all rooms keep together (`--history-total-bytes`).
+    pub total_bytes: usize,
+}
+
+impl Default for HistoryLimits {
+    /// The command line's defaults (see `config.rs` for the reasons).
+    fn default() -> HistoryLimits {
+        HistoryLimits {
+            lines: 1000,
+            room_bytes: 256 << 10,
+            total_bytes: 16 << 20,
+        }
+    }
+}
+
+/// What one history line costs: its text, its `Rc` counts, and its slot
+/// in the room's queue (number and pointer). The bookkeeping is counted so
+/// that a flood of empty lines is not free.
+pub fn line_cost(text: &str) -> usize {
+    const OVERHEAD: usize = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<(u64, Rc<str>)>();
+    text.len() + OVERHEAD
 }
 
 /// A slice of a room's history, as a poller receives it.
@@ -198,16 +274,22 @@ pub struct HubStats {
 #[derive(Debug)]
 pub struct Hub<L = usize> {
     members: Slab<Member<L>>,
-    /// Rooms by name, sorted, so `/rooms` lists them in order.
-    rooms: BTreeMap<String, Room>,
-    /// Lower-cased names in use, for uniqueness regardless of case.
+    /// Rooms by folded name, sorted, so `/rooms` lists them in order.
+    rooms: BTreeMap<Rc<str>, Room>,
+    /// Folded names in use ([`fold_name`]), so names are unique however
+    /// they are spelled.
     names: HashMap<String, MemberId>,
     next_guest: u64,
     messages: u64,
     /// Longest chat line a member may send, in bytes.
     max_text: usize,
-    /// Lines of history kept per room.
-    history_limit: usize,
+    /// How much history to keep.
+    limits: HistoryLimits,
+    /// What all rooms' histories cost together.
+    history_bytes: usize,
+    /// Rooms that keep any history, by what it costs and then by folded
+    /// name: the last is where the next line goes when over the total.
+    by_size: BTreeSet<(usize, Rc<str>)>,
     outbox: Outbox<L>,
     /// Reused to build chat lines without a fresh allocation each.
     scratch: String,
@@ -216,8 +298,8 @@ pub struct Hub<L = usize> {
 impl<L: Copy> Hub<L> {
     /// `max_text` bounds a chat line, so a WebSocket member cannot send
     /// telnet members a line longer than they could send themselves.
-    /// `history` is how many recent lines each room keeps for pollers.
-    pub fn new(max_text: usize, history: usize) -> Hub<L> {
+    /// `history` bounds what each room keeps for pollers.
+    pub fn new(max_text: usize, history: HistoryLimits) -> Hub<L> {
         Hub {
             members: Slab::new(),
             rooms: BTreeMap::new(),
@@ -225,15 +307,18 @@ impl<L: Copy> Hub<L> {
             next_guest: 0,
             messages: 0,
             max_text,
-            history_limit: history.max(1),
+            limits: history,
+            history_bytes: 0,
+            by_size: BTreeSet::new(),
             outbox: Outbox::default(),
             scratch: String::new(),
         }
     }
 
-    /// The lines of `room` after number `since` (0 for all that are kept).
+    /// The lines of `room` (any spelling of its name) after number `since`
+    /// (0 for all that are kept).
     pub fn history(&self, room: &str, since: u64) -> History {
-        let Some(room) = self.rooms.get(room) else {
+        let Some(room) = self.rooms.get(fold_name(room).as_str()) else {
             return History::default();
         };
         // A number from the future (say, from another room) is answered
@@ -260,9 +345,15 @@ impl<L: Copy> Hub<L> {
         }
     }
 
-    /// The number of the last line said in `room` (0 if none, or no room).
+    /// The number of the last line said in `room` (any spelling; 0 if
+    /// none, or no room).
     pub fn room_seq(&self, room: &str) -> u64 {
-        self.rooms.get(room).map_or(0, |r| r.seq)
+        self.rooms.get(fold_name(room).as_str()).map_or(0, |r| r.seq)
+    }
+
+    /// What all rooms' histories cost now, as [`line_cost`] counts.
+    pub fn history_bytes(&self) -> usize {
+        self.history_bytes
     }
 
     /// Takes the actions produced so far.
@@ -318,25 +409,29 @@ impl<L: Copy> Hub<L> {
                 break name;
             }
         };
-        let lobby = self.room_entry(LOBBY).name.clone();
+        let lobby = self.room_entry(LOBBY, LOBBY);
+        let (room, room_key, joined_at) = (lobby.name.clone(), lobby.key.clone(), lobby.seq);
         let id = MemberId(self.members.insert(Member {
             name: name.clone(),
-            room: lobby,
+            // `guest-N` is its own folded key.
+            key: name.clone(),
+            room: room.clone(),
+            room_key: room_key.clone(),
             transport,
             link,
             clock: false,
             clock_generation: 0,
-            joined_at: self.room_seq(LOBBY),
+            joined_at,
         }));
         self.names.insert(name.clone(), id);
         self.reply(
             id,
             &format!(
-                "* welcome to duplex: {welcome}, your name is {name}, room {LOBBY}. Type /help for commands."
+                "* welcome to duplex: {welcome}, your name is {name}, room {room}. Type /help for commands."
             ),
         );
-        self.announce(LOBBY, Some(id), &format!("* {name} joined {LOBBY}"));
-        self.room_entry(LOBBY).members.push(id);
+        self.announce(&room_key, Some(id), &format!("* {name} joined {room}"));
+        self.room_entry(&room, &room_key).members.push(id);
         id
     }
 
@@ -345,10 +440,9 @@ impl<L: Copy> Hub<L> {
         let Some(member) = self.members.try_remove(id.0) else {
             return;
         };
-        self.names.remove(&member.name.to_ascii_lowercase());
-        self.names.remove(&member.name);
-        self.remove_from_room(&member.room, id);
-        self.announce(&member.room, None, &format!("* {} disconnected", member.name));
+        self.names.remove(&member.key);
+        self.remove_from_room(&member.room_key, id);
+        self.announce(&member.room_key, None, &format!("* {} disconnected", member.name));
     }
 
     /// A line of text from a member: a command if it starts with `/`,
@@ -384,7 +478,7 @@ impl<L: Copy> Hub<L> {
             member.name,
             data.len()
         ));
-        let room = member.room.clone();
+        let room = member.room_key.clone();
         let (recipients, pollers) = self.snapshot(&room, None);
         self.record(&room, notice.clone(), pollers);
         self.outbox.actions.push(Action::Send {
@@ -439,7 +533,7 @@ impl<L: Copy> Hub<L> {
         line.push_str(&member.name);
         line.push_str(": ");
         line.push_str(text);
-        let room = member.room.clone();
+        let room = member.room_key.clone();
         self.announce(&room, None, &line);
         self.scratch = line;
     }
@@ -448,7 +542,17 @@ impl<L: Copy> Hub<L> {
         let (verb, arg) = command
             .split_once(' ')
             .map_or((command, ""), |(v, a)| (v, a.trim()));
-        match verb.to_ascii_lowercase().as_str() {
+        let verb = verb.to_ascii_lowercase();
+        let takes_nothing = matches!(
+            verb.as_str(),
+            "help" | "rooms" | "who" | "time" | "stats" | "quit"
+        );
+        if takes_nothing && !arg.is_empty() {
+            // Not run with an argument it would ignore: whoever typed one
+            // meant something else, and is told what works.
+            return self.reply(id, &format!("! usage: /{verb} (it takes nothing after it)"));
+        }
+        match verb.as_str() {
             "help" => {
                 for line in HELP {
                     self.reply(id, line);
@@ -459,16 +563,17 @@ impl<L: Copy> Hub<L> {
             "rooms" => {
                 let list: Vec<String> = self
                     .rooms
-                    .iter()
-                    .map(|(name, room)| format!("{name} ({})", room.members.len()))
+                    .values()
+                    .map(|room| format!("{} ({})", room.name, room.members.len()))
                     .collect();
                 self.reply(id, &format!("* rooms: {}", list.join(", ")));
             }
             "who" => {
-                let Some(room) = self.room_of(id).map(str::to_string) else {
+                let Some(member) = self.members.get(id.0) else {
                     return;
                 };
-                let names: Vec<&str> = self.rooms.get(&room).map_or(Vec::new(), |r| {
+                let room = member.room.clone();
+                let names: Vec<&str> = self.rooms.get(&member.room_key).map_or(Vec::new(), |r| {
                     r.members
                         .iter()
                         .filter_map(|m| self.members.get(m.0))
@@ -478,6 +583,7 @@ impl<L: Copy> Hub<L> {
                 let line = format!("* members of {room}: {}", names.join(", "));
                 self.reply(id, &line);
             }
+            "echo" if arg.is_empty() => self.reply(id, "! usage: /echo TEXT"),
             "echo" => self.reply(id, arg),
             "time" => self.toggle_clock(id, now),
             "stats" => self.outbox.actions.push(Action::Stats { member: id }),
@@ -494,23 +600,24 @@ impl<L: Copy> Hub<L> {
         }
     }
 
-    fn nick(&mut self, id: MemberId, name: &str) {
-        if name.is_empty() {
+    fn nick(&mut self, id: MemberId, asked: &str) {
+        if asked.is_empty() {
             return self.reply(id, "! usage: /nick NAME");
         }
-        if let Err(why) = check_name(name) {
-            return self.reply(id, &format!("! bad name {name:?}: {why}"));
-        }
-        let key = name.to_ascii_lowercase();
+        let name = match check_name(asked) {
+            Ok(name) => name,
+            Err(why) => return self.reply(id, &format!("! bad name {asked:?}: {why}")),
+        };
+        let key = fold_name(&name);
         match self.names.get(&key) {
             Some(&owner) if owner == id => {
-                // A change of letter case only: allowed.
+                // Another spelling of one's own name: allowed.
             }
             Some(_) => return self.reply(id, &format!("! name taken: {name}")),
             None if key.starts_with("guest-") => {
                 return self.reply(
                     id,
-                    &format!("! bad name {name:?}: guest-N names are given, not taken"),
+                    &format!("! bad name {asked:?}: guest-N names are given, not taken"),
                 )
             }
             None => {}
@@ -518,38 +625,44 @@ impl<L: Copy> Hub<L> {
         let Some(member) = self.members.get_mut(id.0) else {
             return;
         };
-        let old = std::mem::replace(&mut member.name, name.to_string());
-        let room = member.room.clone();
-        self.names.remove(&old.to_ascii_lowercase());
+        let old = std::mem::replace(&mut member.name, name.clone());
+        let old_key = std::mem::replace(&mut member.key, key.clone());
+        let room = member.room_key.clone();
+        self.names.remove(&old_key);
         self.names.insert(key, id);
         self.announce(&room, None, &format!("* {old} is now known as {name}"));
     }
 
-    fn join_room(&mut self, id: MemberId, room: &str) {
-        if room.is_empty() {
+    fn join_room(&mut self, id: MemberId, asked: &str) {
+        if asked.is_empty() {
             return self.reply(id, "! usage: /join ROOM");
         }
-        if let Err(why) = check_name(room) {
-            return self.reply(id, &format!("! bad room name {room:?}: {why}"));
-        }
+        let spelling = match check_name(asked) {
+            Ok(spelling) => spelling,
+            Err(why) => return self.reply(id, &format!("! bad room name {asked:?}: {why}")),
+        };
+        let key = fold_name(&spelling);
         let Some(member) = self.members.get(id.0) else {
             return;
         };
-        if &*member.room == room {
-            return self.reply(id, &format!("* you are already in {room}"));
+        if *member.room_key == *key {
+            let here = member.room.clone();
+            return self.reply(id, &format!("* you are already in {here}"));
         }
         let name = member.name.clone();
-        let new_room = self.room_entry(room);
-        let (joined_at, new_name) = (new_room.seq, new_room.name.clone());
+        // An existing room keeps the spelling of whoever made it.
+        let new_room = self.room_entry(&spelling, &key);
+        let (joined_at, room, room_key) = (new_room.seq, new_room.name.clone(), new_room.key.clone());
         let Some(member) = self.members.get_mut(id.0) else {
             return;
         };
-        let old = std::mem::replace(&mut member.room, new_name);
+        let old = std::mem::replace(&mut member.room, room.clone());
+        let old_key = std::mem::replace(&mut member.room_key, room_key.clone());
         member.joined_at = joined_at;
-        self.remove_from_room(&old, id);
-        self.announce(&old, None, &format!("* {name} left {old}"));
-        self.announce(room, None, &format!("* {name} joined {room}"));
-        self.room_entry(room).members.push(id);
+        self.remove_from_room(&old_key, id);
+        self.announce(&old_key, None, &format!("* {name} left {old}"));
+        self.announce(&room_key, None, &format!("* {name} joined {room}"));
+        self.room_entry(&room, &room_key).members.push(id);
         self.reply(id, &format!("* you joined {room}"));
     }
 
@@ -578,7 +691,8 @@ impl<L: Copy> Hub<L> {
         }
     }
 
-    /// Sends a line to a room's members, minus `except`.
+    /// Sends a line to a room's members (`room` is its folded name), minus
+    /// `except`.
     fn announce(&mut self, room: &str, except: Option<MemberId>, text: &str) {
         let text: Rc<str> = Rc::from(text);
         let (recipients, pollers) = self.snapshot(room, except);
@@ -592,38 +706,85 @@ impl<L: Copy> Hub<L> {
         });
     }
 
-    /// Adds a line to a room's history. A room that has vanished (its last
-    /// member just left) keeps nothing. `pollers`: the room has HTTP
-    /// members, whose waiting requests the loop must be told about.
+    /// Adds a line to a room's history (`room` is its folded name). A room
+    /// that has vanished (its last member just left) keeps nothing.
+    /// `pollers`: the room has HTTP members, whose waiting requests the
+    /// loop must be told about.
+    ///
+    /// Each line is added once and dropped at most once, and each drop is
+    /// O(log rooms) (the `by_size` index), so keeping within the bounds
+    /// costs O(log rooms) per line, amortised, however many rooms there
+    /// are.
     fn record(&mut self, room: &str, text: Rc<str>, pollers: bool) {
-        let limit = self.history_limit;
+        let limits = self.limits;
         let Some(entry) = self.rooms.get_mut(room) else {
             return;
         };
+        let before = entry.bytes;
+        let cost = line_cost(&text);
         entry.seq += 1;
         entry.history.push_back((entry.seq, text));
-        while entry.history.len() > limit {
-            entry.history.pop_front();
+        entry.bytes += cost;
+        self.history_bytes += cost;
+        // The room's own bounds: its oldest lines go first.
+        while entry.history.len() > limits.lines || entry.bytes > limits.room_bytes {
+            let Some((_, old)) = entry.history.pop_front() else {
+                break;
+            };
+            entry.bytes -= line_cost(&old);
+            self.history_bytes -= line_cost(&old);
+        }
+        if before != entry.bytes {
+            self.by_size.remove(&(before, entry.key.clone()));
+            if entry.bytes > 0 {
+                self.by_size.insert((entry.bytes, entry.key.clone()));
+            }
         }
         if pollers {
             let (seq, room) = (entry.seq, entry.name.clone());
             self.outbox.actions.push(Action::Appended { room, seq });
         }
+        self.keep_within_total();
     }
 
-    /// A room by name, created (empty) if it does not exist yet.
-    fn room_entry(&mut self, name: &str) -> &mut Room {
-        if !self.rooms.contains_key(name) {
+    /// Over the total, drops the oldest line of the room whose history
+    /// costs the most, until under it again.
+    fn keep_within_total(&mut self) {
+        while self.history_bytes > self.limits.total_bytes {
+            let Some((_, key)) = self.by_size.pop_last() else {
+                break;
+            };
+            let Some(room) = self.rooms.get_mut(&key) else {
+                continue;
+            };
+            let Some((_, old)) = room.history.pop_front() else {
+                continue;
+            };
+            room.bytes -= line_cost(&old);
+            self.history_bytes -= line_cost(&old);
+            if room.bytes > 0 {
+                self.by_size.insert((room.bytes, key));
+            }
+        }
+    }
+
+    /// A room by folded name, created empty and spelled `spelling` if it
+    /// does not exist yet.
+    fn room_entry(&mut self, spelling: &str, key: &str) -> &mut Room {
+        if !self.rooms.contains_key(key) {
+            let key: Rc<str> = Rc::from(key);
             let room = Room {
-                name: Rc::from(name),
+                name: Rc::from(spelling),
+                key: key.clone(),
                 members: Vec::new(),
                 seq: 0,
                 history: VecDeque::new(),
+                bytes: 0,
             };
-            self.rooms.insert(name.to_string(), room);
+            self.rooms.insert(key, room);
         }
         // Just inserted if it was missing.
-        self.rooms.get_mut(name).expect("room exists")
+        self.rooms.get_mut(key).expect("room exists")
     }
 
     /// Copies a room's member links into the outbox, as they are now.
@@ -648,10 +809,78 @@ impl<L: Copy> Hub<L> {
         if let Some(r) = self.rooms.get_mut(room) {
             r.members.retain(|&m| m != id);
             if r.members.is_empty() {
-                // Rooms vanish with their last member.
+                // Rooms vanish with their last member, and their history
+                // with them.
+                self.history_bytes -= r.bytes;
+                self.by_size.remove(&(r.bytes, r.key.clone()));
                 self.rooms.remove(room);
             }
         }
+    }
+
+    /// Checks that the hub's books agree with each other: every member in
+    /// exactly one room, names unique by their folded key, every room with
+    /// a member, the history within its bounds and its costs added up
+    /// right. O(members + rooms + lines): for tests and fuzzing.
+    pub fn check_consistency(&self) -> Result<(), String> {
+        let mut placed = 0;
+        for (key, room) in &self.rooms {
+            if *room.key != **key || fold_name(&room.name) != **key {
+                return Err(format!("room {:?} filed under {key:?}", room.name));
+            }
+            if room.members.is_empty() {
+                return Err(format!("room {key:?} is empty"));
+            }
+            for &id in &room.members {
+                let Some(member) = self.members.get(id.0) else {
+                    return Err(format!("room {key:?} lists a member that left"));
+                };
+                if *member.room_key != **key {
+                    return Err(format!(
+                        "{} is listed in {key:?} but is in {:?}",
+                        member.name, member.room_key
+                    ));
+                }
+                if room.members.iter().filter(|&&m| m == id).count() != 1 {
+                    return Err(format!("{} is listed twice in {key:?}", member.name));
+                }
+                placed += 1;
+            }
+            let bytes: usize = room.history.iter().map(|(_, text)| line_cost(text)).sum();
+            if bytes != room.bytes || bytes > self.limits.room_bytes {
+                return Err(format!(
+                    "room {key:?} history: {bytes} bytes, counted {}",
+                    room.bytes
+                ));
+            }
+            if room.history.len() > self.limits.lines {
+                return Err(format!("room {key:?} keeps {} lines", room.history.len()));
+            }
+            if (bytes > 0) != self.by_size.contains(&(bytes, room.key.clone())) {
+                return Err(format!("room {key:?} is misfiled by size"));
+            }
+        }
+        if placed != self.members.len() {
+            return Err(format!("{} members, {placed} in rooms", self.members.len()));
+        }
+        for (i, member) in &self.members {
+            if member.key != fold_name(&member.name) || self.names.get(&member.key) != Some(&MemberId(i)) {
+                return Err(format!("{:?} is not filed under its folded name", member.name));
+            }
+        }
+        if self.names.len() != self.members.len() {
+            return Err(format!(
+                "{} names for {} members",
+                self.names.len(),
+                self.members.len()
+            ));
+        }
+        let total: usize = self.rooms.values().map(|r| r.bytes).sum();
+        let indexed = self.by_size.len() == self.rooms.values().filter(|r| r.bytes > 0).count();
+        if total != self.history_bytes || total > self.limits.total_bytes || !indexed {
+            return Err(format!("history costs {total}, counted {}", self.history_bytes));
+        }
+        Ok(())
     }
 
     /// The adapter's handle for a member.
@@ -678,18 +907,114 @@ const HELP: &[&str] = &[
     "* anything else is a message to your room",
 ];
 
-/// Names and room names: 1 to 24 letters, digits, `-`, `_` or `.`.
-fn check_name(name: &str) -> Result<(), &'static str> {
-    let ok = !name.is_empty()
-        && name.chars().count() <= MAX_NAME
-        && name
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
+/// Checks a member or room name as typed, and returns it as it is kept
+/// and shown: in NFC, so that the same name typed on two keyboards (one
+/// sending `é`, the other `e` and a combining accent) is spelled alike.
+///
+/// A name is 1 to 24 characters (after NFC): letters and digits of any
+/// script, `-`, `_`, `.`, and combining marks after one of them. Refused,
+/// each with its reason: whitespace and other punctuation or symbols;
+/// default-ignorable code points, which show as nothing and would let
+/// `alice` and `al\u{200B}ice` pass for one another (Hangul fillers are
+/// letters, but blank); a combining mark with nothing to combine with; a
+/// code point not assigned in the Unicode version this build knows, whose
+/// folding could change once it is.
+fn check_name(name: &str) -> Result<String, &'static str> {
+    use unicode_normalization::char::{is_combining_mark, is_public_assigned};
+    use unicode_normalization::UnicodeNormalization;
+    const RULE: &str = "use 1 to 24 letters, digits, '-', '_' or '.'";
+    let name: String = if name.is_ascii() {
+        name.to_string()
     } else {
-        Err("use 1 to 24 letters, digits, '-', '_' or '.'")
+        name.nfc().collect()
+    };
+    if name.is_empty() || name.chars().count() > MAX_NAME {
+        return Err(RULE);
     }
+    for (i, c) in name.chars().enumerate() {
+        if is_default_ignorable(c) {
+            return Err("invisible characters (zero-width, bidi controls, fillers) are not allowed");
+        }
+        if !is_public_assigned(c) {
+            return Err("it holds a code point Unicode has not assigned");
+        }
+        if is_combining_mark(c) {
+            if i == 0 {
+                return Err("a name cannot start with a combining mark");
+            }
+            continue;
+        }
+        if !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+            return Err(RULE);
+        }
+    }
+    Ok(name)
+}
+
+/// Unicode's Default_Ignorable_Code_Point property (DerivedCoreProperties,
+/// Unicode 16): code points a renderer shows as nothing when it does not
+/// support them, which includes every bidi control (U+061C, U+200E-200F,
+/// U+202A-202E, U+2066-2069), zero-width spaces and joiners, variation
+/// selectors and the Hangul fillers.
+fn is_default_ignorable(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x034F
+            | 0x061C
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFF8
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    )
+}
+
+/// The key by which two names (or room names) are the same name.
+///
+/// Unicode's compatibility caseless match (The Unicode Standard §3.13,
+/// D146) says X and Y match when `NFKD(fold(NFKD(fold(NFD(X)))))` and the
+/// same of Y are equal, where `fold` is full case folding. The key is that
+/// string, put in NFC to be shorter (NFC of an NFKD string changes only
+/// its representation, so equal keys stay equal and unequal ones unequal).
+/// An ASCII name folds to its lower case, without the work.
+///
+/// Rust's standard library has no case folding, only lower- and
+/// upper-case mappings, so `fold` here is `lower(upper(lower(c)))` for each
+/// character. Where full case folding differs from lowercasing, this
+/// agrees with the folding: final sigma (`ς` and `σ` both fold to `σ`, so
+/// `ΟΔΥΣΣΕΥΣ` matches `οδυσσευς` and `οδυσσευσ`), `ß` and `ẞ` (to `ss`),
+/// the Greek iota subscript (`ᾳ` to `αι`), the old Cyrillic letter forms
+/// (U+1C80-1C88), Cherokee (either case, consistently). The one place it
+/// folds more than Unicode does is the Turkish dotless `ı`, which it
+/// matches with `i`; for uniqueness that is the safe side: two names that
+/// differ only there look alike anyway. Compatibility forms (fullwidth
+/// letters, the Kelvin and Ohm signs, ligatures, `ſ`, `µ`) are taken care
+/// of by the NFKD steps, and default-ignorable code points, which
+/// NFKC_Casefold would delete, are refused in names before they get here.
+pub fn fold_name(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    if name.is_ascii() {
+        return name.to_ascii_lowercase();
+    }
+    fn fold(chars: impl Iterator<Item = char>) -> impl Iterator<Item = char> {
+        chars
+            .flat_map(char::to_lowercase)
+            .flat_map(char::to_uppercase)
+            .flat_map(char::to_lowercase)
+    }
+    let once: String = fold(name.nfd()).collect();
+    // NFKC is NFC of NFKD: the last NFKD of D146, kept in NFC.
+    fold(once.nfkd()).nfkc().collect()
 }
 
 /// Replaces control characters (other than tab) with U+FFFD, so nobody can
@@ -722,8 +1047,20 @@ fn sanitize(text: &str) -> std::borrow::Cow<'_, str> {
 mod tests {
     use super::*;
 
-    /// Flattens the outbox into (link, text) pairs, in order.
+    /// History bounded in lines only (bytes as by default).
+    fn lines(n: usize) -> HistoryLimits {
+        HistoryLimits {
+            lines: n,
+            ..HistoryLimits::default()
+        }
+    }
+
+    /// Flattens the outbox into (link, text) pairs, in order, after
+    /// checking that the hub's books still agree.
     fn sent(hub: &mut Hub) -> Vec<(usize, String)> {
+        if let Err(why) = hub.check_consistency() {
+            panic!("hub inconsistent: {why}");
+        }
         let outbox = hub.drain();
         let mut out = Vec::new();
         for action in &outbox.actions {
@@ -744,7 +1081,7 @@ mod tests {
 
     #[test]
     fn join_say_and_leave() {
-        let mut hub = Hub::new(4096, 100);
+        let mut hub = Hub::new(4096, lines(100));
         let a = hub.join(10, Transport::Line, "hi");
         let b = hub.join(20, Transport::WebSocket, "hi");
         let out = sent(&mut hub);
@@ -775,7 +1112,7 @@ mod tests {
 
     #[test]
     fn nick_rules() {
-        let mut hub = Hub::new(4096, 100);
+        let mut hub = Hub::new(4096, lines(100));
         let a = hub.join(1, Transport::Line, "");
         let b = hub.join(2, Transport::Line, "");
         sent(&mut hub);
@@ -798,7 +1135,7 @@ mod tests {
 
     #[test]
     fn rooms_appear_and_vanish() {
-        let mut hub = Hub::new(4096, 100);
+        let mut hub = Hub::new(4096, lines(100));
         let a = hub.join(1, Transport::Line, "");
         let b = hub.join(2, Transport::Line, "");
         sent(&mut hub);
@@ -825,7 +1162,7 @@ mod tests {
 
     #[test]
     fn echo_time_quit_and_errors() {
-        let mut hub = Hub::new(10, 100);
+        let mut hub = Hub::new(10, lines(100));
         let a = hub.join(1, Transport::Line, "");
         sent(&mut hub);
         hub.text(a, "/echo hi", NOW);
@@ -857,7 +1194,7 @@ mod tests {
 
     #[test]
     fn history_by_number_and_what_was_missed() {
-        let mut hub = Hub::new(100, 3);
+        let mut hub = Hub::new(100, lines(3));
         let a = hub.join(1, Transport::Line, "");
         let p = hub.join(2, Transport::Http, "");
         // Lines 1 and 2 are the two arrivals, then m0..m3 are 3..6.
@@ -896,7 +1233,7 @@ mod tests {
 
     #[test]
     fn control_characters_are_neutralised() {
-        let mut hub = Hub::new(100, 100);
+        let mut hub = Hub::new(100, lines(100));
         let a = hub.join(1, Transport::Line, "");
         sent(&mut hub);
         hub.text(a, "\x1b[2Jboo", NOW);
@@ -904,5 +1241,321 @@ mod tests {
             sent(&mut hub),
             [(1, "[lobby] guest-1: \u{FFFD}[2Jboo".to_string())]
         );
+    }
+
+    /// Two members in the lobby, links 1 and 2, outbox drained.
+    fn two() -> (Hub, MemberId, MemberId) {
+        let mut hub = Hub::new(4096, lines(100));
+        let a = hub.join(1, Transport::Line, "");
+        let b = hub.join(2, Transport::Line, "");
+        sent(&mut hub);
+        (hub, a, b)
+    }
+
+    #[test]
+    fn names_that_look_alike_are_one_name() {
+        let pairs = [
+            ("ÄRGER", "ärger"),
+            // Fullwidth letters, as an East Asian keyboard types them.
+            ("\u{FF41}\u{FF4C}\u{FF49}\u{FF43}\u{FF45}", "alice"),
+            // K is the Kelvin sign U+212A.
+            ("\u{212A}ate", "kate"),
+            ("ΣOFIA", "σofia"),
+            // Final sigma: ς and σ fold alike.
+            ("ΟΔΥΣΣΕΥΣ", "οδυσσευσ"),
+            ("Straße", "STRASSE"),
+            // A precomposed letter and its decomposed spelling.
+            ("Jos\u{E9}", "Jose\u{301}"),
+            // The iota subscript folds to iota.
+            ("\u{1FB3}", "\u{3B1}\u{3B9}"),
+        ];
+        for (first, second) in pairs {
+            let (mut hub, a, b) = two();
+            hub.text(a, &format!("/nick {first}"), NOW);
+            let spelled: String = {
+                use unicode_normalization::UnicodeNormalization;
+                first.nfc().collect()
+            };
+            assert_eq!(
+                sent(&mut hub)[0].1,
+                format!("* guest-1 is now known as {spelled}"),
+                "{first}"
+            );
+            hub.text(b, &format!("/nick {second}"), NOW);
+            let out = sent(&mut hub);
+            assert_eq!(out.len(), 1, "{first} / {second}: {out:?}");
+            assert!(
+                out[0].1.starts_with("! name taken: "),
+                "{first} / {second}: {out:?}"
+            );
+            assert_eq!(fold_name(first), fold_name(second));
+            // The owner may change the spelling of their own name.
+            hub.text(a, &format!("/nick {second}"), NOW);
+            assert!(sent(&mut hub)[0].1.ends_with(&format!("is now known as {}", {
+                use unicode_normalization::UnicodeNormalization;
+                second.nfc().collect::<String>()
+            })));
+        }
+    }
+
+    #[test]
+    fn invisible_and_unreadable_names_are_refused() {
+        let refused = [
+            // Hangul fillers: letters, but blank.
+            "\u{3164}",
+            "\u{115F}\u{1160}",
+            "\u{FFA0}",
+            "a\u{3164}",
+            // Zero-width and soft hyphen inside a name.
+            "al\u{200B}ice",
+            "al\u{200D}ice",
+            "a\u{AD}b",
+            // Bidi controls: the name would read backwards.
+            "\u{202E}ecila",
+            "bob\u{2066}",
+            "x\u{61C}",
+            // A variation selector, a tag character.
+            "a\u{FE0F}",
+            "a\u{E0041}",
+            // A combining mark with nothing before it.
+            "\u{301}a",
+            // Whitespace of every kind.
+            "a b",
+            "a\u{3000}b",
+            "a\u{A0}b",
+            "a\tb",
+            // A code point not assigned (yet).
+            "a\u{0378}",
+            // Symbols and the blank braille pattern.
+            "a\u{2800}",
+            "\u{1F600}",
+        ];
+        for name in refused {
+            let (mut hub, a, _) = two();
+            hub.text(a, &format!("/nick {name}"), NOW);
+            let out = sent(&mut hub);
+            assert!(
+                out.len() == 1 && out[0].1.starts_with("! bad name"),
+                "{name:?}: {out:?}"
+            );
+            hub.text(a, &format!("/join {name}"), NOW);
+            let out = sent(&mut hub);
+            assert!(
+                out.len() == 1 && out[0].1.starts_with("! bad room name"),
+                "{name:?}: {out:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_in_every_script_are_welcome() {
+        let welcome = [
+            "小明",
+            "José",
+            "Łukasz",
+            "Ολυμπία",
+            "Дмитрий",
+            "محمد",
+            "שרה",
+            // Devanagari with a virama, a combining mark inside the name.
+            "नमस्ते",
+            "สมชาย",
+            "ゆうき",
+            "김민준",
+            "a.b-c_d",
+        ];
+        for name in welcome {
+            let (mut hub, a, _) = two();
+            hub.text(a, &format!("/nick {name}"), NOW);
+            assert_eq!(
+                sent(&mut hub)[0].1,
+                format!("* guest-1 is now known as {name}"),
+                "{name}"
+            );
+            hub.text(a, &format!("/join {name}"), NOW);
+            assert_eq!(sent(&mut hub).last().unwrap().1, format!("* you joined {name}"));
+        }
+        // Kept as typed, in NFC: a decomposed é is shown composed.
+        let (mut hub, a, _) = two();
+        hub.text(a, "/nick Jose\u{301}", NOW);
+        assert_eq!(sent(&mut hub)[0].1, "* guest-1 is now known as Jos\u{E9}");
+        // 24 characters, not bytes.
+        hub.text(a, &format!("/nick {}", "字".repeat(24)), NOW);
+        assert!(sent(&mut hub)[0].1.contains("is now known as"));
+        hub.text(a, &format!("/nick {}", "字".repeat(25)), NOW);
+        assert!(sent(&mut hub)[0].1.starts_with("! bad name"));
+    }
+
+    #[test]
+    fn guest_names_are_reserved_however_spelled() {
+        let (mut hub, a, b) = two();
+        // guest-1 is free once a has another name; still nobody may take it.
+        hub.text(a, "/nick alice", NOW);
+        sent(&mut hub);
+        let fullwidth = "\u{FF27}\u{FF35}\u{FF25}\u{FF33}\u{FF34}";
+        for name in [
+            "guest-1".to_string(),
+            "GUEST-1".to_string(),
+            format!("{fullwidth}-1"),
+            "Guest-\u{FF11}".to_string(),
+            format!("{fullwidth}-99"),
+        ] {
+            hub.text(b, &format!("/nick {name}"), NOW);
+            let out = sent(&mut hub);
+            assert_eq!(out.len(), 1, "{name}: {out:?}");
+            assert!(
+                out[0].1.ends_with("guest-N names are given, not taken"),
+                "{name}: {out:?}"
+            );
+        }
+        // Another spelling of one's own guest name is still one's own.
+        hub.text(b, &format!("/nick {fullwidth}-2"), NOW);
+        assert!(sent(&mut hub)[0]
+            .1
+            .ends_with(&format!("is now known as {fullwidth}-2")));
+        // And the next guest is not given a name that folds to it.
+        hub.join(3, Transport::Line, "");
+        assert!(sent(&mut hub)[0].1.contains("your name is guest-3,"));
+    }
+
+    #[test]
+    fn rooms_that_look_alike_are_one_room() {
+        let (mut hub, a, b) = two();
+        // Someone stays in the lobby, so it stays.
+        hub.join(3, Transport::Line, "");
+        sent(&mut hub);
+        hub.text(a, "/join Room", NOW);
+        assert_eq!(sent(&mut hub).last().unwrap().1, "* you joined Room");
+        // Joining ROOM puts b in the existing room, shown as first spelled.
+        hub.text(b, "/join ROOM", NOW);
+        assert_eq!(
+            sent(&mut hub),
+            [
+                (3, "* guest-2 left lobby".to_string()),
+                (1, "* guest-2 joined Room".to_string()),
+                (2, "* you joined Room".to_string())
+            ]
+        );
+        hub.text(a, "/join \u{FF52}\u{FF4F}\u{FF4F}\u{FF4D}", NOW);
+        assert_eq!(sent(&mut hub), [(1, "* you are already in Room".to_string())]);
+        hub.text(b, "/rooms", NOW);
+        assert_eq!(sent(&mut hub), [(2, "* rooms: lobby (1), Room (2)".to_string())]);
+        hub.text(a, "hi", NOW);
+        assert_eq!(sent(&mut hub)[0].1, "[Room] guest-1: hi");
+        // Any spelling finds its history.
+        assert_eq!(hub.room_seq("room"), hub.room_seq("ROOM"));
+        assert_eq!(hub.history("rOOm", 0), hub.history("Room", 0));
+        assert!(!hub.history("ROOM", 0).lines.is_empty());
+        // The lobby too.
+        hub.text(a, "/join LOBBY", NOW);
+        assert_eq!(sent(&mut hub).last().unwrap().1, "* you joined lobby");
+        // Once gone, a room may come back spelled anew.
+        hub.text(b, "/join Lobby", NOW);
+        sent(&mut hub);
+        hub.text(b, "/join rOOM", NOW);
+        assert_eq!(sent(&mut hub).last().unwrap().1, "* you joined rOOM");
+    }
+
+    #[test]
+    fn commands_with_bad_arguments_say_what_works() {
+        let (mut hub, a, _) = two();
+        let usage = [
+            ("/echo", "! usage: /echo TEXT"),
+            ("/echo    ", "! usage: /echo TEXT"),
+            ("/nick", "! usage: /nick NAME"),
+            ("/join  ", "! usage: /join ROOM"),
+            ("/who is here", "! usage: /who (it takes nothing after it)"),
+            ("/rooms all", "! usage: /rooms (it takes nothing after it)"),
+            ("/time now", "! usage: /time (it takes nothing after it)"),
+            ("/stats x", "! usage: /stats (it takes nothing after it)"),
+            ("/help nick", "! usage: /help (it takes nothing after it)"),
+            ("/QUIT now", "! usage: /quit (it takes nothing after it)"),
+        ];
+        for (line, answer) in usage {
+            hub.text(a, line, NOW);
+            assert_eq!(sent(&mut hub), [(1, answer.to_string())], "{line}");
+        }
+        // Still here, and the plain forms work.
+        hub.text(a, "/echo  hi ", NOW);
+        assert_eq!(sent(&mut hub), [(1, "hi".to_string())]);
+    }
+
+    /// One HTTP member in each of `rooms` rooms (links 100..), so their
+    /// histories are kept for them.
+    fn pollers_in_rooms(hub: &mut Hub, rooms: usize) -> Vec<MemberId> {
+        let ids: Vec<MemberId> = (0..rooms)
+            .map(|i| {
+                let id = hub.join(100 + i, Transport::Http, "");
+                hub.text(id, &format!("/join r{i}"), NOW);
+                id
+            })
+            .collect();
+        sent(hub);
+        ids
+    }
+
+    #[test]
+    fn a_room_keeps_its_history_within_its_bytes() {
+        let limits = HistoryLimits {
+            lines: 1000,
+            room_bytes: 10 * line_cost(&"x".repeat(100)),
+            total_bytes: 1 << 20,
+        };
+        let mut hub = Hub::new(4096, limits);
+        let ids = pollers_in_rooms(&mut hub, 1);
+        let since = hub.room_seq("r0");
+        for i in 0..50 {
+            // "[r0] guest-1: " is 14 bytes: 86 more make 100.
+            hub.text(ids[0], &format!("{i:0>86}"), NOW);
+        }
+        sent(&mut hub);
+        let h = hub.history("r0", since);
+        assert_eq!(h.lines.len(), 10);
+        assert_eq!(h.missed, 40);
+        assert_eq!(h.lines[0].1.len(), 100);
+        assert_eq!(hub.history_bytes(), 10 * line_cost(&h.lines[0].1));
+        // A line longer than the whole budget is not kept, and said so.
+        hub.text(ids[0], &"y".repeat(2000), NOW);
+        sent(&mut hub);
+        let h = hub.history("r0", since + 50);
+        assert_eq!((h.lines.len(), h.missed), (0, 1));
+    }
+
+    #[test]
+    fn over_the_total_the_fullest_room_gives_way() {
+        let line = |i: usize| format!("{i:0>986}"); // 1000 bytes with "[rN] guest-M: "
+        let cost = line_cost(&format!("[r0] guest-1: {}", line(0)));
+        let limits = HistoryLimits {
+            lines: 1000,
+            room_bytes: 100 * cost,
+            total_bytes: 20 * cost,
+        };
+        let mut hub = Hub::new(4096, limits);
+        let ids = pollers_in_rooms(&mut hub, 3);
+        let start: Vec<u64> = (0..3).map(|i| hub.room_seq(&format!("r{i}"))).collect();
+        // A quiet room says two lines; then a flood into the other two.
+        for i in 0..2 {
+            hub.text(ids[0], &line(i), NOW);
+        }
+        for i in 0..200 {
+            hub.text(ids[1 + i % 2], &line(i), NOW);
+            sent(&mut hub);
+        }
+        assert!(hub.history_bytes() <= limits.total_bytes);
+        // The quiet room lost nothing; the flooded ones lost their old
+        // lines, and a poller that comes back is told how many.
+        let quiet = hub.history("r0", start[0]);
+        assert_eq!((quiet.lines.len(), quiet.missed), (2, 0));
+        for (i, &since) in start.iter().enumerate().skip(1) {
+            let h = hub.history(&format!("r{i}"), since);
+            assert_eq!(h.missed + h.lines.len() as u64, 100, "{h:?}");
+            assert!(h.missed > 80, "{}", h.missed);
+        }
+        // Rooms that vanish give their bytes back.
+        for id in ids {
+            hub.leave(id);
+        }
+        sent(&mut hub);
+        assert_eq!(hub.history_bytes(), 0);
     }
 }

@@ -11,7 +11,9 @@
 //!   command") starts a telnet command: `IAC WILL/WONT/DO/DONT option` (3
 //!   bytes), `IAC SB ... IAC SE` (sub-negotiation), or a 2-byte command
 //!   such as `IAC IP`, which is what Ctrl-C sends (`FF F4 FF FD 06`).
-//!   They are recognised and dropped; `IAC IAC` is a literal 255.
+//!   They never reach the line; `IAC IAC` is a literal 255. Each one is
+//!   handed out as a [`LineEvent::Command`], with the bytes the server
+//!   owes the peer in answer, if any.
 //! * **Lines can be endless.** A line longer than the limit is reported
 //!   once, as soon as it passes the limit, and the rest of it is skipped
 //!   without being stored.
@@ -19,18 +21,294 @@
 //! [`LineCodec::decode`] returns at most one [`LineEvent`] and how many
 //! bytes it used; call it again with the rest. A line that arrives whole in
 //! one read is handed out as a slice of the input, without a copy.
+//!
+//! # Answering option negotiation
+//!
+//! duplex turns no telnet option on: it is a plain network virtual
+//! terminal (RFC 854), the peer echoes locally and sends whole lines. But
+//! silence is not a refusal. RFC 854 ("the principle of negotiated
+//! options") and RFC 855 say that a request is answered: a `DO` that is
+//! refused gets `WONT`, a `WILL` gets `DONT`. A peer left without its
+//! answer may wait for it for ever; netkit and inetutils telnet do exactly
+//! that after Ctrl-C, throwing away all output until the answer to its
+//! `DO TIMING-MARK` arrives (RFC 860 §4). So:
+//!
+//! | received | answered | why |
+//! | --- | --- | --- |
+//! | `DO TIMING-MARK` | `WILL TIMING-MARK` | RFC 860: the mark, sent after the output for everything received before it |
+//! | `DO x` | `WONT x` | refused (RFC 854) |
+//! | `WILL x` | `DONT x` | refused (RFC 854) |
+//! | `WONT x`, `DONT x` | nothing | the option is off already |
+//! | `AYT` | `* duplex is here` | RFC 854: "visible (i.e., printable) evidence" |
+//!
+//! **Why this cannot loop.** RFC 854 forbids acknowledging a request to
+//! enter a mode one is already in, because two parties that each answer
+//! every answer would talk for ever; RFC 1143 (the "Q method") is the
+//! full state machine that keeps real clients to it. Here every option is
+//! always off on both sides and stays off, so the Q method comes down to
+//! its refusing rows: a `DO`/`WILL` in state NO is answered `WONT`/`DONT`
+//! once and the state stays NO; a `WONT`/`DONT` in state NO is ignored.
+//! duplex never asks for anything itself and never answers a `WONT` or a
+//! `DONT`, so the only things a peer can hear from it are answers to its
+//! own requests, one per request. A conforming peer does not answer a
+//! `WONT`/`DONT` (it is in state NO too), and the one positive answer,
+//! `WILL TIMING-MARK`, does not turn anything on (RFC 860: the option
+//! only marks a place in the stream). A hostile peer that sends requests
+//! without reading the answers is a slow reader like any other and meets
+//! the output limits: three bytes out per three bytes in, never more.
+//!
+//! **Ctrl-C.** `IAC IP` (Interrupt Process) asks to interrupt "the
+//! process to which the NVT is connected". What a user at a chat prompt
+//! expects is what a shell does: the half-typed line is abandoned and the
+//! program goes on; leaving is `/quit`. A real telnet client does the
+//! abandoning itself: duplex refuses ECHO and SUPPRESS-GO-AHEAD, so the
+//! client stays in line mode, where its own terminal throws the typed line
+//! away on Ctrl-C and sends only `IAC IP IAC DO TIMING-MARK`, between two
+//! lines. So IP needs nothing from the server but the timing mark that
+//! follows it, and it is only reported; a raw client that sends an IP in
+//! the middle of a line keeps its line. (A notice such as "type /quit to
+//! leave" would not help either: the client throws away everything the
+//! server sends before the timing mark.) `IAC EC` and `IAC EL` erase the
+//! last character and the line, as RFC 854 defines them. The other
+//! commands (NOP, DM, BRK, AO, GA, sub-negotiations) change nothing and
+//! are only reported.
+
+use std::fmt;
 
 /// "Interpret as command" (RFC 854): starts a telnet command; doubled, it
 /// is a data byte 255.
 pub const IAC: u8 = 255;
 
-/// Telnet command bytes (RFC 854).
+/// Telnet command bytes (RFC 854, "TELNET COMMAND STRUCTURE").
 mod iac {
     pub use super::IAC;
-    pub const SB: u8 = 250;
+    /// End of sub-negotiation parameters.
     pub const SE: u8 = 240;
-    /// WILL (251), WONT (252), DO (253), DONT (254) take an option byte.
-    pub const NEGOTIATION: std::ops::RangeInclusive<u8> = 251..=254;
+    pub const NOP: u8 = 241;
+    /// Data Mark: the data stream part of a Synch.
+    pub const DM: u8 = 242;
+    pub const BRK: u8 = 243;
+    /// Interrupt Process: what Ctrl-C sends.
+    pub const IP: u8 = 244;
+    pub const AO: u8 = 245;
+    /// Are You There.
+    pub const AYT: u8 = 246;
+    /// Erase Character.
+    pub const EC: u8 = 247;
+    /// Erase Line.
+    pub const EL: u8 = 248;
+    pub const GA: u8 = 249;
+    /// Start of sub-negotiation (RFC 855).
+    pub const SB: u8 = 250;
+    pub const WILL: u8 = 251;
+    pub const WONT: u8 = 252;
+    pub const DO: u8 = 253;
+    pub const DONT: u8 = 254;
+}
+
+/// A telnet option's code (RFC 855), named as the RFC that defines it
+/// names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TelnetOption(pub u8);
+
+impl TelnetOption {
+    /// RFC 856.
+    pub const TRANSMIT_BINARY: TelnetOption = TelnetOption(0);
+    /// RFC 857: who echoes what the user types.
+    pub const ECHO: TelnetOption = TelnetOption(1);
+    /// RFC 858.
+    pub const SUPPRESS_GO_AHEAD: TelnetOption = TelnetOption(3);
+    /// RFC 859.
+    pub const STATUS: TelnetOption = TelnetOption(5);
+    /// RFC 860: a mark in the stream, asked for after Ctrl-C.
+    pub const TIMING_MARK: TelnetOption = TelnetOption(6);
+    /// RFC 1091.
+    pub const TERMINAL_TYPE: TelnetOption = TelnetOption(24);
+    /// RFC 1073: Negotiate About Window Size.
+    pub const NAWS: TelnetOption = TelnetOption(31);
+    /// RFC 1079.
+    pub const TERMINAL_SPEED: TelnetOption = TelnetOption(32);
+    /// RFC 1372.
+    pub const TOGGLE_FLOW_CONTROL: TelnetOption = TelnetOption(33);
+    /// RFC 1184.
+    pub const LINEMODE: TelnetOption = TelnetOption(34);
+    /// RFC 1096.
+    pub const X_DISPLAY_LOCATION: TelnetOption = TelnetOption(35);
+    /// RFC 1408.
+    pub const ENVIRON: TelnetOption = TelnetOption(36);
+    /// RFC 2941.
+    pub const AUTHENTICATION: TelnetOption = TelnetOption(37);
+    /// RFC 2946.
+    pub const ENCRYPT: TelnetOption = TelnetOption(38);
+    /// RFC 1572.
+    pub const NEW_ENVIRON: TelnetOption = TelnetOption(39);
+    /// RFC 2066.
+    pub const CHARSET: TelnetOption = TelnetOption(42);
+    /// RFC 861: the extended options list.
+    pub const EXOPL: TelnetOption = TelnetOption(255);
+
+    /// The option's name in its RFC, if it is one duplex knows.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self {
+            TelnetOption::TRANSMIT_BINARY => "TRANSMIT-BINARY",
+            TelnetOption::ECHO => "ECHO",
+            TelnetOption::SUPPRESS_GO_AHEAD => "SUPPRESS-GO-AHEAD",
+            TelnetOption::STATUS => "STATUS",
+            TelnetOption::TIMING_MARK => "TIMING-MARK",
+            TelnetOption::TERMINAL_TYPE => "TERMINAL-TYPE",
+            TelnetOption::NAWS => "NAWS",
+            TelnetOption::TERMINAL_SPEED => "TERMINAL-SPEED",
+            TelnetOption::TOGGLE_FLOW_CONTROL => "TOGGLE-FLOW-CONTROL",
+            TelnetOption::LINEMODE => "LINEMODE",
+            TelnetOption::X_DISPLAY_LOCATION => "X-DISPLAY-LOCATION",
+            TelnetOption::ENVIRON => "ENVIRON",
+            TelnetOption::AUTHENTICATION => "AUTHENTICATION",
+            TelnetOption::ENCRYPT => "ENCRYPT",
+            TelnetOption::NEW_ENVIRON => "NEW-ENVIRON",
+            TelnetOption::CHARSET => "CHARSET",
+            TelnetOption::EXOPL => "EXOPL",
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for TelnetOption {
+    /// The RFC's name, or the code for an option duplex does not know.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+/// A telnet command the peer sent (RFC 854, RFC 855).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `IAC WILL option`: the peer offers to use an option.
+    Will(TelnetOption),
+    /// `IAC WONT option`: the peer will not, or no longer, use it.
+    Wont(TelnetOption),
+    /// `IAC DO option`: the peer asks us to use an option.
+    Do(TelnetOption),
+    /// `IAC DONT option`: the peer asks us not to, or to stop.
+    Dont(TelnetOption),
+    /// `IAC SB option ... IAC SE`: parameters for an option (RFC 855).
+    /// Only meaningful for an option that is on, so none here; the
+    /// parameters are skipped without being stored.
+    Subnegotiation(TelnetOption),
+    /// `IAC NOP`.
+    NoOperation,
+    /// `IAC DM`: the data stream part of a Synch.
+    DataMark,
+    /// `IAC BRK`: the terminal's Break key.
+    Break,
+    /// `IAC IP`: Interrupt Process, what Ctrl-C sends.
+    InterruptProcess,
+    /// `IAC AO`: Abort Output.
+    AbortOutput,
+    /// `IAC AYT`: Are You There.
+    AreYouThere,
+    /// `IAC EC`: Erase Character.
+    EraseCharacter,
+    /// `IAC EL`: Erase Line.
+    EraseLine,
+    /// `IAC GA`: Go Ahead.
+    GoAhead,
+    /// IAC followed by a byte RFC 854 gives no meaning there (below 240,
+    /// or an SE outside a sub-negotiation).
+    Unassigned(u8),
+}
+
+impl fmt::Display for Command {
+    /// The command as RFC 854 and RFC 855 write it: `IAC DO TIMING-MARK`,
+    /// `IAC IP`, `IAC WILL 200` for an option without a name here.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let two = |f: &mut fmt::Formatter<'_>, name: &str| write!(f, "IAC {name}");
+        match *self {
+            Command::Will(option) => write!(f, "IAC WILL {option}"),
+            Command::Wont(option) => write!(f, "IAC WONT {option}"),
+            Command::Do(option) => write!(f, "IAC DO {option}"),
+            Command::Dont(option) => write!(f, "IAC DONT {option}"),
+            Command::Subnegotiation(option) => write!(f, "IAC SB {option} ... IAC SE"),
+            Command::NoOperation => two(f, "NOP"),
+            Command::DataMark => two(f, "DM"),
+            Command::Break => two(f, "BRK"),
+            Command::InterruptProcess => two(f, "IP"),
+            Command::AbortOutput => two(f, "AO"),
+            Command::AreYouThere => two(f, "AYT"),
+            Command::EraseCharacter => two(f, "EC"),
+            Command::EraseLine => two(f, "EL"),
+            Command::GoAhead => two(f, "GA"),
+            Command::Unassigned(iac::SE) => two(f, "SE"),
+            Command::Unassigned(byte) => write!(f, "IAC {byte}"),
+        }
+    }
+}
+
+impl Command {
+    /// The command that a two-byte sequence `IAC byte` stands for, for
+    /// every byte but those that start something longer (SB, WILL, WONT,
+    /// DO, DONT) or stand for data (IAC).
+    fn two_byte(byte: u8) -> Command {
+        match byte {
+            iac::NOP => Command::NoOperation,
+            iac::DM => Command::DataMark,
+            iac::BRK => Command::Break,
+            iac::IP => Command::InterruptProcess,
+            iac::AO => Command::AbortOutput,
+            iac::AYT => Command::AreYouThere,
+            iac::EC => Command::EraseCharacter,
+            iac::EL => Command::EraseLine,
+            iac::GA => Command::GoAhead,
+            other => Command::Unassigned(other),
+        }
+    }
+
+    /// What duplex owes the peer for this command (see the module doc).
+    pub fn answer(self) -> Option<Answer> {
+        match self {
+            // RFC 860 §2: the requester wants WILL TIMING-MARK "in the data
+            // stream at the appropriate place"; the caller sends it after
+            // the output for everything received before it.
+            Command::Do(TelnetOption::TIMING_MARK) => {
+                Some(Answer::Negotiation([IAC, iac::WILL, TelnetOption::TIMING_MARK.0]))
+            }
+            // RFC 854: a refusal is WONT (to a DO) or DONT (to a WILL).
+            Command::Do(option) => Some(Answer::Negotiation([IAC, iac::WONT, option.0])),
+            Command::Will(option) => Some(Answer::Negotiation([IAC, iac::DONT, option.0])),
+            // RFC 854: a request to enter a mode one is already in "should
+            // not be acknowledged"; every option is off, so WONT and DONT
+            // change nothing and get nothing.
+            Command::Wont(_) | Command::Dont(_) => None,
+            // RFC 854: "send back to the user some visible (i.e.,
+            // printable) evidence that the AYT was received".
+            Command::AreYouThere => Some(Answer::Text(ARE_YOU_THERE_ANSWER)),
+            _ => None,
+        }
+    }
+}
+
+/// The line that answers `IAC AYT`, with its telnet line end.
+pub const ARE_YOU_THERE_ANSWER: &str = "* duplex is here\r\n";
+
+/// Bytes owed to the peer in answer to one of its commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// `IAC WILL/WONT/DO/DONT option`.
+    Negotiation([u8; 3]),
+    /// A printable line, already ending in CR LF.
+    Text(&'static str),
+}
+
+impl Answer {
+    /// The bytes to queue, in order with the rest of the output.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Answer::Negotiation(bytes) => bytes,
+            Answer::Text(text) => text.as_bytes(),
+        }
+    }
 }
 
 /// What the codec found.
@@ -45,6 +323,14 @@ pub enum LineEvent<'a> {
         /// The longest line allowed, in bytes (`--max-line`, 4 KiB by
         /// default).
         limit: usize,
+    },
+    /// A telnet command, already taken out of the line it came in.
+    Command {
+        /// What it was, for the log.
+        command: Command,
+        /// What to send back, queued after the output for every line
+        /// that came before the command (RFC 860 §4).
+        answer: Option<Answer>,
     },
 }
 
@@ -79,12 +365,14 @@ enum Telnet {
     Data,
     /// After IAC.
     Command,
-    /// After IAC WILL/WONT/DO/DONT: the option byte comes next.
-    Option,
-    /// Inside IAC SB ... until IAC SE.
-    Sub,
+    /// After IAC WILL/WONT/DO/DONT (the byte given): the option comes next.
+    Option(u8),
+    /// After IAC SB: the option comes next.
+    SubOption,
+    /// Inside IAC SB option ... until IAC SE.
+    Sub(TelnetOption),
     /// An IAC inside a sub-negotiation.
-    SubIac,
+    SubIac(TelnetOption),
 }
 
 /// Splits a telnet byte stream into lines, dropping telnet commands and
@@ -140,35 +428,7 @@ impl LineCodec {
             }
         }
         for (i, &byte) in input.iter().enumerate() {
-            match self.telnet {
-                Telnet::Command => {
-                    self.telnet = match byte {
-                        iac::IAC => {
-                            self.telnet = Telnet::Data;
-                            if self.push(byte) {
-                                return (i + 1, Some(LineEvent::TooLong { limit: self.max_line }));
-                            }
-                            continue;
-                        }
-                        iac::SB => Telnet::Sub,
-                        b if iac::NEGOTIATION.contains(&b) => Telnet::Option,
-                        // A two-byte command (IP, AYT, BRK, NOP, ...): dropped.
-                        _ => Telnet::Data,
-                    };
-                }
-                Telnet::Option => self.telnet = Telnet::Data,
-                Telnet::Sub => {
-                    if byte == iac::IAC {
-                        self.telnet = Telnet::SubIac;
-                    }
-                }
-                Telnet::SubIac => {
-                    self.telnet = if byte == iac::SE {
-                        Telnet::Data
-                    } else {
-                        Telnet::Sub
-                    };
-                }
+            let command = match self.telnet {
                 Telnet::Data => {
                     if std::mem::take(&mut self.after_cr) && (byte == b'\n' || byte == 0) {
                         continue;
@@ -191,10 +451,88 @@ impl LineCodec {
                             }
                         }
                     }
+                    continue;
                 }
-            }
+                Telnet::Command => {
+                    self.telnet = Telnet::Data;
+                    match byte {
+                        iac::IAC => {
+                            // IAC IAC: a data byte 255.
+                            if self.push(byte) {
+                                return (i + 1, Some(LineEvent::TooLong { limit: self.max_line }));
+                            }
+                            continue;
+                        }
+                        iac::SB => {
+                            self.telnet = Telnet::SubOption;
+                            continue;
+                        }
+                        iac::WILL..=iac::DONT => {
+                            self.telnet = Telnet::Option(byte);
+                            continue;
+                        }
+                        _ => Command::two_byte(byte),
+                    }
+                }
+                Telnet::Option(verb) => {
+                    self.telnet = Telnet::Data;
+                    let option = TelnetOption(byte);
+                    match verb {
+                        iac::WILL => Command::Will(option),
+                        iac::WONT => Command::Wont(option),
+                        iac::DO => Command::Do(option),
+                        _ => Command::Dont(option),
+                    }
+                }
+                Telnet::SubOption => {
+                    self.telnet = Telnet::Sub(TelnetOption(byte));
+                    continue;
+                }
+                Telnet::Sub(option) => {
+                    if byte == iac::IAC {
+                        self.telnet = Telnet::SubIac(option);
+                    }
+                    continue;
+                }
+                Telnet::SubIac(option) => {
+                    // IAC SE ends it; IAC IAC is a 255 among the
+                    // parameters (RFC 855).
+                    if byte != iac::SE {
+                        self.telnet = Telnet::Sub(option);
+                        continue;
+                    }
+                    self.telnet = Telnet::Data;
+                    Command::Subnegotiation(option)
+                }
+            };
+            self.obey(command);
+            let answer = command.answer();
+            return (i + 1, Some(LineEvent::Command { command, answer }));
         }
         (input.len(), None)
+    }
+
+    /// What a command does to the line being typed (RFC 854, "THE NVT
+    /// PRINTER AND KEYBOARD"; see the module doc for why IP does nothing).
+    fn obey(&mut self, command: Command) {
+        match command {
+            Command::EraseCharacter if !self.skipping => {
+                // "Delete the last preceding undeleted character": one
+                // character, so all the bytes of a UTF-8 sequence.
+                while let Some(byte) = self.line.pop() {
+                    if byte & 0xC0 != 0x80 {
+                        break;
+                    }
+                }
+            }
+            Command::EraseLine => {
+                // The line is gone, over-long or not: what follows starts
+                // a new one.
+                self.line.clear();
+                self.skipping = false;
+            }
+            _ => {}
+        }
     }
 
     /// The peer closed its side: a last line without a line end still
@@ -247,6 +585,24 @@ impl LineCodec {
     }
 }
 
+/// Appends `line` as a telnet peer must receive it: a data byte 255 goes
+/// out as IAC IAC, or the peer would read a telnet command (RFC 854), and
+/// then the line end in the given dialect. The inverse of what
+/// [`LineCodec::decode`] does to a line.
+pub fn encode_line(out: &mut Vec<u8>, line: &[u8], end: LineEnd) {
+    if find_any(line, [IAC]).is_some() {
+        for &byte in line {
+            out.push(byte);
+            if byte == IAC {
+                out.push(IAC);
+            }
+        }
+    } else {
+        out.extend_from_slice(line);
+    }
+    out.extend_from_slice(end.bytes());
+}
+
 /// The index of the first byte of `haystack` that is one of `needles`.
 ///
 /// The scanning of a line, done eight bytes at a time: `xor` with the
@@ -286,6 +642,7 @@ mod tests {
     enum Seen {
         Line(Vec<u8>),
         TooLong,
+        Command(Command, Option<Vec<u8>>),
     }
 
     fn decode(codec: &mut LineCodec, pieces: &[&[u8]]) -> Vec<Seen> {
@@ -298,6 +655,9 @@ mod tests {
                 match event {
                     Some(LineEvent::Line(l, _)) => out.push(Seen::Line(l.to_vec())),
                     Some(LineEvent::TooLong { .. }) => out.push(Seen::TooLong),
+                    Some(LineEvent::Command { command, answer }) => {
+                        out.push(Seen::Command(command, answer.map(|a| a.bytes().to_vec())))
+                    }
                     None => break,
                 }
             }
@@ -305,9 +665,25 @@ mod tests {
         out
     }
 
+    /// The lines only, as text.
+    fn only_lines(seen: Vec<Seen>) -> Vec<Seen> {
+        seen.into_iter().filter(|s| matches!(s, Seen::Line(_))).collect()
+    }
+
+    /// Each byte in a read of its own: the hardest split there is.
+    fn byte_by_byte(bytes: &[u8]) -> Vec<&[u8]> {
+        bytes.chunks(1).collect()
+    }
+
     fn lines(items: &[&str]) -> Vec<Seen> {
         items.iter().map(|s| Seen::Line(s.as_bytes().to_vec())).collect()
     }
+
+    fn command(command: Command, answer: Option<&[u8]>) -> Seen {
+        Seen::Command(command, answer.map(<[u8]>::to_vec))
+    }
+
+    const CTRL_C: &[u8] = b"\xFF\xF4\xFF\xFD\x06";
 
     #[test]
     fn every_line_end() {
@@ -328,15 +704,231 @@ mod tests {
     }
 
     #[test]
-    fn telnet_commands_are_dropped() {
+    fn telnet_commands_never_reach_the_line() {
         let mut c = LineCodec::new(100);
-        // Ctrl-C: IAC IP, IAC DO TIMING-MARK; a window-size sub-negotiation;
-        // an escaped 255.
-        let input: &[u8] = b"\xFF\xF4\xFF\xFD\x06hi\xFF\xFA\x1F\x00\x50\x00\x18\xFF\xF0 there\xFF\xFFx\r\n";
-        assert_eq!(decode(&mut c, &[input]), [Seen::Line(b"hi there\xFFx".to_vec())]);
+        // Ctrl-C: IAC IP, IAC DO TIMING-MARK; a window-size sub-negotiation
+        // with a doubled 255 in it; an escaped 255.
+        let input: &[u8] =
+            b"\xFF\xF4\xFF\xFD\x06hi\xFF\xFA\x1F\x00\x50\xFF\xFF\x18\xFF\xF0 there\xFF\xFFx\r\n";
+        assert_eq!(
+            only_lines(decode(&mut c, &[input])),
+            [Seen::Line(b"hi there\xFFx".to_vec())]
+        );
         // Split inside a command.
         let mut c = LineCodec::new(100);
-        assert_eq!(decode(&mut c, &[b"a\xFF", b"\xFB", b"\x01b\n"]), lines(&["ab"]));
+        assert_eq!(
+            only_lines(decode(&mut c, &[b"a\xFF", b"\xFB", b"\x01b\n"])),
+            lines(&["ab"])
+        );
+    }
+
+    #[test]
+    fn ctrl_c_is_answered_with_the_timing_mark() {
+        let mut c = LineCodec::new(100);
+        assert_eq!(
+            decode(&mut c, &[CTRL_C]),
+            [
+                command(Command::InterruptProcess, None),
+                command(Command::Do(TelnetOption::TIMING_MARK), Some(b"\xFF\xFB\x06")),
+            ]
+        );
+    }
+
+    #[test]
+    fn ctrl_c_split_byte_by_byte_between_lines() {
+        let mut c = LineCodec::new(100);
+        let mut input = b"before\r\n".to_vec();
+        input.extend_from_slice(CTRL_C);
+        input.extend_from_slice(b"after\r\n");
+        assert_eq!(
+            decode(&mut c, &byte_by_byte(&input)),
+            [
+                Seen::Line(b"before".to_vec()),
+                command(Command::InterruptProcess, None),
+                command(Command::Do(TelnetOption::TIMING_MARK), Some(b"\xFF\xFB\x06")),
+                Seen::Line(b"after".to_vec()),
+            ]
+        );
+        assert_eq!(c.buffered(), 0);
+    }
+
+    #[test]
+    fn ctrl_c_in_the_middle_of_a_line_leaves_the_line_alone() {
+        // Only a raw client does this (see the module doc); the line it
+        // was typing is kept, the command taken out.
+        let mut input = b"half".to_vec();
+        input.extend_from_slice(CTRL_C);
+        input.extend_from_slice(b"way\n");
+        let mut c = LineCodec::new(100);
+        assert_eq!(only_lines(decode(&mut c, &[&input])), lines(&["halfway"]));
+        let mut c = LineCodec::new(100);
+        assert_eq!(
+            only_lines(decode(&mut c, &byte_by_byte(&input))),
+            lines(&["halfway"])
+        );
+    }
+
+    #[test]
+    fn erase_line_abandons_even_an_over_long_line() {
+        let mut c = LineCodec::new(4);
+        let seen = decode(&mut c, &[b"123456789\xFF\xF8ok\n"]);
+        assert_eq!(seen.first(), Some(&Seen::TooLong));
+        assert_eq!(seen.last(), Some(&Seen::Line(b"ok".to_vec())));
+    }
+
+    #[test]
+    fn requests_are_refused_once_each() {
+        let cases: [(&[u8], Command, &[u8]); 5] = [
+            // DO → WONT, WILL → DONT (RFC 854).
+            (b"\xFF\xFD\x01", Command::Do(TelnetOption::ECHO), b"\xFF\xFC\x01"),
+            (
+                b"\xFF\xFB\x1F",
+                Command::Will(TelnetOption::NAWS),
+                b"\xFF\xFE\x1F",
+            ),
+            (
+                b"\xFF\xFD\x03",
+                Command::Do(TelnetOption::SUPPRESS_GO_AHEAD),
+                b"\xFF\xFC\x03",
+            ),
+            // A peer that offers a timing mark of its own is refused too.
+            (
+                b"\xFF\xFB\x06",
+                Command::Will(TelnetOption::TIMING_MARK),
+                b"\xFF\xFE\x06",
+            ),
+            // An option without a name here, by number.
+            (b"\xFF\xFD\xC8", Command::Do(TelnetOption(200)), b"\xFF\xFC\xC8"),
+        ];
+        for (input, asked, answer) in cases {
+            let mut c = LineCodec::new(100);
+            assert_eq!(decode(&mut c, &[input]), [command(asked, Some(answer))]);
+            let mut c = LineCodec::new(100);
+            assert_eq!(
+                decode(&mut c, &byte_by_byte(input)),
+                [command(asked, Some(answer))]
+            );
+        }
+    }
+
+    #[test]
+    fn wont_and_dont_get_no_answer() {
+        let mut c = LineCodec::new(100);
+        assert_eq!(
+            decode(&mut c, &[b"\xFF\xFC\x01\xFF\xFE\x1F\xFF\xFE\x06"]),
+            [
+                command(Command::Wont(TelnetOption::ECHO), None),
+                command(Command::Dont(TelnetOption::NAWS), None),
+                command(Command::Dont(TelnetOption::TIMING_MARK), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn two_refusing_sides_fall_silent() {
+        // Whatever one side asks, feeding each answer to the other side
+        // (as two duplexes wired together would) ends within two answers:
+        // nothing here is answered with a request.
+        for verb in [iac::WILL, iac::WONT, iac::DO, iac::DONT] {
+            for option in 0..=255u8 {
+                let mut said = vec![IAC, verb, option];
+                let mut rounds = 0;
+                loop {
+                    let mut c = LineCodec::new(100);
+                    let answers: Vec<u8> = decode(&mut c, &[&said])
+                        .into_iter()
+                        .filter_map(|s| match s {
+                            Seen::Command(_, answer) => answer,
+                            _ => None,
+                        })
+                        .flatten()
+                        .collect();
+                    if answers.is_empty() {
+                        break;
+                    }
+                    rounds += 1;
+                    assert!(rounds <= 2, "IAC {verb} {option} goes on: {answers:?}");
+                    said = answers;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn are_you_there_gets_a_visible_answer() {
+        let mut c = LineCodec::new(100);
+        assert_eq!(
+            decode(&mut c, &[b"ab\xFF\xF6c\n"]),
+            [
+                command(Command::AreYouThere, Some(ARE_YOU_THERE_ANSWER.as_bytes())),
+                Seen::Line(b"abc".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn erase_character_and_erase_line() {
+        let mut c = LineCodec::new(100);
+        // EC takes one character, all the bytes of it; EL the whole line.
+        let seen = decode(
+            &mut c,
+            &[
+                b"ab\xFF\xF7c\n",
+                "x\u{e9}".as_bytes(),
+                b"\xFF\xF7y\n",
+                b"gone\xFF\xF8kept\n",
+            ],
+        );
+        assert_eq!(only_lines(seen), lines(&["ac", "xy", "kept"]));
+        // Nothing to erase: nothing happens.
+        let mut c = LineCodec::new(100);
+        assert_eq!(
+            only_lines(decode(&mut c, &[b"\xFF\xF7\xFF\xF8z\n"])),
+            lines(&["z"])
+        );
+    }
+
+    #[test]
+    fn sub_negotiations_are_skipped_and_reported_once() {
+        let mut c = LineCodec::new(100);
+        let input: &[u8] = b"\xFF\xFA\x1F\x00\xFF\xFF\x00\x18\xFF\xF0ok\n";
+        let expected = [
+            command(Command::Subnegotiation(TelnetOption::NAWS), None),
+            Seen::Line(b"ok".to_vec()),
+        ];
+        assert_eq!(decode(&mut c, &[input]), expected);
+        let mut c = LineCodec::new(100);
+        assert_eq!(decode(&mut c, &byte_by_byte(input)), expected);
+    }
+
+    #[test]
+    fn commands_are_named_as_the_rfcs_name_them() {
+        let names = [
+            (Command::Do(TelnetOption::TIMING_MARK), "IAC DO TIMING-MARK"),
+            (Command::InterruptProcess, "IAC IP"),
+            (Command::Will(TelnetOption::ECHO), "IAC WILL ECHO"),
+            (
+                Command::Wont(TelnetOption::SUPPRESS_GO_AHEAD),
+                "IAC WONT SUPPRESS-GO-AHEAD",
+            ),
+            (Command::Dont(TelnetOption(200)), "IAC DONT 200"),
+            (
+                Command::Subnegotiation(TelnetOption::NAWS),
+                "IAC SB NAWS ... IAC SE",
+            ),
+            (Command::AreYouThere, "IAC AYT"),
+            (Command::Unassigned(17), "IAC 17"),
+            (Command::Unassigned(240), "IAC SE"),
+        ];
+        for (command, name) in names {
+            assert_eq!(command.to_string(), name);
+        }
+        // Every two-byte command decodes to its own name.
+        for byte in [241, 242, 243, 244, 245, 246, 247, 248, 249, 240, 3] {
+            let mut c = LineCodec::new(100);
+            let seen = decode(&mut c, &[&[IAC, byte]]);
+            assert!(matches!(seen[..], [Seen::Command(..)]), "IAC {byte}: {seen:?}");
+        }
     }
 
     #[test]
@@ -362,9 +954,14 @@ mod tests {
         // command, or split across reads) must agree.
         for piece in [&b"a\n"[..], b"b\r\n", b"\xFF\xF1c\n", b"d\r\0", b"e", b"\r", b"f"] {
             let mut pos = 0;
-            while let (used, Some(LineEvent::Line(_, end))) = c.decode(&piece[pos..]) {
+            loop {
+                let (used, event) = c.decode(&piece[pos..]);
                 pos += used;
-                ends.push(end);
+                match event {
+                    Some(LineEvent::Line(_, end)) => ends.push(end),
+                    Some(_) => {}
+                    None => break,
+                }
             }
         }
         assert_eq!(c.finish(), Some(&b"f"[..]));

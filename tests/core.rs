@@ -48,22 +48,27 @@ fn telnet_line_ends_lf_crlf_cr_crnul_and_split_across_writes() {
 }
 
 #[test]
-fn telnet_negotiation_is_dropped_never_shown() {
+fn telnet_negotiation_is_answered_never_shown() {
     let server = Duplex::start(&[]);
     let (mut t, name) = Telnet::join(server.tcp);
-    // IAC WILL ECHO, IAC DO SUPPRESS-GO-AHEAD, a window-size
-    // sub-negotiation (IAC SB NAWS 0 80 0 24 IAC SE) and Ctrl-C
-    // (IAC IP, IAC DO TIMING-MARK), RFC 854 and RFC 1073.
-    t.send(
-        b"/echo a\xFF\xFB\x01b\xFF\xFD\x03c\xFF\xFA\x1F\x00\x50\x00\x18\xFF\xF0d\xFF\xF4\xFF\xFD\x06e\r\n",
-    );
-    assert_eq!(t.line_bytes().unwrap(), b"abcde");
+    // IAC WILL ECHO, IAC DO SUPPRESS-GO-AHEAD and a window-size
+    // sub-negotiation (IAC SB NAWS 0 80 0 24 IAC SE), RFC 854 and RFC 1073:
+    // refused (DONT ECHO, WONT SUPPRESS-GO-AHEAD) ahead of the line, and
+    // never part of it.
+    t.send(b"/echo a\xFF\xFB\x01b\xFF\xFD\x03c\xFF\xFA\x1F\x00\x50\x00\x18\xFF\xF0d\r\n");
+    assert_eq!(t.line_bytes().unwrap(), b"\xFF\xFE\x01\xFF\xFC\x03abcd");
+    // Ctrl-C (IAC IP, IAC DO TIMING-MARK) is answered with the timing
+    // mark (RFC 860) and leaves the line around it alone.
+    t.send(b"/echo a\xFF\xF4\xFF\xFD\x06b\r\n");
+    assert_eq!(t.line_bytes().unwrap(), b"\xFF\xFB\x06ab");
     // The same, as a chat line to the room.
     t.send(b"\xFF\xF4\xFF\xFD\x06hello\xFF\xFB\x01\r\n");
-    assert_eq!(t.line(), format!("[lobby] {name}: hello"));
+    let mut expected = b"\xFF\xFB\x06\xFF\xFE\x01".to_vec();
+    expected.extend_from_slice(format!("[lobby] {name}: hello").as_bytes());
+    assert_eq!(t.line_bytes().unwrap(), expected);
     // Ctrl-C alone on a line produces nothing visible; the next line does.
     t.send(b"\xFF\xF4\xFF\xFD\x06\r\n/echo after\r\n");
-    assert_eq!(t.line(), "after");
+    assert_eq!(t.line_bytes().unwrap(), b"\xFF\xFB\x06after");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! `--line-echo`: the line door as a plain echo service, over real sockets.
 //! Every line comes back to its sender as it came, in the client's own
-//! line-end dialect, with telnet commands dropped.
+//! line-end dialect, with telnet commands answered and never echoed.
 
 mod common;
 
@@ -33,13 +33,14 @@ fn no_greeting_and_every_line_end_answered_in_its_own_dialect() {
 }
 
 #[test]
-fn telnet_commands_are_dropped_and_a_literal_255_stays_escaped() {
+fn telnet_commands_are_answered_and_a_literal_255_stays_escaped() {
     let server = Duplex::start(&["--line-echo"]);
     let mut t = Telnet::connect(server.tcp);
-    // IAC WILL ECHO, then an escaped 255 (IAC IAC), which must go back
+    // IAC WILL ECHO, refused with IAC DONT ECHO (RFC 854) ahead of the
+    // line's echo, then an escaped 255 (IAC IAC), which must go back
     // escaped or the client would read a command.
     t.send(b"a\xFF\xFB\x01b\xFF\xFFc\r\n");
-    expect_bytes(&mut t, b"ab\xFF\xFFc\r\n");
+    expect_bytes(&mut t, b"\xFF\xFE\x01ab\xFF\xFFc\r\n");
 }
 
 #[test]

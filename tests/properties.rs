@@ -7,7 +7,7 @@
 //! stays within their limits.
 
 use duplex::http::{HeadLimits, RequestReader};
-use duplex::line::{LineCodec, LineEnd, LineEvent};
+use duplex::line::{encode_line, LineCodec, LineEnd, LineEvent};
 use duplex::ws::close::close_payload;
 use duplex::ws::decoder::MessageKind;
 use duplex::ws::{encode_frame, CloseCode, Decoder, Event, Limits, Opcode, ProtocolError, Role};
@@ -302,7 +302,7 @@ proptest! {
                         prop_assert!(line.len() <= 100);
                         prop_assert!(!line.contains(&b'\n') && !line.contains(&b'\r'));
                     }
-                    Some(LineEvent::TooLong { .. }) => {}
+                    Some(LineEvent::TooLong { .. } | LineEvent::Command { .. }) => {}
                     None => break,
                 }
             }
@@ -348,10 +348,146 @@ proptest! {
                 match event {
                     Some(LineEvent::Line(line, end)) => got.push((line.to_vec(), end)),
                     Some(LineEvent::TooLong { .. }) => prop_assert!(false, "no line here is too long"),
+                    Some(LineEvent::Command { .. }) => prop_assert!(false, "no command here"),
                     None => break,
                 }
             }
         }
         prop_assert_eq!(got, expected);
     }
+
+    /// Lines of any bytes but CR and LF (255 among them), each ended in
+    /// one of the four telnet ways, with telnet commands before and inside
+    /// them, split into reads anywhere: each line comes out whole, each
+    /// command in its place with its answer; and the echo of each line,
+    /// escaped by `encode_line`, decodes to the same line again with no
+    /// command in it (a data 255 went out as IAC IAC).
+    #[test]
+    fn lines_and_commands_round_trip_through_the_codec(
+        typed in prop::collection::vec(typed_line(), 1..20),
+        cuts in prop::collection::vec(any::<usize>(), 0..8),
+    ) {
+        // What the client sends, and what the codec should make of it.
+        let mut wire = Vec::new();
+        let mut expected = Vec::new();
+        for (i, (data, commands, end)) in typed.iter().enumerate() {
+            let mut at = 0;
+            let mut commands = commands.clone();
+            commands.sort_by_key(|(pos, _)| pos % (data.len() + 1));
+            for (pos, command) in &commands {
+                let pos = pos % (data.len() + 1);
+                for &byte in &data[at..pos] {
+                    wire.push(byte);
+                    if byte == 255 {
+                        wire.push(255);
+                    }
+                }
+                at = pos;
+                wire.extend_from_slice(&command.0);
+                expected.push(Seen::Command(command.1.clone()));
+            }
+            for &byte in &data[at..] {
+                wire.push(byte);
+                if byte == 255 {
+                    wire.push(255);
+                }
+            }
+            // A lone CR is only a line end if what follows is not LF or
+            // NUL (which would make it CR LF or CR NUL): fall back to CR
+            // NUL where the next line starts with one.
+            let next = typed.get(i + 1).and_then(|(d, c, _)| if c.iter().any(|(p, _)| p % (d.len() + 1) == 0) { None } else { d.first().copied() });
+            let end = if *end == 3 && matches!(next, Some(b'\n' | 0) | None) { 2 } else { *end };
+            wire.extend_from_slice(match end {
+                0 => &b"\n"[..],
+                1 => b"\r\n",
+                2 => b"\r\0",
+                _ => b"\r",
+            });
+            expected.push(Seen::Line(data.clone(), if end == 0 { LineEnd::Lf } else { LineEnd::Cr }));
+        }
+        let mut codec = LineCodec::new(1 << 20);
+        let seen = decode_all(&mut codec, &wire, &cuts);
+        prop_assert_eq!(&seen, &expected);
+
+        // The echo: every line escaped and ended as the codec would want.
+        let mut echo = Vec::new();
+        for event in &seen {
+            if let Seen::Line(line, end) = event {
+                encode_line(&mut echo, line, *end);
+            }
+        }
+        let lines: Vec<Seen> = expected.into_iter().filter(|e| matches!(e, Seen::Line(..))).collect();
+        let mut codec = LineCodec::new(1 << 20);
+        prop_assert_eq!(decode_all(&mut codec, &echo, &cuts), lines);
+    }
+}
+
+/// A decoded event, owned: a line and its end, or a command's answer.
+#[derive(Clone, Debug, PartialEq)]
+enum Seen {
+    Line(Vec<u8>, LineEnd),
+    Command(Option<Vec<u8>>),
+}
+
+/// Decodes `bytes` cut into reads at `cuts`.
+fn decode_all(codec: &mut LineCodec, bytes: &[u8], cuts: &[usize]) -> Vec<Seen> {
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    points.push(bytes.len());
+    points.sort_unstable();
+    let mut seen = Vec::new();
+    let mut start = 0;
+    for end in points {
+        let piece = &bytes[start..end];
+        start = end;
+        let mut pos = 0;
+        loop {
+            let (used, event) = codec.decode(&piece[pos..]);
+            pos += used;
+            match event {
+                Some(LineEvent::Line(line, end)) => seen.push(Seen::Line(line.to_vec(), end)),
+                Some(LineEvent::Command { answer, .. }) => {
+                    seen.push(Seen::Command(answer.map(|a| a.bytes().to_vec())))
+                }
+                Some(LineEvent::TooLong { .. }) => panic!("no line here is too long"),
+                None => break,
+            }
+        }
+    }
+    seen
+}
+
+/// A telnet command and the answer RFC 854/860 call for: negotiation of
+/// any option, or a two-byte command that leaves the line alone (EC and
+/// EL edit it, and have unit tests of their own).
+fn telnet_command() -> impl Strategy<Value = (Vec<u8>, Option<Vec<u8>>)> {
+    let negotiation = (251u8..=254, any::<u8>()).prop_map(|(verb, option)| {
+        let answer = match (verb, option) {
+            (253, 6) => Some(vec![255, 251, 6]),
+            (253, _) => Some(vec![255, 252, option]),
+            (251, _) => Some(vec![255, 254, option]),
+            _ => None,
+        };
+        (vec![255, verb, option], answer)
+    });
+    let two_byte = prop::sample::select(vec![241u8, 242, 243, 244, 245, 246, 249]).prop_map(|byte| {
+        let answer = (byte == 246).then(|| duplex::line::ARE_YOU_THERE_ANSWER.as_bytes().to_vec());
+        (vec![255, byte], answer)
+    });
+    prop_oneof![negotiation, two_byte]
+}
+
+/// One typed line: its data (no CR or LF; 255 and NUL welcome), commands
+/// at positions within it, and its end (LF, CR LF, CR NUL, lone CR).
+#[allow(clippy::type_complexity)]
+fn typed_line() -> impl Strategy<Value = (Vec<u8>, Vec<(usize, (Vec<u8>, Option<Vec<u8>>))>, u8)> {
+    let byte = prop_oneof![
+        Just(255u8),
+        Just(0u8),
+        any::<u8>().prop_filter("no line end", |b| *b != b'\r' && *b != b'\n')
+    ];
+    (
+        prop::collection::vec(byte, 0..40),
+        prop::collection::vec((any::<usize>(), telnet_command()), 0..3),
+        0u8..4,
+    )
 }

@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
             pos += used;
             match event {
                 Some(LineEvent::Line(line, _)) => assert!(line.len() <= 256),
-                Some(LineEvent::TooLong { .. }) => {}
+                Some(LineEvent::TooLong { .. } | LineEvent::Command { .. }) => {}
                 None => break,
             }
         }

@@ -59,6 +59,14 @@ impl LineChat {
                     log::info!("{}: line longer than {limit} bytes skipped", cx.peer);
                     cx.send_line(&too_long_notice(limit));
                 }
+                Some(LineEvent::Command { command, answer }) => {
+                    // Queued behind the answers to every line before it,
+                    // which the loop has delivered already (RFC 860 §4).
+                    log::debug!("{}: telnet {command}", cx.peer);
+                    if let Some(answer) = answer {
+                        cx.out.push_bytes(answer.bytes());
+                    }
+                }
             }
         }
         (pos, Next::Continue)

@@ -5,7 +5,7 @@
 use super::close::Why;
 use super::context::{Context, Next};
 use super::line::{idle, schedule_idle, too_long_notice};
-use crate::line::{find_any, LineCodec, LineEnd, LineEvent, IAC};
+use crate::line::{LineCodec, LineEnd, LineEvent};
 use crate::outq::OutQueue;
 
 /// One echo client: no greeting, no chat, every line back as it came.
@@ -66,6 +66,17 @@ impl LineEcho {
                     push_run(out, &input[run]);
                     echo_line(out, line, end);
                 }
+                Some(LineEvent::Command { command, answer }) => {
+                    // The command's bytes are never echoed: the run so far
+                    // goes out, then the answer, and a new run starts after
+                    // it. A line the command cut is rebuilt (its raw bytes
+                    // then start before this read's run).
+                    push_run(out, &input[run]);
+                    log::debug!("{}: telnet {command}", cx.peer);
+                    if let Some(answer) = answer {
+                        out.push_bytes(answer.bytes());
+                    }
+                }
                 Some(LineEvent::TooLong { limit }) => {
                     push_run(out, &input[run]);
                     log::info!("{}: line longer than {limit} bytes skipped", cx.peer);
@@ -108,17 +119,5 @@ fn push_run(out: &mut OutQueue, run: &[u8]) {
 /// Queues a line back to its sender. A data byte 255 goes out as IAC IAC,
 /// as it came, or the client would read a telnet command (RFC 854).
 fn echo_line(out: &mut OutQueue, line: &[u8], end: LineEnd) {
-    out.encode_with(|out| {
-        if find_any(line, [IAC]).is_some() {
-            for &byte in line {
-                out.push(byte);
-                if byte == IAC {
-                    out.push(IAC);
-                }
-            }
-        } else {
-            out.extend_from_slice(line);
-        }
-        out.extend_from_slice(end.bytes());
-    });
+    out.encode_with(|out| crate::line::encode_line(out, line, end));
 }

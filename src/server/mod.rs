@@ -155,7 +155,7 @@ impl Server {
             shared: Shared {
                 now,
                 policy,
-                hub: Hub::new(config.max_line, config.history),
+                hub: Hub::new(config.max_line, config.history_limits()),
                 stats: Stats::new(now),
                 timers: Timers::new(),
                 members: HttpMembers::default(),

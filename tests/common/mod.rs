@@ -982,3 +982,37 @@ fn processes_marked(entry: &str) -> Vec<u32> {
         })
         .collect()
 }
+
+impl Telnet {
+    /// Reads until `needle` arrives; returns what came before it and
+    /// drops the needle itself, as a telnet client waiting for a timing
+    /// mark throws away the output before it (RFC 860). Panics after
+    /// [`WAIT`] or at end of stream.
+    pub fn until_bytes(&mut self, needle: &[u8]) -> Vec<u8> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(at) = self.buf.windows(needle.len()).position(|w| w == needle) {
+                let before: Vec<u8> = self.buf.drain(..at).collect();
+                self.buf.drain(..needle.len());
+                return before;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never received {needle:?}; got {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => panic!(
+                    "closed before {needle:?}; got {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!(
+                    "waiting for {needle:?}: {e}; got {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+            }
+        }
+    }
+}
