@@ -15,7 +15,9 @@
 //! ```
 //!
 //! It sends a text message, a binary message and a ping, prints each answer,
-//! then closes with 1000. `BlockingClient`, in `common/client.rs`, does the
+//! then closes with 1000. A server may also talk on its own (a chat greets
+//! and relays, a clock ticks): whatever comes is printed as it comes, and
+//! each step waits at most two seconds for its own answer. `BlockingClient`, in `common/client.rs`, does the
 //! handshake from the client's side (§4.1) and masks every frame it sends
 //! (§5.3); it blocks, which is fine for a program with one connection.
 
@@ -24,7 +26,7 @@ mod common;
 use common::client::{BlockingClient, Message};
 use duplex::ws::{CloseCode, Opcode};
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn main() -> io::Result<()> {
     let url = std::env::args()
@@ -35,49 +37,123 @@ fn main() -> io::Result<()> {
     // The TCP connection, then the opening handshake: a GET with
     // `Upgrade: websocket`, answered by `101 Switching Protocols`.
     let mut ws = BlockingClient::connect(host, path, &["echo-protocol"])?;
-    // Every wait is bounded: a silent server cannot hang us for ever.
-    ws.set_timeout(Some(Duration::from_secs(10)))?;
     // `ws.protocol` is the browser's `ws.protocol`: what the server chose.
     let protocol = ws.protocol.as_deref().unwrap_or("none");
     println!("open: {url} (subprotocol: {protocol})");
 
     // A text frame (opcode 0x1): UTF-8, checked by the receiver (§5.6).
     ws.send_text("Hello WebSocket!")?;
-    print_next(&mut ws)?;
+    if !print_until(
+        &mut ws,
+        |m| matches!(m, Message::Text(t) if t == "Hello WebSocket!"),
+    )? {
+        return closed_by_server(&mut ws);
+    }
 
     // A binary frame (opcode 0x2): any bytes. The browser sends one for
     // `ws.send(arrayBuffer)` or `ws.send(blob)`.
     ws.send_binary(&[0xde, 0xad, 0xbe, 0xef])?;
-    print_next(&mut ws)?;
+    if !print_until(
+        &mut ws,
+        |m| matches!(m, Message::Binary(b) if b[..] == [0xde, 0xad, 0xbe, 0xef]),
+    )? {
+        return closed_by_server(&mut ws);
+    }
 
     // A ping (0x9) must come back as a pong (0xA) with the same payload
     // (§5.5.2). Browsers cannot send pings; programs can.
     ws.send(Opcode::Ping, b"are you there?")?;
-    print_next(&mut ws)?;
+    if !print_until(
+        &mut ws,
+        |m| matches!(m, Message::Pong(p) if p == b"are you there?"),
+    )? {
+        return closed_by_server(&mut ws);
+    }
 
     // The closing handshake (§7): we send a close frame, the server answers
-    // with its own, then closes TCP.
+    // with its own (messages it sent before it still arrive first), then
+    // closes TCP. After its close frame a server may send nothing (§5.5.1).
     ws.close(CloseCode::NORMAL, "bye")?;
-    print_next(&mut ws)?;
-    match ws.recv()? {
-        None => println!("closed"),
-        Some(other) => println!("unexpected after close: {other:?}"),
+    print_until(&mut ws, |_| false)?;
+    expect_end(&mut ws)
+}
+
+/// The server sent a close frame first (§7.1.2, its side of the closing
+/// handshake): answer with ours, echoing its code (§5.5.1), then it
+/// closes TCP.
+fn closed_by_server(ws: &mut BlockingClient) -> io::Result<()> {
+    match ws.close(CloseCode::NORMAL, "") {
+        Err(e) if gone(&e) => {
+            println!("closed");
+            Ok(())
+        }
+        Err(e) => Err(e),
+        Ok(()) => expect_end(ws),
+    }
+}
+
+/// After its close frame a server may send nothing more (§5.5.1): only
+/// the end of the TCP stream.
+fn expect_end(ws: &mut BlockingClient) -> io::Result<()> {
+    ws.set_timeout(Some(Duration::from_secs(2)))?;
+    match ws.recv() {
+        Ok(None) => println!("closed"),
+        // A server that closed before reading all we sent makes its kernel
+        // answer with a reset (RFC 1122 §4.2.2.13): closed all the same.
+        Err(e) if gone(&e) => println!("closed"),
+        Ok(Some(other)) => println!("unexpected after close: {other:?}"),
+        Err(e) => return Err(e),
     }
     Ok(())
 }
 
-/// Waits for the next frame and prints it, like `ws.on('message')`.
-fn print_next(ws: &mut BlockingClient) -> io::Result<()> {
-    match ws.recv()? {
-        Some(Message::Text(text)) => println!("text: {text}"),
-        Some(Message::Binary(bytes)) => println!("binary: {}", hex(&bytes)),
-        Some(Message::Ping(bytes)) => println!("ping: {}", String::from_utf8_lossy(&bytes)),
-        Some(Message::Pong(bytes)) => println!("pong: {}", String::from_utf8_lossy(&bytes)),
-        Some(Message::Close(Some((code, reason)))) => println!("close: {} {reason}", code.0),
-        Some(Message::Close(None)) => println!("close: no status"),
-        None => println!("closed"),
+/// The server has already closed the connection.
+fn gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// Prints what the server says, like `ws.on('message')`, until the answer
+/// to what we just sent arrives (`answers` says which that is) or two
+/// seconds pass: every wait is bounded, so a server that never answers
+/// cannot hang us. Returns `false` once the server's close frame came.
+fn print_until(ws: &mut BlockingClient, answers: impl Fn(&Message) -> bool) -> io::Result<bool> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            println!("(no answer within 2 s)");
+            return Ok(true);
+        }
+        ws.set_timeout(Some(left))?;
+        let message = match ws.recv() {
+            Ok(Some(message)) => message,
+            Ok(None) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the server closed")),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
+            Err(e) => return Err(e),
+        };
+        print(&message);
+        if matches!(message, Message::Close(_)) {
+            return Ok(false);
+        }
+        if answers(&message) {
+            return Ok(true);
+        }
     }
-    Ok(())
+}
+
+/// One message as the Node example would log it.
+fn print(message: &Message) {
+    match message {
+        Message::Text(text) => println!("text: {text}"),
+        Message::Binary(bytes) => println!("binary: {}", hex(bytes)),
+        Message::Ping(bytes) => println!("ping: {}", String::from_utf8_lossy(bytes)),
+        Message::Pong(bytes) => println!("pong: {}", String::from_utf8_lossy(bytes)),
+        Message::Close(Some((code, reason))) => println!("close: {} {reason}", code.0),
+        Message::Close(None) => println!("close: no status"),
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

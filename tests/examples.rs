@@ -284,6 +284,32 @@ fn ws_client_prints_the_echoes() {
 }
 
 #[test]
+fn ws_client_talks_to_servers_that_talk_first() {
+    // The clock pushes the time on its own and echoes nothing: every
+    // push is printed as it comes, each step waits for its own answer at
+    // most two seconds, and the close completes cleanly.
+    let (_server, addr) = Running::server("timer_push");
+    let url = format!("ws://{addr}/");
+    let (lines, success) = Running::start("ws_client", &[&url]).finish();
+    assert!(success, "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("text: server time: ")),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("text: Hello")), "{lines:?}");
+    assert_eq!(lines.last().map(String::as_str), Some("closed"), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("unexpected")), "{lines:?}");
+    // The chat greets and relays: its lines are printed, the close is clean.
+    let (_chat, addr) = Running::server("chat");
+    let url = format!("ws://{addr}/");
+    let (lines, success) = Running::start("ws_client", &[&url]).finish();
+    assert!(success, "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("Hello WebSocket!")), "{lines:?}");
+    assert_eq!(lines.last().map(String::as_str), Some("closed"), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("unexpected")), "{lines:?}");
+}
+
+#[test]
 fn timer_push_sends_the_time_every_second() {
     let (_server, addr) = Running::server("timer_push");
     let mut ws = ws_connect(addr, Some("echo-protocol"));
