@@ -139,7 +139,7 @@ impl Server {
         log::trace!("read: token {} {n} bytes", token.0);
         if self.shared.config.hexdump {
             log::info!(
-                "{} sent {n} bytes:\n{}",
+                "{} -> duplex, {n} bytes:\n{}",
                 conn.peer,
                 crate::hexdump::hexdump(bytes)
             );
@@ -241,6 +241,7 @@ impl Server {
         if matches!(conn.close, Close::Done(_)) {
             return;
         }
+        let peer = conn.peer;
         let Connection {
             socket,
             out,
@@ -249,6 +250,11 @@ impl Server {
             ..
         } = conn;
         let stats = &mut self.shared.stats;
+        let mut socket = Hexdump {
+            socket,
+            peer,
+            on: self.shared.config.hexdump,
+        };
         let result = match through {
             Some(Through { head, body }) => {
                 let body = match (body, &*protocol) {
@@ -257,10 +263,10 @@ impl Server {
                     (None, _) => &[],
                 };
                 stats.messages_out += 1;
-                Ok(out.write_through(socket, head, body))
+                Ok(out.write_through(&mut socket, head, body))
             }
             None if out.is_empty() => Ok(0),
-            None => out.write_to(socket),
+            None => out.write_to(&mut socket),
         };
         match result {
             Ok(n) => {
@@ -310,5 +316,50 @@ impl Server {
             );
             self.again.push(token);
         }
+    }
+}
+
+/// The socket as the write point sees it: with `--hexdump`, every byte
+/// that went out is shown, labelled with its direction, as reads are.
+struct Hexdump<'a> {
+    socket: &'a mut mio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    on: bool,
+}
+
+impl Hexdump<'_> {
+    fn show(&self, written: &[io::IoSlice], n: usize) {
+        let mut bytes = Vec::with_capacity(n);
+        for slice in written {
+            let take = (n - bytes.len()).min(slice.len());
+            bytes.extend_from_slice(&slice[..take]);
+        }
+        log::info!(
+            "duplex -> {}, {n} bytes:\n{}",
+            self.peer,
+            crate::hexdump::hexdump(&bytes)
+        );
+    }
+}
+
+impl io::Write for Hexdump<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.socket.write(buf)?;
+        if self.on && n > 0 {
+            self.show(&[io::IoSlice::new(buf)], n);
+        }
+        Ok(n)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice]) -> io::Result<usize> {
+        let n = self.socket.write_vectored(bufs)?;
+        if self.on && n > 0 {
+            self.show(bufs, n);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.socket.flush()
     }
 }

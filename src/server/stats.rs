@@ -136,20 +136,29 @@ pub(super) fn line(shared: &Shared) -> String {
     let hub = shared.hub.stats();
     let s = &shared.stats;
     format!(
-        "* stats: {} connections (telnet {}, websocket {}, http {}), {} members in {} rooms, \
+        "* stats: {} (telnet {}, websocket {}, http {}), {} in {}, \
 messages in {} out {}, bytes in {} out {}, up {}s",
-        s.open(),
+        counted(s.open(), "connection"),
         s.line,
         s.websocket_total(),
         s.http,
-        hub.members,
-        hub.rooms,
+        counted(hub.members, "member"),
+        counted(hub.rooms, "room"),
         s.messages_in,
         s.messages_out,
         s.bytes_in,
         s.bytes_out,
         shared.now.duration_since(s.started).as_secs()
     )
+}
+
+/// `1 room`, `2 rooms`.
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// `GET /stats`: the same numbers as JSON, written by hand.
