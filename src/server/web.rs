@@ -119,12 +119,9 @@ impl Server {
             ("GET" | "HEAD", _) if Endpoint::from_path(path).is_some() => {
                 // RFC 6455 §4.2.2 and RFC 9110 §15.5.22: this resource
                 // speaks WebSocket only.
-                Response::refusal(
-                    Status::UPGRADE_REQUIRED,
-                    &format!("{path} is a WebSocket endpoint: connect with ws://host{path}"),
-                )
-                .header("Upgrade", "websocket")
-                .header("Sec-WebSocket-Version", handshake::VERSION)
+                handshake::upgrade_required(&format!(
+                    "{path} is a WebSocket endpoint: connect with ws://host{path}"
+                ))
             }
             (_, "/" | "/healthz" | "/stats" | "/echo" | "/chat" | "/clock") => Response::refusal(
                 Status::METHOD_NOT_ALLOWED,

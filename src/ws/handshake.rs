@@ -76,13 +76,20 @@ impl HandshakeError {
                 Status::BAD_REQUEST,
                 "Sec-WebSocket-Key must be the base64 encoding of 16 bytes",
             ),
-            HandshakeError::UnsupportedVersion => {
-                Response::refusal(Status::UPGRADE_REQUIRED, "only WebSocket version 13 is supported")
-                    .header("Upgrade", "websocket")
-                    .header("Sec-WebSocket-Version", VERSION)
-            }
+            HandshakeError::UnsupportedVersion => upgrade_required("only WebSocket version 13 is supported"),
         }
     }
+}
+
+/// The 426 answer, for a plain request to a WebSocket-only resource and for
+/// a handshake in a version we do not speak. RFC 9110 §15.5.22: a 426 "MUST
+/// send an Upgrade header field to indicate the required protocol(s)", and
+/// §7.8 puts the `Upgrade` connection option beside it; RFC 6455 §4.4 adds
+/// the versions the server speaks. `why` becomes the text body.
+pub fn upgrade_required(why: &str) -> Response {
+    Response::refusal(Status::UPGRADE_REQUIRED, why)
+        .upgrade("websocket")
+        .header("Sec-WebSocket-Version", VERSION)
 }
 
 impl std::fmt::Display for HandshakeError {
@@ -147,8 +154,7 @@ pub fn select_protocol(request: &Request, supported: &[&'static str]) -> Option<
 /// The `101 Switching Protocols` answer.
 pub fn accept_response(key: &str, protocol: Option<&str>) -> Response {
     let mut response = Response::new(Status::SWITCHING_PROTOCOLS)
-        .header("Upgrade", "websocket")
-        .header("Connection", "Upgrade")
+        .upgrade("websocket")
         .header("Sec-WebSocket-Accept", &sec_websocket_accept(key));
     if let Some(protocol) = protocol {
         response = response.header("Sec-WebSocket-Protocol", protocol);
@@ -252,6 +258,11 @@ Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: ch
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 426 "));
         assert!(text.contains("Sec-WebSocket-Version: 13\r\n"));
+        // RFC 9110 §7.8: the Upgrade header comes with its connection option.
+        assert!(
+            text.contains("Upgrade: websocket\r\nConnection: Upgrade\r\n"),
+            "{text}"
+        );
     }
 
     #[test]
