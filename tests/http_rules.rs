@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{header_value, read_response, upgrade_request, web_connect, Duplex};
+use common::{header_value, read_response, upgrade_request, web_connect, Duplex, RawWs};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
@@ -31,6 +31,36 @@ fn assert_closed(stream: &mut TcpStream) {
         "bytes after the refusal: {:?}",
         String::from_utf8_lossy(&rest)
     );
+}
+
+// ---- RFC 6455 §11.3: fields that must not repeat ----------------------------
+
+#[test]
+fn repeated_sec_websocket_key_or_version_is_400() {
+    let server = Duplex::start(&[]);
+    let addr = server.http;
+    for (what, extra) in [
+        ("key", "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n"),
+        (
+            "same key twice",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+        ),
+        ("version", "Sec-WebSocket-Version: 13\r\n"),
+    ] {
+        let mut stream = web_connect(addr);
+        stream.write_all(&upgrade_request(addr, "/echo", extra)).unwrap();
+        let (status, head, body) = read_response(&mut stream);
+        assert_eq!(status, 400, "{what}: {head}");
+        assert!(
+            String::from_utf8_lossy(&body).contains("more than once"),
+            "{what}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert!(connection_has(&head, "close"), "{what}: {head}");
+        assert_closed(&mut stream);
+    }
+    // The standard handshake still opens.
+    RawWs::connect(addr, "/echo");
 }
 
 // ---- RFC 9110 §7.8: a 426 names its Upgrade in Connection ------------------

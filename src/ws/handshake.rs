@@ -56,6 +56,10 @@ pub enum HandshakeError {
     BadKey,
     /// §4.2.2: a version we do not speak; answered with the one we do.
     UnsupportedVersion,
+    /// §11.3.1 and §11.3.5: `Sec-WebSocket-Key` and `Sec-WebSocket-Version`
+    /// "MUST NOT appear more than once in an HTTP request". Two keys leave
+    /// the accept value ambiguous, so the request is refused, not guessed at.
+    Repeated(&'static str),
 }
 
 impl HandshakeError {
@@ -77,6 +81,10 @@ impl HandshakeError {
                 "Sec-WebSocket-Key must be the base64 encoding of 16 bytes",
             ),
             HandshakeError::UnsupportedVersion => upgrade_required("only WebSocket version 13 is supported"),
+            HandshakeError::Repeated(field) => Response::refusal(
+                Status::BAD_REQUEST,
+                &format!("{field} must not appear more than once (RFC 6455 §11.3)"),
+            ),
         }
     }
 }
@@ -100,6 +108,7 @@ impl std::fmt::Display for HandshakeError {
             HandshakeError::NoConnectionUpgrade => "Connection header without Upgrade",
             HandshakeError::BadKey => "bad Sec-WebSocket-Key",
             HandshakeError::UnsupportedVersion => "unsupported Sec-WebSocket-Version",
+            HandshakeError::Repeated(field) => return write!(f, "{field} more than once"),
         };
         f.write_str(text)
     }
@@ -119,6 +128,11 @@ pub fn validate(request: &Request) -> Result<String, HandshakeError> {
         .any(|v| has_token(v, "upgrade"))
     {
         return Err(HandshakeError::NoConnectionUpgrade);
+    }
+    for field in ["Sec-WebSocket-Key", "Sec-WebSocket-Version"] {
+        if request.headers_named(field).nth(1).is_some() {
+            return Err(HandshakeError::Repeated(field));
+        }
     }
     let version = request.header("sec-websocket-version").map(<[u8]>::trim_ascii);
     if version != Some(VERSION.as_bytes()) {
@@ -248,6 +262,26 @@ Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: ch
             (
                 RFC_REQUEST.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", ""),
                 HandshakeError::BadKey,
+            ),
+            // §11.3.1: the key "MUST NOT appear more than once", even twice
+            // the same; §11.3.5 says the same of the version.
+            (
+                RFC_REQUEST.replace(
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-key: x3JJHMbDL1EzLkh9GBhXDw==\r\n",
+                ),
+                HandshakeError::Repeated("Sec-WebSocket-Key"),
+            ),
+            (
+                RFC_REQUEST.replace(
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+                ),
+                HandshakeError::Repeated("Sec-WebSocket-Key"),
+            ),
+            (
+                RFC_REQUEST.replace("Version: 13\r\n", "Version: 13\r\nSec-WebSocket-Version: 13\r\n"),
+                HandshakeError::Repeated("Sec-WebSocket-Version"),
             ),
         ];
         for (text, expected) in cases {
