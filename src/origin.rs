@@ -13,7 +13,7 @@
 //!   name that resolves to 127.0.0.1 (DNS rebinding) would make a remote
 //!   page look same-origin.
 
-use crate::http::Request;
+use crate::http::{Authority, Request};
 
 /// Which origins and hosts the web door accepts; the default accepts
 /// only the built-in cases listed in the module docs.
@@ -70,56 +70,64 @@ impl OriginPolicy {
         }
     }
 
-    /// The DNS-rebinding guard, for every request on the web door.
+    /// The DNS-rebinding guard, for every request on the web door. It
+    /// checks the authority the request names ([`Request::authority`]:
+    /// the `Host` header, or the target's own in absolute-form), which the
+    /// request reader has already parsed, so `localhost@evil.example` or
+    /// `localhost, evil.example` never get this far.
     pub fn check_host(&self, request: &Request) -> Result<(), Forbidden> {
         if !self.loopback_only {
             return Ok(());
         }
-        // A missing Host is an HTTP/1.0 client; HTTP/1.1 without one is a
-        // malformed request, refused elsewhere.
-        let Some(host) = request.header("host") else {
+        // No authority: an HTTP/1.0 client without Host (HTTP/1.1 without
+        // one is refused by the reader).
+        let Some(authority) = &request.authority else {
             return Ok(());
         };
-        let host = String::from_utf8_lossy(host).to_ascii_lowercase();
-        let name = host_name(&host);
-        if is_loopback_name(name) || self.allow_hosts.iter().any(|h| h == name || *h == host) {
+        let name = authority.name();
+        let whole = authority.to_string();
+        if is_loopback_name(name) || self.allow_hosts.iter().any(|h| h == name || *h == whole) {
             Ok(())
         } else {
-            Err(Forbidden::Host(host))
+            Err(Forbidden::Host(whole))
         }
     }
 
     /// The cross-site guard, for WebSocket upgrades and other requests that
     /// act (`POST /send`).
     pub fn check_origin(&self, request: &Request) -> Result<(), Forbidden> {
-        let Some(origin) = request.header("origin") else {
+        let mut fields = request.headers_named("origin");
+        let Some(first) = fields.next() else {
             return Ok(());
         };
-        let origin = String::from_utf8_lossy(origin).trim().to_ascii_lowercase();
+        let origin = String::from_utf8_lossy(first).trim().to_ascii_lowercase();
+        // RFC 6454 §7.3: a user agent sends at most one Origin. Two are not
+        // a browser's, and the second must not get a say.
+        if fields.next().is_some() {
+            return Err(Forbidden::Origin(format!("{origin} (and another Origin header)")));
+        }
         if self.any_origin || origin == "null" || self.allow_origins.contains(&origin) {
             return Ok(());
         }
-        // scheme://host[:port]
-        let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
-        if is_loopback_name(host_name(authority)) {
+        // RFC 6454 §6.2: scheme "://" host [ ":" port ], nothing more.
+        let authority = origin
+            .split_once("://")
+            .and_then(|(_, rest)| Authority::parse(rest.as_bytes()).ok());
+        let Some(authority) = authority else {
+            return Err(Forbidden::Origin(origin));
+        };
+        if is_loopback_name(authority.name()) {
             return Ok(());
         }
-        // Same origin: the page was served by the Host the client asked for.
-        if let Some(host) = request.header("host") {
-            if authority.as_bytes().eq_ignore_ascii_case(host.trim_ascii()) {
-                return Ok(());
-            }
+        // Same origin: the page was served by the authority this request
+        // names. Host and port are compared, the scheme is not, so a page
+        // served through a TLS proxy (https://host, Host: host) still
+        // counts; a different host or port does not.
+        if request.authority.as_ref() == Some(&authority) {
+            return Ok(());
         }
         Err(Forbidden::Origin(origin))
     }
-}
-
-/// The host part of `host[:port]` or `[v6]:port`.
-fn host_name(authority: &str) -> &str {
-    if let Some(rest) = authority.strip_prefix('[') {
-        return rest.split_once(']').map_or(rest, |(v6, _)| v6);
-    }
-    authority.rsplit_once(':').map_or(authority, |(host, _)| host)
 }
 
 fn is_loopback_name(name: &str) -> bool {
@@ -189,5 +197,22 @@ mod tests {
         assert_eq!(with_host.check_host(&rebound), Ok(()));
         let public = OriginPolicy::new(&[], &[], false);
         assert_eq!(public.check_host(&rebound), Ok(()));
+
+        // RFC 9112 §3.2.2: an absolute-form target's authority replaces
+        // Host, so it is the one checked.
+        let limits = HeadLimits {
+            max_head: 8192,
+            max_headers: 64,
+            max_body: 0,
+        };
+        let absolute = RequestReader::new(limits)
+            .read(b"GET http://attacker.example:8080/ HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n")
+            .unwrap()
+            .1
+            .unwrap();
+        assert_eq!(
+            p.check_host(&absolute),
+            Err(Forbidden::Host("attacker.example:8080".into()))
+        );
     }
 }

@@ -7,9 +7,9 @@
 
 mod common;
 
-use common::{header_value, read_response, upgrade_request, web_connect, Duplex, RawWs};
+use common::{header_value, http_request, read_response, upgrade_request, web_connect, Duplex, RawWs};
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 
 /// Does a `Connection` header hold `token` (RFC 9110 §7.6.1: a list of
 /// case-insensitive options)?
@@ -31,6 +31,13 @@ fn assert_closed(stream: &mut TcpStream) {
         "bytes after the refusal: {:?}",
         String::from_utf8_lossy(&rest)
     );
+}
+
+/// One request on a fresh connection: the answer's status, head, and body
+/// as text.
+fn ask(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
+    let (status, head, body) = http_request(addr, request);
+    (status, head, String::from_utf8_lossy(&body).into_owned())
 }
 
 // ---- RFC 6455 §11.3: fields that must not repeat ----------------------------
@@ -120,4 +127,112 @@ fn every_426_carries_connection_upgrade() {
         "one Connection line: {head}"
     );
     assert_closed(&mut stream);
+}
+
+// ---- RFC 9112 §3.2, RFC 9110 §7.2: Host ----------------------------------------
+
+#[test]
+fn malformed_host_is_400() {
+    let server = Duplex::start(&[]);
+    let addr = server.http;
+    for (what, host_lines) in [
+        ("two Host lines", "Host: localhost\r\nHost: localhost\r\n"),
+        ("a list", "Host: localhost, 127.0.0.1\r\n"),
+        ("a list without space", "Host: localhost,localhost\r\n"),
+        ("userinfo", "Host: user@localhost\r\n"),
+        ("port that is not a number", "Host: localhost:http\r\n"),
+        ("port out of range", "Host: localhost:65536\r\n"),
+        ("port with a sign", "Host: localhost:+80\r\n"),
+        ("port without a host", "Host: :8080\r\n"),
+        ("empty Host with an origin-form target", "Host: \r\n"),
+        ("space inside", "Host: local host\r\n"),
+        ("unclosed IPv6 literal", "Host: [::1\r\n"),
+        ("missing", ""),
+    ] {
+        let request = format!("GET /healthz HTTP/1.1\r\n{host_lines}\r\n");
+        let mut stream = web_connect(addr);
+        stream.write_all(request.as_bytes()).unwrap();
+        let (status, head, body) = read_response(&mut stream);
+        assert_eq!(status, 400, "{what}: {head}");
+        assert!(!body.is_empty(), "{what}: a refusal says why");
+        assert_closed(&mut stream);
+    }
+    // Well-formed Hosts are served: an empty port is allowed by the
+    // grammar (RFC 3986 §3.2.3), letter case does not matter, and an
+    // IPv6 literal keeps its brackets.
+    for host in ["localhost", "LOCALHOST:8080", "127.0.0.1:", "[::1]:8080", "[::1]"] {
+        let request = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let (status, head, _) = ask(addr, request.as_bytes());
+        assert_eq!(status, 200, "{host}: {head}");
+    }
+}
+
+// ---- RFC 9112 §3.2.2-3.2.4: the other target forms ----------------------------
+
+#[test]
+fn absolute_form_targets_are_served_and_their_authority_is_checked() {
+    let server = Duplex::start(&[]);
+    let addr = server.http;
+    let request = format!("GET http://{addr}/healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let (status, head, body) = ask(addr, request.as_bytes());
+    assert_eq!((status, body.as_str()), (200, "ok\n"), "{head}");
+    // The scheme is case-insensitive, an empty path is `/`, and a query
+    // reaches the handler.
+    let request = format!("GET HTTP://{addr} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let (status, head, body) = ask(addr, request.as_bytes());
+    assert_eq!(status, 200, "{head}");
+    assert!(body.to_ascii_lowercase().contains("<html"), "the page");
+    let request = format!("GET http://{addr}/poll?room=abs HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let (status, head, body) = ask(addr, request.as_bytes());
+    assert_eq!(status, 200, "{head}");
+    assert!(body.contains("\"room\":\"abs\""), "{body}");
+
+    // The target's authority replaces Host, so the Host rules apply to it:
+    // a remote name is refused on loopback even with a loopback Host ...
+    let request = format!("GET http://evil.example/healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let (status, head, _) = ask(addr, request.as_bytes());
+    assert_eq!(status, 403, "{head}");
+    // ... and a malformed one is a bad request.
+    for target in [
+        format!("http://user@{addr}/healthz"),
+        format!("http://{}:99999/healthz", addr.ip()),
+        "http:///healthz".to_string(),
+        "ftp://localhost/healthz".to_string(),
+    ] {
+        let request = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        let (status, head, _) = ask(addr, request.as_bytes());
+        assert_eq!(status, 400, "{target}: {head}");
+    }
+}
+
+#[test]
+fn asterisk_form_and_authority_form() {
+    let server = Duplex::start(&[]);
+    let addr = server.http;
+    let (status, head, _) = ask(addr, b"OPTIONS * HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_eq!(status, 200, "{head}");
+    let allow = header_value(&head, "Allow").expect("OPTIONS * names the methods");
+    for method in ["GET", "HEAD", "POST", "OPTIONS"] {
+        assert!(allow.contains(method), "{allow}");
+    }
+    assert_eq!(
+        header_value(&head, "Content-Length").as_deref(),
+        Some("0"),
+        "{head}"
+    );
+    // `*` is for OPTIONS only.
+    let (status, head, _) = ask(addr, b"GET * HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_eq!(status, 400, "{head}");
+    // CONNECT asks for a tunnel: duplex is not a proxy.
+    let mut stream = web_connect(addr);
+    stream
+        .write_all(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        .unwrap();
+    let (status, head, body) = read_response(&mut stream);
+    assert_eq!(status, 501, "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("proxy"));
+    assert_closed(&mut stream);
+    // Authority-form with another method is malformed.
+    let (status, head, _) = ask(addr, b"GET localhost:80 HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_eq!(status, 400, "{head}");
 }

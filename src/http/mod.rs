@@ -1,5 +1,6 @@
 //! HTTP/1.1, just enough of it, sans-IO: a request reader that refuses
-//! oversized heads before buffering them and a response writer.
+//! oversized heads before buffering them, the request target and its
+//! authority, and a response writer.
 //!
 //! The web door uses it for the page, `/healthz`, `/stats`, the refusals,
 //! and the request that becomes a WebSocket (RFC 6455 §4: the opening
@@ -7,9 +8,11 @@
 
 pub mod request;
 pub mod response;
+pub mod target;
 
 pub use request::{HeadLimits, Request, RequestError, RequestReader};
 pub use response::{Response, Status};
+pub use target::{Authority, Target};
 
 /// Does a comma-separated header value (`Connection: keep-alive, Upgrade`)
 /// contain `token`, ignoring case? (RFC 9110 §5.6.1 lists; §7.6.1, §7.8

@@ -1,5 +1,11 @@
 //! Reading one HTTP/1.1 request: the head, then a `Content-Length` body.
 //!
+//! A head is only passed on once it holds together: a target in a form the
+//! method may use and one well-formed authority, from the target or from
+//! `Host` (RFC 9112 §3.2; see [`super::target`]). Everything after that,
+//! routing and policy, can then trust [`Request::authority`] and
+//! [`Request::path`].
+//!
 //! The reader looks for the blank line that ends the head *before* it asks
 //! httparse to parse anything, and it remembers how far it has looked. A
 //! peer that trickles its head one byte per read therefore costs one scan
@@ -7,6 +13,8 @@
 //! refused (431) as soon as it outgrows the limit, without waiting for its
 //! end, and nothing is buffered at all when a whole request arrives in one
 //! read.
+
+use super::target::{Authority, Target};
 
 /// Bounds on a request (see [`crate::config::Config`] for the defaults).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +51,15 @@ pub enum RequestError {
     },
     /// `Transfer-Encoding` bodies are not accepted; send a length (411).
     LengthRequired,
+    /// A request target in no form the method may use (RFC 9112 §3.2),
+    /// or with a malformed authority (400).
+    BadTarget(&'static str),
+    /// `Host` missing from HTTP/1.1, repeated, or not `host[:port]`: RFC
+    /// 9112 §3.2 says "A server MUST respond with a 400 (Bad Request)".
+    BadHost(&'static str),
+    /// CONNECT asks for a tunnel (RFC 9110 §9.3.6), a proxy's job; this
+    /// server supports it for no resource (501, RFC 9110 §15.6.2).
+    Connect,
 }
 
 impl RequestError {
@@ -53,7 +70,11 @@ impl RequestError {
             RequestError::HeadTooLarge { .. } | RequestError::TooManyHeaders { .. } => {
                 Status::REQUEST_HEADER_FIELDS_TOO_LARGE
             }
-            RequestError::Malformed(_) | RequestError::BadContentLength => Status::BAD_REQUEST,
+            RequestError::Malformed(_)
+            | RequestError::BadContentLength
+            | RequestError::BadTarget(_)
+            | RequestError::BadHost(_) => Status::BAD_REQUEST,
+            RequestError::Connect => Status::NOT_IMPLEMENTED,
             RequestError::BodyTooLarge { .. } => Status::PAYLOAD_TOO_LARGE,
             RequestError::LengthRequired => Status::LENGTH_REQUIRED,
         }
@@ -71,6 +92,11 @@ impl std::fmt::Display for RequestError {
             RequestError::LengthRequired => {
                 write!(f, "Transfer-Encoding is not accepted; send Content-Length")
             }
+            RequestError::BadTarget(why) => write!(f, "invalid request target: {why}"),
+            RequestError::BadHost(why) => write!(f, "invalid Host header: {why}"),
+            RequestError::Connect => {
+                write!(f, "CONNECT asks for a tunnel, and this server is not a proxy")
+            }
         }
     }
 }
@@ -80,7 +106,9 @@ impl std::fmt::Display for RequestError {
 pub struct Request {
     /// The method, case-sensitive as RFC 9110 §9.1 says (`GET`, not `get`).
     pub method: String,
-    /// The request target as sent: path and query (`/poll?room=lobby`).
+    /// The request target as sent: usually path and query
+    /// (`/poll?room=lobby`), or an absolute URI or `*` (see
+    /// [`Request::path`]).
     pub target: String,
     /// The minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
     pub version: u8,
@@ -91,6 +119,10 @@ pub struct Request {
     pub body: Vec<u8>,
     /// Bytes of head and body on the wire, for the byte counters.
     pub wire_len: usize,
+    /// The server this request names: the target's authority in
+    /// absolute-form, which replaces `Host` (RFC 9112 §3.2.2), else the
+    /// `Host` header. `None` only for HTTP/1.0 without `Host`.
+    pub authority: Option<Authority>,
 }
 
 impl Request {
@@ -108,14 +140,24 @@ impl Request {
             .map(|(_, v)| v.as_slice())
     }
 
-    /// The path without the query.
+    /// The path without the query, whatever the target's form: `/poll`
+    /// for `/poll?room=dev` and for `http://host/poll?room=dev` alike, `/`
+    /// for `http://host`, and `*` for a server-wide OPTIONS.
     pub fn path(&self) -> &str {
-        self.target.split_once('?').map_or(&self.target, |(path, _)| path)
+        match Target::parse(&self.method, &self.target) {
+            Ok(Target::Origin { path, .. } | Target::Absolute { path, .. }) => path,
+            Ok(Target::Asterisk) => "*",
+            // Not a form the reader lets through; no path to speak of.
+            Ok(Target::Authority(_)) | Err(_) => "",
+        }
     }
 
     /// The value of one query parameter, undecoded (`room=lobby`).
     pub fn query_param(&self, name: &str) -> Option<&str> {
-        let (_, query) = self.target.split_once('?')?;
+        let query = match Target::parse(&self.method, &self.target) {
+            Ok(Target::Origin { query, .. } | Target::Absolute { query, .. }) => query?,
+            _ => return None,
+        };
         query
             .split('&')
             .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
@@ -242,7 +284,8 @@ impl RequestReader {
         Ok((used, Some(*request)))
     }
 
-    fn begin_body(&mut self, request: Request) -> Result<(), RequestError> {
+    fn begin_body(&mut self, mut request: Request) -> Result<(), RequestError> {
+        request.authority = authority_of(&request)?;
         let remaining = body_length(&request, self.limits.max_body)?;
         self.stage = Stage::Body {
             request: Box::new(request),
@@ -296,7 +339,54 @@ fn parse_head(head: &[u8], limits: HeadLimits) -> Result<Request, RequestError> 
             .collect(),
         body: Vec::new(),
         wire_len: head.len(),
+        authority: None,
     })
+}
+
+/// Which server the request names, and whether its target and `Host`
+/// hold together (RFC 9112 §3.2, §3.3).
+fn authority_of(request: &Request) -> Result<Option<Authority>, RequestError> {
+    let target = Target::parse(&request.method, &request.target).map_err(RequestError::BadTarget)?;
+    if let Target::Authority(_) = target {
+        return Err(RequestError::Connect);
+    }
+    // §3.2: "A server MUST respond with a 400 (Bad Request) status code to
+    // any HTTP/1.1 request message that lacks a Host header field and to
+    // any request message that contains more than one Host header field
+    // line or a Host header field with an invalid field value."
+    let mut hosts = request.headers_named("host").map(<[u8]>::trim_ascii);
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(RequestError::BadHost("more than one (RFC 9112 §3.2)"));
+    }
+    if host.is_none() && request.version == 1 {
+        return Err(RequestError::BadHost(
+            "missing, and HTTP/1.1 requires one (RFC 9112 §3.2)",
+        ));
+    }
+    match target {
+        Target::Absolute { authority, .. } => {
+            // §3.2.2: the server "MUST ignore the received Host header field
+            // (if any) and instead use the host information of the
+            // request-target". Ignored, but still well-formed (§3.2).
+            if let Some(value) = host.filter(|v| !v.is_empty()) {
+                Authority::parse(value).map_err(RequestError::BadHost)?;
+            }
+            Authority::parse(authority.as_bytes())
+                .map(Some)
+                .map_err(RequestError::BadTarget)
+        }
+        _ => match host {
+            None => Ok(None),
+            // §3.2: a client sends an empty Host only when the target URI
+            // has no authority, and an http URI without one is invalid
+            // (RFC 9110 §4.2.1). Here it is the only place to find one.
+            Some([]) => Err(RequestError::BadHost(
+                "empty, so the request names no server (RFC 9110 §4.2.1)",
+            )),
+            Some(value) => Authority::parse(value).map(Some).map_err(RequestError::BadHost),
+        },
+    }
 }
 
 fn error_text(e: httparse::Error) -> &'static str {
@@ -341,6 +431,7 @@ fn body_length(request: &Request, max_body: usize) -> Result<usize, RequestError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::Status;
 
     const LIMITS: HeadLimits = HeadLimits {
         max_head: 8192,
@@ -402,19 +493,19 @@ Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
         for (head, error) in [
             (
-                &b"POST / HTTP/1.1\r\nContent-Length: 2000\r\n\r\n"[..],
+                &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n"[..],
                 RequestError::BodyTooLarge { limit: 1024 },
             ),
             (
-                b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
                 RequestError::BadContentLength,
             ),
             (
-                b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
                 RequestError::BadContentLength,
             ),
             (
-                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
                 RequestError::LengthRequired,
             ),
         ] {
@@ -449,6 +540,79 @@ Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
             RequestReader::new(LIMITS).read(b"\x16\x03\x01\r\n\r\n"),
             Err(RequestError::Malformed(_))
         ));
+    }
+
+    /// One request from one read, or its refusal.
+    fn read_one(bytes: &[u8]) -> Result<Request, RequestError> {
+        let (_, request) = RequestReader::new(LIMITS).read(bytes)?;
+        Ok(request.expect("a whole request"))
+    }
+
+    #[test]
+    fn targets_and_their_authority() {
+        // RFC 9112 §3.2.2's example: the absolute-form target's authority
+        // replaces Host, whatever Host says.
+        let r = read_one(
+            b"GET http://www.example.org/pub/WWW/TheProject.html?x=1 HTTP/1.1\r\nHost: other.example\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.path(), "/pub/WWW/TheProject.html");
+        assert_eq!(r.query_param("x"), Some("1"));
+        assert_eq!(r.target, "http://www.example.org/pub/WWW/TheProject.html?x=1");
+        assert_eq!(r.authority.unwrap().to_string(), "www.example.org");
+        // Origin-form: Host names the server.
+        let r = read_one(b"GET /where?q=now HTTP/1.1\r\nHost: www.example.org:8080\r\n\r\n").unwrap();
+        assert_eq!((r.path(), r.query_param("q")), ("/where", Some("now")));
+        let authority = r.authority.unwrap();
+        assert_eq!(
+            (authority.host.as_str(), authority.port),
+            ("www.example.org", Some(8080))
+        );
+        // §3.2.4's example.
+        let r = read_one(b"OPTIONS * HTTP/1.1\r\nHost: www.example.org\r\n\r\n").unwrap();
+        assert_eq!(r.path(), "*");
+        // HTTP/1.0 may leave Host out.
+        let r = read_one(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        assert_eq!(r.authority, None);
+        // An absolute-form target with an empty Host: the target names the
+        // server, so Host has nothing to add.
+        assert!(read_one(b"GET http://h/ HTTP/1.1\r\nHost:\r\n\r\n").is_ok());
+    }
+
+    #[test]
+    fn host_and_target_refusals() {
+        for (text, expected) in [
+            ("GET / HTTP/1.1\r\n\r\n", Status::BAD_REQUEST),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+                Status::BAD_REQUEST,
+            ),
+            (
+                "GET / HTTP/1.1\r\nhost: a\r\nHOST: b\r\n\r\n",
+                Status::BAD_REQUEST,
+            ),
+            ("GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", Status::BAD_REQUEST),
+            ("GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", Status::BAD_REQUEST),
+            ("GET / HTTP/1.1\r\nHost: a:b\r\n\r\n", Status::BAD_REQUEST),
+            ("GET / HTTP/1.1\r\nHost: a:70000\r\n\r\n", Status::BAD_REQUEST),
+            ("GET / HTTP/1.1\r\nHost:\r\n\r\n", Status::BAD_REQUEST),
+            ("GET / HTTP/1.0\r\nHost: a b\r\n\r\n", Status::BAD_REQUEST),
+            // Ignored in absolute-form, but still well-formed (§3.2).
+            ("GET http://h/ HTTP/1.1\r\nHost: u@h\r\n\r\n", Status::BAD_REQUEST),
+            ("GET http://u@h/ HTTP/1.1\r\nHost: h\r\n\r\n", Status::BAD_REQUEST),
+            ("GET http://h:x/ HTTP/1.1\r\nHost: h\r\n\r\n", Status::BAD_REQUEST),
+            ("GET http:/// HTTP/1.1\r\nHost: h\r\n\r\n", Status::BAD_REQUEST),
+            ("GET ftp://h/ HTTP/1.1\r\nHost: h\r\n\r\n", Status::BAD_REQUEST),
+            ("GET * HTTP/1.1\r\nHost: h\r\n\r\n", Status::BAD_REQUEST),
+            ("GET h:80 HTTP/1.1\r\nHost: h\r\n\r\n", Status::BAD_REQUEST),
+            (
+                "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n",
+                Status::NOT_IMPLEMENTED,
+            ),
+        ] {
+            let error = read_one(text.as_bytes()).expect_err(text);
+            assert_eq!(error.status(), expected, "{text}: {error}");
+        }
     }
 
     #[test]

@@ -45,6 +45,9 @@ impl Status {
     pub const UPGRADE_REQUIRED: Status = Status(426, "Upgrade Required");
     /// 431: the request head is over the limit (RFC 6585 §5).
     pub const REQUEST_HEADER_FIELDS_TOO_LARGE: Status = Status(431, "Request Header Fields Too Large");
+    /// 501: a method this server supports for no resource, such as
+    /// CONNECT, or a transfer coding it does not know (RFC 9110 §15.6.2).
+    pub const NOT_IMPLEMENTED: Status = Status(501, "Not Implemented");
     /// 503: full or shutting down; try again later (RFC 9110 §15.6.4).
     pub const SERVICE_UNAVAILABLE: Status = Status(503, "Service Unavailable");
 }

@@ -123,6 +123,8 @@ impl Server {
                     "{path} is a WebSocket endpoint: connect with ws://host{path}"
                 ))
             }
+            // RFC 9110 §9.3.7: `OPTIONS *` asks about the server as a whole.
+            ("OPTIONS", "*") => Response::new(Status::OK).header("Allow", "GET, HEAD, POST, OPTIONS"),
             (_, "/" | "/healthz" | "/stats" | "/echo" | "/chat" | "/clock") => Response::refusal(
                 Status::METHOD_NOT_ALLOWED,
                 &format!("{} is not allowed on {path}", request.method),
