@@ -29,7 +29,8 @@ pub struct Config {
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub max_connections: usize,
 
-    /// Largest HTTP request head, request line and headers (431 beyond).
+    /// Largest HTTP request head, request line and headers (431 beyond;
+    /// 414 when the request line alone is longer).
     /// nginx allows 1 KiB plus 8 KiB buffers, Node 16 KiB.
     #[arg(long, default_value = "8KiB", value_parser = parse_size, value_name = "SIZE")]
     pub max_head: usize,

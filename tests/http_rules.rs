@@ -236,3 +236,31 @@ fn asterisk_form_and_authority_form() {
     let (status, head, _) = ask(addr, b"GET localhost:80 HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!(status, 400, "{head}");
 }
+
+// ---- RFC 9112 §3, RFC 9110 §15.5.15: 414 --------------------------------------
+
+#[test]
+fn over_long_target_is_414_before_the_head_ends() {
+    let server = Duplex::start(&[]);
+    let addr = server.http;
+    // The request line alone passes the 8 KiB head limit, and nothing
+    // after it is sent: the answer must not wait for the rest.
+    let mut stream = web_connect(addr);
+    let line = format!("GET /{} HTTP/1.1", "a".repeat(9000));
+    stream.write_all(line.as_bytes()).unwrap();
+    let (status, head, body) = read_response(&mut stream);
+    assert_eq!(status, 414, "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("8192"), "names the limit");
+    assert!(connection_has(&head, "close"), "{head}");
+    // Whole, with headers after it, it is still 414, not 431.
+    let request = format!("{line}\r\nHost: localhost\r\n\r\n");
+    let (status, head, _) = ask(addr, request.as_bytes());
+    assert_eq!(status, 414, "{head}");
+    // Long headers after a short request line are still 431.
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(9000)
+    );
+    let (status, head, _) = ask(addr, request.as_bytes());
+    assert_eq!(status, 431, "{head}");
+}

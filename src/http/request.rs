@@ -10,9 +10,9 @@
 //! httparse to parse anything, and it remembers how far it has looked. A
 //! peer that trickles its head one byte per read therefore costs one scan
 //! of each byte and one parse in all, not a parse per byte. The head is
-//! refused (431) as soon as it outgrows the limit, without waiting for its
-//! end, and nothing is buffered at all when a whole request arrives in one
-//! read.
+//! refused as soon as it outgrows the limit, without waiting for its end
+//! (414 if the request line alone is that long, else 431), and nothing is
+//! buffered at all when a whole request arrives in one read.
 
 use super::target::{Authority, Target};
 
@@ -32,6 +32,12 @@ pub struct HeadLimits {
 pub enum RequestError {
     /// The head grew past `max_head` bytes (RFC 6585 §5: 431).
     HeadTooLarge {
+        /// The `max_head` in force, in bytes.
+        limit: usize,
+    },
+    /// The request line alone grew past `max_head` bytes: the target is
+    /// longer than this server parses (RFC 9112 §3, RFC 9110 §15.5.15: 414).
+    UriTooLong {
         /// The `max_head` in force, in bytes.
         limit: usize,
     },
@@ -70,6 +76,7 @@ impl RequestError {
             RequestError::HeadTooLarge { .. } | RequestError::TooManyHeaders { .. } => {
                 Status::REQUEST_HEADER_FIELDS_TOO_LARGE
             }
+            RequestError::UriTooLong { .. } => Status::URI_TOO_LONG,
             RequestError::Malformed(_)
             | RequestError::BadContentLength
             | RequestError::BadTarget(_)
@@ -85,6 +92,12 @@ impl std::fmt::Display for RequestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RequestError::HeadTooLarge { limit } => write!(f, "request head larger than {limit} bytes"),
+            RequestError::UriTooLong { limit } => {
+                write!(
+                    f,
+                    "request target too long: the request line passes {limit} bytes"
+                )
+            }
             RequestError::TooManyHeaders { limit } => write!(f, "more than {limit} header lines"),
             RequestError::Malformed(why) => write!(f, "malformed request: {why}"),
             RequestError::BadContentLength => write!(f, "invalid Content-Length"),
@@ -221,16 +234,10 @@ impl RequestReader {
                 // it lies.
                 match find_head_end(input, 0) {
                     Some(end) if end <= self.limits.max_head => head_end = end,
-                    Some(_) => {
-                        return Err(RequestError::HeadTooLarge {
-                            limit: self.limits.max_head,
-                        })
-                    }
+                    Some(_) => return Err(too_large(input, self.limits.max_head)),
                     None => {
                         if input.len() >= self.limits.max_head {
-                            return Err(RequestError::HeadTooLarge {
-                                limit: self.limits.max_head,
-                            });
+                            return Err(too_large(input, self.limits.max_head));
                         }
                         self.buf.extend_from_slice(input);
                         self.stage = Stage::Head { scanned: input.len() };
@@ -250,9 +257,7 @@ impl RequestReader {
                     Some(end) => head_end = end,
                     None => {
                         if self.buf.len() >= self.limits.max_head {
-                            return Err(RequestError::HeadTooLarge {
-                                limit: self.limits.max_head,
-                            });
+                            return Err(too_large(&self.buf, self.limits.max_head));
                         }
                         self.stage = Stage::Head {
                             scanned: self.buf.len(),
@@ -293,6 +298,29 @@ impl RequestReader {
         };
         Ok(())
     }
+}
+
+/// The head has outgrown `limit`: which limit does that break? If the
+/// request line alone is past it, it is the target that is too long
+/// (RFC 9112 §3: "A server that receives a request-target longer than any
+/// URI it wishes to parse MUST respond with a 414"); else the header
+/// fields are (431). Only the first `limit` bytes are looked at, so this
+/// is decided without waiting for the line to end.
+fn too_large(head: &[u8], limit: usize) -> RequestError {
+    let start = &head[..head.len().min(limit)];
+    // A method (RFC 9110 §9.1: a token) and its space, then no line end.
+    let method = start.iter().position(|&b| b == b' ').map(|space| &start[..space]);
+    let request_line = method.is_some_and(|m| !m.is_empty() && m.iter().all(|&b| is_tchar(b)));
+    if request_line && !start.contains(&b'\n') {
+        RequestError::UriTooLong { limit }
+    } else {
+        RequestError::HeadTooLarge { limit }
+    }
+}
+
+/// `tchar`, the characters of a token (RFC 9110 §5.6.2).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Finds the end of a head: the index just past the empty line that ends
@@ -529,6 +557,23 @@ Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
         assert!(reader.read(&[b'a'; 40]).unwrap().1.is_none());
         assert_eq!(
             reader.read(&[b'a'; 40]),
+            Err(RequestError::HeadTooLarge { limit: 64 })
+        );
+        // RFC 9112 §3: a request line alone past the limit is a 414, told
+        // before the line ends; a long header after a short line is a 431.
+        let mut reader = RequestReader::new(small);
+        assert!(reader.read(b"GET /aaaaaaaaaaaaaaaaaaaa").unwrap().1.is_none());
+        assert_eq!(
+            reader.read(&[b'a'; 60]),
+            Err(RequestError::UriTooLong { limit: 64 })
+        );
+        assert_eq!(
+            RequestReader::new(small)
+                .read(&[b"GET /".as_slice(), &[b'a'; 100], b" HTTP/1.1\r\n\r\n"].concat()),
+            Err(RequestError::UriTooLong { limit: 64 })
+        );
+        assert_eq!(
+            RequestReader::new(small).read(&[b"GET / HTTP/1.1\r\nX: ".as_slice(), &[b'a'; 100]].concat()),
             Err(RequestError::HeadTooLarge { limit: 64 })
         );
         let three = b"GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\n\r\n";

@@ -40,6 +40,8 @@ impl Status {
     pub const LENGTH_REQUIRED: Status = Status(411, "Length Required");
     /// 413: the body is over the limit; RFC 9110 §15.5.14 renamed it "Content Too Large".
     pub const PAYLOAD_TOO_LARGE: Status = Status(413, "Content Too Large");
+    /// 414: the request target is longer than the server parses (RFC 9110 §15.5.15).
+    pub const URI_TOO_LONG: Status = Status(414, "URI Too Long");
     /// 426: this path speaks WebSocket only, or a version we don't (RFC 9110 §15.5.22);
     /// built by [`crate::ws::handshake::upgrade_required`].
     pub const UPGRADE_REQUIRED: Status = Status(426, "Upgrade Required");
