@@ -40,6 +40,19 @@ fn ask(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
     (status, head, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// `hub.members` from `/stats`.
+fn hub_members(addr: SocketAddr) -> u64 {
+    let (status, _, body) = ask(addr, b"GET /stats HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_eq!(status, 200);
+    let needle = "\"hub\":{\"members\":";
+    let at = body.find(needle).expect("hub.members in /stats") + needle.len();
+    body[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a number")
+}
+
 // ---- RFC 6455 §11.3: fields that must not repeat ----------------------------
 
 #[test]
@@ -263,4 +276,103 @@ fn over_long_target_is_414_before_the_head_ends() {
     );
     let (status, head, _) = ask(addr, request.as_bytes());
     assert_eq!(status, 431, "{head}");
+}
+
+// ---- RFC 9112 §6: framing ---------------------------------------------------------
+
+#[test]
+fn transfer_codings_other_than_a_final_chunked_are_400_and_close() {
+    let server = Duplex::start(&[]);
+    let addr = server.http;
+    for (what, framing, expected) in [
+        ("gzip", "Transfer-Encoding: gzip\r\n", 400),
+        ("identity", "Transfer-Encoding: identity\r\n", 400),
+        ("chunked, gzip", "Transfer-Encoding: chunked, gzip\r\n", 400),
+        (
+            "chunked twice",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+            400,
+        ),
+        (
+            "both lengths (request smuggling)",
+            "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+            400,
+        ),
+        (
+            "a coding duplex does not know",
+            "Transfer-Encoding: gzip, chunked\r\n",
+            501,
+        ),
+    ] {
+        let request =
+            format!("POST /send HTTP/1.1\r\nHost: localhost\r\n{framing}\r\n5\r\nhello\r\n0\r\n\r\n");
+        let mut stream = web_connect(addr);
+        stream.write_all(request.as_bytes()).unwrap();
+        let (status, head, body) = read_response(&mut stream);
+        assert_eq!(status, expected, "{what}: {head}");
+        assert!(!body.is_empty(), "{what}: says why");
+        assert!(connection_has(&head, "close"), "{what}: {head}");
+        assert_closed(&mut stream);
+    }
+    assert_eq!(hub_members(addr), 0, "no refused request made a member");
+}
+
+#[test]
+fn chunked_post_send_is_read() {
+    let server = Duplex::start(&[]);
+    let addr = server.http;
+    // A member that listens, and its token.
+    let (status, _, body) = ask(addr, b"GET /poll HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_eq!(status, 200);
+    let token = body
+        .split("\"token\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a token")
+        .to_string();
+    // What `curl -T -` sends: chunks as the input arrives, one with an
+    // extension, then an empty trailer section. Sent in pieces, so the
+    // reader meets every boundary mid-read.
+    let mut stream = web_connect(addr);
+    let head = format!(
+        "POST /send?token={token} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\
+Content-Type: text/plain\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    for piece in [
+        &b"7\r\nhello,"[..],
+        b" \r\n",
+        b"C;note=x\r\nchunked ",
+        b"word\r\n",
+        b"0\r\nX-Checksum: 1\r\n\r\n",
+    ] {
+        stream.write_all(piece).unwrap();
+        stream.flush().unwrap();
+    }
+    let (status, head, _) = read_response(&mut stream);
+    assert_eq!(status, 200, "{head}");
+    // The line reached the room, and the connection still serves.
+    let poll = format!("GET /poll?token={token}&since=0 HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    stream.write_all(poll.as_bytes()).unwrap();
+    let (_, _, body) = read_response(&mut stream);
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("hello, chunked word"), "{body}");
+
+    // A chunk that outgrows the body limit is refused on its size line,
+    // before its data.
+    let server = Duplex::start(&["--max-body", "16"]);
+    let mut stream = web_connect(server.http);
+    stream
+        .write_all(b"POST /send HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n11\r\n")
+        .unwrap();
+    let (status, head, _) = read_response(&mut stream);
+    assert_eq!(status, 413, "{head}");
+    // A size that is not hex is malformed.
+    let mut stream = web_connect(server.http);
+    stream
+        .write_all(b"POST /send HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+        .unwrap();
+    let (status, head, _) = read_response(&mut stream);
+    assert_eq!(status, 400, "{head}");
+    assert_closed(&mut stream);
 }

@@ -6,6 +6,7 @@
 //! and the request that becomes a WebSocket (RFC 6455 §4: the opening
 //! handshake *is* an HTTP request).
 
+pub mod chunked;
 pub mod request;
 pub mod response;
 pub mod target;

@@ -1,4 +1,5 @@
-//! Reading one HTTP/1.1 request: the head, then a `Content-Length` body.
+//! Reading one HTTP/1.1 request: the head, then a body framed by
+//! `Content-Length` or by the chunked coding ([`super::chunked`]).
 //!
 //! A head is only passed on once it holds together: a target in a form the
 //! method may use and one well-formed authority, from the target or from
@@ -14,6 +15,7 @@
 //! (414 if the request line alone is that long, else 431), and nothing is
 //! buffered at all when a whole request arrives in one read.
 
+use super::chunked::ChunkedDecoder;
 use super::target::{Authority, Target};
 
 /// Bounds on a request (see [`crate::config::Config`] for the defaults).
@@ -23,7 +25,7 @@ pub struct HeadLimits {
     pub max_head: usize,
     /// Header lines.
     pub max_headers: usize,
-    /// A `Content-Length` body.
+    /// A body, `Content-Length` or chunked (decoded bytes).
     pub max_body: usize,
 }
 
@@ -55,8 +57,21 @@ pub enum RequestError {
         /// The `max_body` in force, in bytes.
         limit: usize,
     },
-    /// `Transfer-Encoding` bodies are not accepted; send a length (411).
-    LengthRequired,
+    /// Framing that cannot be trusted (RFC 9112 §6.1, §6.3): a
+    /// `Transfer-Encoding` whose final coding is not `chunked`, `chunked`
+    /// twice, `Transfer-Encoding` beside `Content-Length` (the classic
+    /// request smuggling pair), or in HTTP/1.0. Answered 400, then closed.
+    BadFraming(&'static str),
+    /// A transfer coding before `chunked` that this server does not
+    /// decode, such as `gzip` (RFC 9112 §6.1: 501).
+    UnsupportedTransferCoding,
+    /// A chunked body that breaks the grammar of RFC 9112 §7.1 (400).
+    BadChunk(&'static str),
+    /// A chunked body's trailer section grew past `max_head` bytes (431).
+    TrailersTooLarge {
+        /// The bound in force, in bytes.
+        limit: usize,
+    },
     /// A request target in no form the method may use (RFC 9112 §3.2),
     /// or with a malformed authority (400).
     BadTarget(&'static str),
@@ -73,17 +88,18 @@ impl RequestError {
     pub fn status(&self) -> super::Status {
         use super::Status;
         match self {
-            RequestError::HeadTooLarge { .. } | RequestError::TooManyHeaders { .. } => {
-                Status::REQUEST_HEADER_FIELDS_TOO_LARGE
-            }
+            RequestError::HeadTooLarge { .. }
+            | RequestError::TooManyHeaders { .. }
+            | RequestError::TrailersTooLarge { .. } => Status::REQUEST_HEADER_FIELDS_TOO_LARGE,
             RequestError::UriTooLong { .. } => Status::URI_TOO_LONG,
             RequestError::Malformed(_)
             | RequestError::BadContentLength
             | RequestError::BadTarget(_)
-            | RequestError::BadHost(_) => Status::BAD_REQUEST,
-            RequestError::Connect => Status::NOT_IMPLEMENTED,
+            | RequestError::BadHost(_)
+            | RequestError::BadFraming(_)
+            | RequestError::BadChunk(_) => Status::BAD_REQUEST,
+            RequestError::Connect | RequestError::UnsupportedTransferCoding => Status::NOT_IMPLEMENTED,
             RequestError::BodyTooLarge { .. } => Status::PAYLOAD_TOO_LARGE,
-            RequestError::LengthRequired => Status::LENGTH_REQUIRED,
         }
     }
 }
@@ -102,8 +118,13 @@ impl std::fmt::Display for RequestError {
             RequestError::Malformed(why) => write!(f, "malformed request: {why}"),
             RequestError::BadContentLength => write!(f, "invalid Content-Length"),
             RequestError::BodyTooLarge { limit } => write!(f, "body larger than {limit} bytes"),
-            RequestError::LengthRequired => {
-                write!(f, "Transfer-Encoding is not accepted; send Content-Length")
+            RequestError::BadFraming(why) => write!(f, "ambiguous body framing: {why}"),
+            RequestError::UnsupportedTransferCoding => {
+                write!(f, "only the chunked transfer coding is supported")
+            }
+            RequestError::BadChunk(why) => write!(f, "malformed chunked body: {why}"),
+            RequestError::TrailersTooLarge { limit } => {
+                write!(f, "chunked trailer section larger than {limit} bytes")
             }
             RequestError::BadTarget(why) => write!(f, "invalid request target: {why}"),
             RequestError::BadHost(why) => write!(f, "invalid Host header: {why}"),
@@ -128,7 +149,8 @@ pub struct Request {
     /// Header lines in order, names as sent. Values are bytes, not
     /// text: RFC 9110 §5.5 allows octets that are not UTF-8.
     pub headers: Vec<(String, Vec<u8>)>,
-    /// The `Content-Length` body; empty when there was none.
+    /// The body, with any chunked framing removed; empty when there was
+    /// none.
     pub body: Vec<u8>,
     /// Bytes of head and body on the wire, for the byte counters.
     pub wire_len: usize,
@@ -194,8 +216,17 @@ impl Request {
 enum Stage {
     /// Looking for the blank line; `scanned` bytes of `buf` hold no end.
     Head { scanned: usize },
-    /// The head is parsed; `remaining` body bytes are still to come.
-    Body { request: Box<Request>, remaining: usize },
+    /// The head is parsed; its body is arriving.
+    Body { request: Box<Request>, framing: Framing },
+}
+
+/// How the end of a body is found (RFC 9112 §6.3).
+#[derive(Debug)]
+enum Framing {
+    /// `Content-Length`: this many bytes are still to come.
+    Length { remaining: usize },
+    /// `Transfer-Encoding: chunked`: the decoder finds the end.
+    Chunked(ChunkedDecoder),
 }
 
 /// Reads requests one after the other from a connection's bytes.
@@ -271,30 +302,40 @@ impl RequestReader {
                 self.begin_body(request)?;
             }
         }
-        let Stage::Body { request, remaining } = &mut self.stage else {
+        let Stage::Body { request, framing } = &mut self.stage else {
             return Ok((used, None));
         };
-        let take = (*remaining).min(input.len() - used);
-        request.body.extend_from_slice(&input[used..used + take]);
-        *remaining -= take;
-        used += take;
-        if *remaining > 0 {
+        let rest = &input[used..];
+        let (taken, done) = match framing {
+            Framing::Length { remaining } => {
+                let take = (*remaining).min(rest.len());
+                request.body.extend_from_slice(&rest[..take]);
+                *remaining -= take;
+                (take, *remaining == 0)
+            }
+            Framing::Chunked(decoder) => {
+                let taken = decoder.decode(rest, &mut request.body)?;
+                (taken, decoder.is_done())
+            }
+        };
+        request.wire_len += taken;
+        used += taken;
+        if !done {
             return Ok((used, None));
         }
-        let Stage::Body { mut request, .. } = std::mem::replace(&mut self.stage, Stage::Head { scanned: 0 })
+        let Stage::Body { request, .. } = std::mem::replace(&mut self.stage, Stage::Head { scanned: 0 })
         else {
             unreachable!("matched Stage::Body just above");
         };
-        request.wire_len += request.body.len();
         Ok((used, Some(*request)))
     }
 
     fn begin_body(&mut self, mut request: Request) -> Result<(), RequestError> {
         request.authority = authority_of(&request)?;
-        let remaining = body_length(&request, self.limits.max_body)?;
+        let framing = framing(&request, self.limits)?;
         self.stage = Stage::Body {
             request: Box::new(request),
-            remaining,
+            framing,
         };
         Ok(())
     }
@@ -429,11 +470,72 @@ fn error_text(e: httparse::Error) -> &'static str {
     }
 }
 
-/// How many body bytes follow the head (RFC 9112 §6.3).
-fn body_length(request: &Request, max_body: usize) -> Result<usize, RequestError> {
-    if request.header("transfer-encoding").is_some() {
-        return Err(RequestError::LengthRequired);
+/// How the body's end will be found (RFC 9112 §6.3), refusing every
+/// framing that two readers could understand two ways: that is how one
+/// request hides inside another (request smuggling).
+fn framing(request: &Request, limits: HeadLimits) -> Result<Framing, RequestError> {
+    if request.header("transfer-encoding").is_none() {
+        let remaining = content_length(request, limits.max_body)?;
+        return Ok(Framing::Length { remaining });
     }
+    // §6.1: "A server or client that receives an HTTP/1.0 message
+    // containing a Transfer-Encoding header field MUST treat the message as
+    // if the framing is faulty".
+    if request.version == 0 {
+        return Err(RequestError::BadFraming(
+            "Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1)",
+        ));
+    }
+    // §6.1: a server may reject both together, and "MUST close the
+    // connection after responding to such a request" either way.
+    if request.header("content-length").is_some() {
+        return Err(RequestError::BadFraming(
+            "both Content-Length and Transfer-Encoding (RFC 9112 §6.1)",
+        ));
+    }
+    // The codings in the order they were applied, across every
+    // Transfer-Encoding line (RFC 9110 §5.3 lets a list be split).
+    let codings: Vec<&[u8]> = request
+        .headers_named("transfer-encoding")
+        .flat_map(|value| value.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|coding| !coding.is_empty())
+        .collect();
+    let chunked = |coding: &&[u8]| coding.eq_ignore_ascii_case(b"chunked");
+    match codings.split_last() {
+        Some((last, earlier)) if chunked(last) => {
+            // §7: "A sender MUST NOT apply the chunked transfer coding
+            // more than once to a message body".
+            if earlier.iter().any(chunked) {
+                return Err(RequestError::BadFraming(
+                    "chunked applied more than once (RFC 9112 §7)",
+                ));
+            }
+            // §6.1: a transfer coding the server does not understand
+            // "SHOULD" get 501. The body could be read, not understood.
+            if !earlier.is_empty() {
+                return Err(RequestError::UnsupportedTransferCoding);
+            }
+            // The trailer section is header fields, so the head's bound.
+            Ok(Framing::Chunked(ChunkedDecoder::new(
+                limits.max_body,
+                limits.max_head,
+            )))
+        }
+        // §6.3: "If a Transfer-Encoding header field is present in a
+        // request and the chunked transfer coding is not the final
+        // encoding, the message body length cannot be determined reliably;
+        // the server MUST respond with the 400 (Bad Request) status code
+        // and then close the connection."
+        _ => Err(RequestError::BadFraming(
+            "chunked must be the final transfer coding (RFC 9112 §6.3)",
+        )),
+    }
+}
+
+/// How many body bytes `Content-Length` announces (RFC 9112 §6.3), none
+/// when it is absent.
+fn content_length(request: &Request, max_body: usize) -> Result<usize, RequestError> {
     let mut lengths = request.headers_named("content-length");
     let Some(first) = lengths.next() else {
         return Ok(0);
@@ -532,13 +634,80 @@ Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
                 b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
                 RequestError::BadContentLength,
             ),
-            (
-                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
-                RequestError::LengthRequired,
-            ),
         ] {
             assert_eq!(RequestReader::new(LIMITS).read(head), Err(error));
         }
+    }
+
+    #[test]
+    fn chunked_bodies_in_any_split() {
+        // RFC 9112 §7.1: chunks, an extension, a trailer; then the next
+        // request, which must be left over.
+        let wire = b"POST /send HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+7\r\nhello, \r\n5;x=y\r\nworld\r\n0\r\nChecksum: 1\r\n\r\nGET /next HTTP/1.1\r\n";
+        for step in 1..wire.len() {
+            let mut reader = RequestReader::new(LIMITS);
+            let mut used = 0;
+            let mut request = None;
+            for piece in wire.chunks(step) {
+                let mut pos = 0;
+                while pos < piece.len() && request.is_none() {
+                    let (n, r) = reader.read(&piece[pos..]).unwrap();
+                    pos += n;
+                    request = r;
+                }
+                used += pos;
+                if request.is_some() {
+                    break;
+                }
+            }
+            let request = request.expect("a whole request");
+            assert_eq!(request.body, b"hello, world", "step {step}");
+            assert_eq!(request.wire_len, wire.len() - b"GET /next HTTP/1.1\r\n".len());
+            assert_eq!(&wire[used..], b"GET /next HTTP/1.1\r\n", "step {step}");
+        }
+    }
+
+    #[test]
+    fn framing_refusals() {
+        // RFC 9112 §6.1 and §6.3: every way to make the body's end
+        // ambiguous is a 400 (and a close); a coding not known is a 501.
+        for (framing, expected) in [
+            ("Transfer-Encoding: gzip\r\n", Status::BAD_REQUEST),
+            ("Transfer-Encoding: identity\r\n", Status::BAD_REQUEST),
+            ("Transfer-Encoding: chunked, gzip\r\n", Status::BAD_REQUEST),
+            ("Transfer-Encoding: chunked;x=1\r\n", Status::BAD_REQUEST),
+            ("Transfer-Encoding:\r\n", Status::BAD_REQUEST),
+            ("Transfer-Encoding: chunked, chunked\r\n", Status::BAD_REQUEST),
+            (
+                "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+                Status::BAD_REQUEST,
+            ),
+            (
+                "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n",
+                Status::BAD_REQUEST,
+            ),
+            (
+                "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n",
+                Status::BAD_REQUEST,
+            ),
+            ("Transfer-Encoding: gzip, chunked\r\n", Status::NOT_IMPLEMENTED),
+            (
+                "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+                Status::NOT_IMPLEMENTED,
+            ),
+        ] {
+            let text = format!("POST / HTTP/1.1\r\nHost: x\r\n{framing}\r\n");
+            let error = read_one(text.as_bytes()).expect_err(framing);
+            assert_eq!(error.status(), expected, "{framing}: {error}");
+        }
+        // HTTP/1.0 has no chunked coding (RFC 9112 §6.1).
+        let error = read_one(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").unwrap_err();
+        assert_eq!(error.status(), Status::BAD_REQUEST);
+        // Letter case and a split list are fine.
+        let r =
+            read_one(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: CHUNKED\r\n\r\n1\r\na\r\n0\r\n\r\n");
+        assert_eq!(r.unwrap().body, b"a");
     }
 
     #[test]

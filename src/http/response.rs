@@ -36,8 +36,6 @@ impl Status {
     pub const REQUEST_TIMEOUT: Status = Status(408, "Request Timeout");
     /// 410: the member token is unknown or expired, and will not come back (RFC 9110 §15.5.11).
     pub const GONE: Status = Status(410, "Gone");
-    /// 411: a body was sent without `Content-Length` (RFC 9110 §15.5.12).
-    pub const LENGTH_REQUIRED: Status = Status(411, "Length Required");
     /// 413: the body is over the limit; RFC 9110 §15.5.14 renamed it "Content Too Large".
     pub const PAYLOAD_TOO_LARGE: Status = Status(413, "Content Too Large");
     /// 414: the request target is longer than the server parses (RFC 9110 §15.5.15).
