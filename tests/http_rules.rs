@@ -7,9 +7,10 @@
 
 mod common;
 
-use common::{header_value, http_request, read_response, upgrade_request, web_connect, Duplex, RawWs};
+use common::{header_value, http_request, read_response, upgrade_request, web_connect, Duplex, RawWs, WAIT};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::time::Instant;
 
 /// Does a `Connection` header hold `token` (RFC 9110 §7.6.1: a list of
 /// case-insensitive options)?
@@ -278,6 +279,57 @@ fn over_long_target_is_414_before_the_head_ends() {
     assert_eq!(status, 431, "{head}");
 }
 
+// ---- RFC 9110 §10.1.1: Expect ---------------------------------------------------
+
+#[test]
+fn expect_100_continue_is_answered_before_the_body() {
+    let server = Duplex::start(&[]);
+    let addr = server.http;
+    let mut stream = web_connect(addr);
+    stream
+        .write_all(
+            b"POST /send HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
+Content-Length: 13\r\nExpect: 100-continue\r\n\r\n",
+        )
+        .unwrap();
+    // The client waits; the server must say go on, with nothing after it.
+    let (status, head, body) = read_response(&mut stream);
+    assert_eq!(status, 100, "{head}");
+    assert_eq!(head, "HTTP/1.1 100 Continue\r\n\r\n");
+    assert!(body.is_empty());
+    stream.write_all(b"hello, world\n").unwrap();
+    let (status, head, body) = read_response(&mut stream);
+    assert_eq!(status, 200, "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("\"token\""));
+
+    // A body the server would refuse anyway is refused at once, not
+    // invited.
+    let mut stream = web_connect(addr);
+    stream
+        .write_all(b"POST /send HTTP/1.1\r\nHost: localhost\r\nContent-Length: 999999999\r\nExpect: 100-continue\r\n\r\n")
+        .unwrap();
+    let (status, head, _) = read_response(&mut stream);
+    assert_eq!(status, 413, "{head}");
+
+    // An expectation the server cannot meet: 417, and a close, since the
+    // body may or may not follow.
+    let mut stream = web_connect(addr);
+    stream
+        .write_all(b"POST /send HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nExpect: 100-continue, x-tea=earl-grey\r\n\r\n")
+        .unwrap();
+    let (status, head, _) = read_response(&mut stream);
+    assert_eq!(status, 417, "{head}");
+    assert_closed(&mut stream);
+
+    // HTTP/1.0 knows no 1xx: the expectation is ignored (§10.1.1).
+    let mut stream = web_connect(addr);
+    stream
+        .write_all(b"POST /send HTTP/1.0\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nhi\n")
+        .unwrap();
+    let (status, head, _) = read_response(&mut stream);
+    assert_eq!(status, 200, "{head}");
+}
+
 // ---- RFC 9112 §6: framing ---------------------------------------------------------
 
 #[test]
@@ -375,4 +427,25 @@ Content-Type: text/plain\r\n\r\n"
     let (status, head, _) = read_response(&mut stream);
     assert_eq!(status, 400, "{head}");
     assert_closed(&mut stream);
+}
+
+// ---- Keep-alive after an interim answer ---------------------------------------------
+
+#[test]
+fn a_stalled_expect_body_still_times_out() {
+    // An invited body that never comes is the slowloris case again: the
+    // request deadline still ends it.
+    let server = Duplex::start(&["--handshake-timeout", "1s"]);
+    let mut stream = web_connect(server.http);
+    stream
+        .write_all(
+            b"POST /send HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        )
+        .unwrap();
+    let started = Instant::now();
+    let (status, _, _) = read_response(&mut stream);
+    assert_eq!(status, 100);
+    let (status, head, _) = read_response(&mut stream);
+    assert_eq!(status, 408, "{head}");
+    assert!(started.elapsed() < WAIT);
 }

@@ -11,7 +11,7 @@ pub mod request;
 pub mod response;
 pub mod target;
 
-pub use request::{HeadLimits, Request, RequestError, RequestReader};
+pub use request::{HeadLimits, Request, RequestError, RequestReader, CONTINUE};
 pub use response::{Response, Status};
 pub use target::{Authority, Target};
 

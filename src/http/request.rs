@@ -65,6 +65,8 @@ pub enum RequestError {
     /// A transfer coding before `chunked` that this server does not
     /// decode, such as `gzip` (RFC 9112 §6.1: 501).
     UnsupportedTransferCoding,
+    /// An `Expect` other than `100-continue` (RFC 9110 §10.1.1: 417).
+    ExpectationFailed,
     /// A chunked body that breaks the grammar of RFC 9112 §7.1 (400).
     BadChunk(&'static str),
     /// A chunked body's trailer section grew past `max_head` bytes (431).
@@ -100,6 +102,7 @@ impl RequestError {
             | RequestError::BadChunk(_) => Status::BAD_REQUEST,
             RequestError::Connect | RequestError::UnsupportedTransferCoding => Status::NOT_IMPLEMENTED,
             RequestError::BodyTooLarge { .. } => Status::PAYLOAD_TOO_LARGE,
+            RequestError::ExpectationFailed => Status::EXPECTATION_FAILED,
         }
     }
 }
@@ -122,6 +125,7 @@ impl std::fmt::Display for RequestError {
             RequestError::UnsupportedTransferCoding => {
                 write!(f, "only the chunked transfer coding is supported")
             }
+            RequestError::ExpectationFailed => write!(f, "the only expectation met here is 100-continue"),
             RequestError::BadChunk(why) => write!(f, "malformed chunked body: {why}"),
             RequestError::TrailersTooLarge { limit } => {
                 write!(f, "chunked trailer section larger than {limit} bytes")
@@ -236,7 +240,12 @@ pub struct RequestReader {
     /// A head (or body) split across reads. Empty between requests.
     buf: Vec<u8>,
     stage: Stage,
+    /// A `100 Continue` is owed (see [`RequestReader::take_interim`]).
+    continue_due: bool,
 }
+
+/// The interim answer that invites a waiting body (RFC 9110 §15.2.1).
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 impl RequestReader {
     /// A reader waiting for the first request, bounded by `limits`.
@@ -245,7 +254,18 @@ impl RequestReader {
             limits,
             buf: Vec::new(),
             stage: Stage::Head { scanned: 0 },
+            continue_due: false,
         }
+    }
+
+    /// The bytes of an interim answer the caller should send now, once: a
+    /// `100 Continue` when the last [`RequestReader::read`] parsed the head
+    /// of a request that says `Expect: 100-continue` and whose body has
+    /// not started to arrive. RFC 9110 §10.1.1: such a client may wait for
+    /// it before it sends the body. A request refused on its head is
+    /// refused by `read` at once instead, and the body never invited.
+    pub fn take_interim(&mut self) -> Option<&'static [u8]> {
+        std::mem::take(&mut self.continue_due).then_some(CONTINUE)
     }
 
     /// Has part of a request arrived?
@@ -320,6 +340,11 @@ impl RequestReader {
         };
         request.wire_len += taken;
         used += taken;
+        if taken > 0 {
+            // §10.1.1: a server "MAY omit sending a 100 (Continue) response
+            // if it has already received some or all of the content".
+            self.continue_due = false;
+        }
         if !done {
             return Ok((used, None));
         }
@@ -333,6 +358,11 @@ impl RequestReader {
     fn begin_body(&mut self, mut request: Request) -> Result<(), RequestError> {
         request.authority = authority_of(&request)?;
         let framing = framing(&request, self.limits)?;
+        let has_body = !matches!(framing, Framing::Length { remaining: 0 });
+        // RFC 9110 §7.8: with Upgrade too, "the server MUST send a 100
+        // (Continue) response before sending a 101".
+        let upgrade = request.header("upgrade").is_some();
+        self.continue_due = expects_continue(&request)? && (has_body || upgrade);
         self.stage = Stage::Body {
             request: Box::new(request),
             framing,
@@ -531,6 +561,31 @@ fn framing(request: &Request, limits: HeadLimits) -> Result<Framing, RequestErro
             "chunked must be the final transfer coding (RFC 9112 §6.3)",
         )),
     }
+}
+
+/// Does the request wait for `100 Continue` (RFC 9110 §10.1.1)? The only
+/// expectation defined is `100-continue` (case-insensitive); any other is
+/// one this server cannot meet, answered 417.
+fn expects_continue(request: &Request) -> Result<bool, RequestError> {
+    // §10.1.1: "A server that receives a 100-continue expectation in an
+    // HTTP/1.0 request MUST ignore that expectation." HTTP/1.0 has no 1xx
+    // answers and no Expect, so any expectation there is ignored.
+    if request.version == 0 {
+        return Ok(false);
+    }
+    let mut expects = false;
+    for member in request
+        .headers_named("expect")
+        .flat_map(|value| value.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|member| !member.is_empty())
+    {
+        if !member.eq_ignore_ascii_case(b"100-continue") {
+            return Err(RequestError::ExpectationFailed);
+        }
+        expects = true;
+    }
+    Ok(expects)
 }
 
 /// How many body bytes `Content-Length` announces (RFC 9112 §6.3), none
@@ -827,6 +882,71 @@ Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
             let error = read_one(text.as_bytes()).expect_err(text);
             assert_eq!(error.status(), expected, "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn expect_100_continue() {
+        // RFC 9110 §10.1.1: the head arrives alone, so the body is invited,
+        // once.
+        let mut reader = RequestReader::new(LIMITS);
+        let head = b"PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-Continue\r\n\r\n";
+        assert_eq!(reader.read(head).unwrap(), (head.len(), None));
+        assert_eq!(reader.take_interim(), Some(CONTINUE));
+        assert_eq!(reader.take_interim(), None);
+        assert_eq!(reader.read(b"hello").unwrap().1.unwrap().body, b"hello");
+        assert_eq!(reader.take_interim(), None);
+
+        // The same bytes as the response writer makes for 100.
+        let mut out = Vec::new();
+        super::super::Response::new(Status::CONTINUE).encode(&mut out);
+        assert_eq!(out, CONTINUE);
+
+        let interim = |text: &str| {
+            let mut reader = RequestReader::new(LIMITS);
+            reader.read(text.as_bytes()).map(|_| reader.take_interim())
+        };
+        // Chunked bodies are invited too.
+        assert_eq!(
+            interim(
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n"
+            ),
+            Ok(Some(CONTINUE))
+        );
+        // The body came with the head, or there is none: nothing to invite.
+        assert_eq!(
+            interim("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nhi"),
+            Ok(None)
+        );
+        assert_eq!(
+            interim("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n"),
+            Ok(None)
+        );
+        // RFC 9110 §7.8: an Upgrade with 100-continue gets the 100 first.
+        assert_eq!(
+            interim("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nExpect: 100-continue\r\n\r\n"),
+            Ok(Some(CONTINUE))
+        );
+        // HTTP/1.0: ignored, whatever it says.
+        assert_eq!(
+            interim("POST / HTTP/1.0\r\nContent-Length: 2\r\nExpect: 100-continue, x-other\r\n\r\n"),
+            Ok(None)
+        );
+        // Anything but 100-continue is an expectation not met: 417.
+        for expect in [
+            "x-other",
+            "100-continue, x-other",
+            "100-continue=1",
+            "100-continue;q=1",
+        ] {
+            let text = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: {expect}\r\n\r\n");
+            let error = interim(&text).unwrap_err();
+            assert_eq!(error.status(), Status::EXPECTATION_FAILED, "{expect}");
+        }
+        // A body that will be refused is refused at once, not invited.
+        assert_eq!(
+            interim("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n"),
+            Err(RequestError::BodyTooLarge { limit: 1024 })
+        );
     }
 
     #[test]

@@ -40,6 +40,8 @@ impl Status {
     pub const PAYLOAD_TOO_LARGE: Status = Status(413, "Content Too Large");
     /// 414: the request target is longer than the server parses (RFC 9110 §15.5.15).
     pub const URI_TOO_LONG: Status = Status(414, "URI Too Long");
+    /// 417: an `Expect` the server cannot meet (RFC 9110 §15.5.18).
+    pub const EXPECTATION_FAILED: Status = Status(417, "Expectation Failed");
     /// 426: this path speaks WebSocket only, or a version we don't (RFC 9110 §15.5.22);
     /// built by [`crate::ws::handshake::upgrade_required`].
     pub const UPGRADE_REQUIRED: Status = Status(426, "Upgrade Required");

@@ -42,12 +42,17 @@ impl Server {
                     self.respond(token, response);
                     return input.len();
                 }
-                Ok((used, None)) => {
+                Ok((used, request)) => {
                     pos += used;
-                }
-                Ok((used, Some(request))) => {
-                    pos += used;
-                    self.route(token, request);
+                    // RFC 9110 §10.1.1: a client that sent `Expect:
+                    // 100-continue` may wait for this before its body.
+                    if let Some(interim) = http.reader.take_interim() {
+                        conn.out.push_bytes(interim);
+                        self.mark_dirty(token);
+                    }
+                    if let Some(request) = request {
+                        self.route(token, request);
+                    }
                 }
             }
         }
