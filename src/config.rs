@@ -105,9 +105,10 @@ pub struct Config {
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "TIME")]
     pub shutdown_timeout: Duration,
 
-    /// A browser Origin allowed to open WebSockets besides the defaults
-    /// (none, `null`, loopback, the Host asked for). Repeatable; `*` allows
-    /// any origin.
+    /// A browser Origin allowed besides the defaults (none, loopback, the
+    /// Host asked for, and `null` for WebSockets only). Repeatable; `null`
+    /// lets pages opened from disk (and sandboxed frames) post too; `*`
+    /// allows any origin.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     pub allow_origins: Vec<String>,
 

@@ -429,7 +429,36 @@ Content-Type: text/plain\r\n\r\n"
     assert_closed(&mut stream);
 }
 
-// ---- Keep-alive after an interim answer ---------------------------------------------
+// ---- Origin: which pages may act ---------------------------------------------
+
+#[test]
+fn a_form_post_from_origin_null_is_403_and_makes_no_member() {
+    let server = Duplex::start(&[]);
+    let addr = server.http;
+    // A sandboxed iframe on any site sends `Origin: null`, and a text/plain
+    // form needs no CORS preflight.
+    let form = b"POST /send HTTP/1.1\r\nHost: localhost\r\nOrigin: null\r\n\
+Content-Type: text/plain\r\nContent-Length: 18\r\n\r\n/nick pwned\nhello\n";
+    let mut stream = web_connect(addr);
+    stream.write_all(form).unwrap();
+    let (status, head, body) = read_response(&mut stream);
+    assert_eq!(status, 403, "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("--allow-origin null"));
+    assert_eq!(hub_members(addr), 0, "the refused post made no member");
+
+    // A WebSocket from a page opened from disk still opens.
+    let mut ws = RawWs::connect_with(addr, &upgrade_request(addr, "/echo", "Origin: null\r\n"));
+    ws.send_frame(true, 0x1, b"from a file");
+    assert_eq!(ws.read_frame().expect("the echo").payload, b"from a file");
+
+    // Asked for, `null` may post.
+    let server = Duplex::start(&["--allow-origin", "null"]);
+    let (status, head, _) = ask(server.http, form);
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(hub_members(server.http), 1);
+}
+
+// ---- A body invited and never sent ----------------------------------------------
 
 #[test]
 fn a_stalled_expect_body_still_times_out() {

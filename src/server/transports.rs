@@ -210,8 +210,8 @@ impl Server {
     pub(super) fn send_line(&mut self, token: Token, request: &Request) {
         self.count_request(token, Via::Send, request);
         // A page on another site must not post into the chat as the user
-        // (cross-site request forgery): the same origin rule as WebSocket.
-        if let Err(forbidden) = self.policy.check_origin(request) {
+        // (cross-site request forgery); `Origin: null` included.
+        if let Err(forbidden) = self.policy.check_origin(request, crate::origin::Purpose::Action) {
             return self.respond(
                 token,
                 Response::refusal(Status::FORBIDDEN, &forbidden.to_string()).close(true),

@@ -189,7 +189,10 @@ impl Server {
             return self.respond(token, Response::refusal(Status::NOT_FOUND, &why).close(true));
         };
         // Cross-site WebSocket hijacking guard (RFC 6455 §10.2).
-        if let Err(forbidden) = self.policy.check_origin(request) {
+        if let Err(forbidden) = self
+            .policy
+            .check_origin(request, crate::origin::Purpose::WebSocket)
+        {
             log::warn!("{peer}: refused WebSocket: {forbidden}");
             return self.respond(
                 token,
