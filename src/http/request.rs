@@ -21,7 +21,8 @@ use super::target::{Authority, Target};
 /// Bounds on a request (see [`crate::config::Config`] for the defaults).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeadLimits {
-    /// Request line plus headers plus the blank line, in bytes.
+    /// Request line plus headers plus the blank line, in bytes; also the
+    /// bound on a chunked body's trailer section.
     pub max_head: usize,
     /// Header lines.
     pub max_headers: usize,
@@ -30,6 +31,9 @@ pub struct HeadLimits {
 }
 
 /// Why a request is refused; [`RequestError::status`] names the answer.
+/// In the order the reader meets them: the head's size, its syntax, its
+/// target and `Host`, the body's framing, `Expect`, then the body itself.
+/// The web door answers every one and closes the connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RequestError {
     /// The head grew past `max_head` bytes (RFC 6585 §5: 431).
@@ -50,30 +54,6 @@ pub enum RequestError {
     },
     /// Not HTTP/1.x syntax at all (400), with httparse's reason.
     Malformed(&'static str),
-    /// A `Content-Length` that is not one decimal number (RFC 9112 §6.3).
-    BadContentLength,
-    /// A body larger than `max_body` (413).
-    BodyTooLarge {
-        /// The `max_body` in force, in bytes.
-        limit: usize,
-    },
-    /// Framing that cannot be trusted (RFC 9112 §6.1, §6.3): a
-    /// `Transfer-Encoding` whose final coding is not `chunked`, `chunked`
-    /// twice, `Transfer-Encoding` beside `Content-Length` (the classic
-    /// request smuggling pair), or in HTTP/1.0. Answered 400, then closed.
-    BadFraming(&'static str),
-    /// A transfer coding before `chunked` that this server does not
-    /// decode, such as `gzip` (RFC 9112 §6.1: 501).
-    UnsupportedTransferCoding,
-    /// An `Expect` other than `100-continue` (RFC 9110 §10.1.1: 417).
-    ExpectationFailed,
-    /// A chunked body that breaks the grammar of RFC 9112 §7.1 (400).
-    BadChunk(&'static str),
-    /// A chunked body's trailer section grew past `max_head` bytes (431).
-    TrailersTooLarge {
-        /// The bound in force, in bytes.
-        limit: usize,
-    },
     /// A request target in no form the method may use (RFC 9112 §3.2),
     /// or with a malformed authority (400).
     BadTarget(&'static str),
@@ -83,6 +63,31 @@ pub enum RequestError {
     /// CONNECT asks for a tunnel (RFC 9110 §9.3.6), a proxy's job; this
     /// server supports it for no resource (501, RFC 9110 §15.6.2).
     Connect,
+    /// A `Content-Length` that is not one decimal number (RFC 9112 §6.3).
+    BadContentLength,
+    /// Framing that cannot be trusted (RFC 9112 §6.1, §6.3): a
+    /// `Transfer-Encoding` whose final coding is not `chunked`, `chunked`
+    /// twice, `Transfer-Encoding` beside `Content-Length` (the classic
+    /// request smuggling pair), or in HTTP/1.0 (400).
+    BadFraming(&'static str),
+    /// A transfer coding before `chunked` that this server does not
+    /// decode, such as `gzip` (RFC 9112 §6.1: 501).
+    UnsupportedTransferCoding,
+    /// A body larger than `max_body`, announced by `Content-Length` or by
+    /// a chunk's size line (413).
+    BodyTooLarge {
+        /// The `max_body` in force, in bytes.
+        limit: usize,
+    },
+    /// An `Expect` other than `100-continue` (RFC 9110 §10.1.1: 417).
+    ExpectationFailed,
+    /// A chunked body that breaks the grammar of RFC 9112 §7.1 (400).
+    BadChunk(&'static str),
+    /// A chunked body's trailer section grew past `max_head` bytes (431).
+    TrailersTooLarge {
+        /// The bound in force, in bytes.
+        limit: usize,
+    },
 }
 
 impl RequestError {
@@ -95,9 +100,9 @@ impl RequestError {
             | RequestError::TrailersTooLarge { .. } => Status::REQUEST_HEADER_FIELDS_TOO_LARGE,
             RequestError::UriTooLong { .. } => Status::URI_TOO_LONG,
             RequestError::Malformed(_)
-            | RequestError::BadContentLength
             | RequestError::BadTarget(_)
             | RequestError::BadHost(_)
+            | RequestError::BadContentLength
             | RequestError::BadFraming(_)
             | RequestError::BadChunk(_) => Status::BAD_REQUEST,
             RequestError::Connect | RequestError::UnsupportedTransferCoding => Status::NOT_IMPLEMENTED,
@@ -119,21 +124,19 @@ impl std::fmt::Display for RequestError {
             }
             RequestError::TooManyHeaders { limit } => write!(f, "more than {limit} header lines"),
             RequestError::Malformed(why) => write!(f, "malformed request: {why}"),
+            RequestError::BadTarget(why) => write!(f, "invalid request target: {why}"),
+            RequestError::BadHost(why) => write!(f, "invalid Host header: {why}"),
+            RequestError::Connect => write!(f, "CONNECT asks for a tunnel, and this server is not a proxy"),
             RequestError::BadContentLength => write!(f, "invalid Content-Length"),
-            RequestError::BodyTooLarge { limit } => write!(f, "body larger than {limit} bytes"),
             RequestError::BadFraming(why) => write!(f, "ambiguous body framing: {why}"),
             RequestError::UnsupportedTransferCoding => {
                 write!(f, "only the chunked transfer coding is supported")
             }
+            RequestError::BodyTooLarge { limit } => write!(f, "body larger than {limit} bytes"),
             RequestError::ExpectationFailed => write!(f, "the only expectation met here is 100-continue"),
             RequestError::BadChunk(why) => write!(f, "malformed chunked body: {why}"),
             RequestError::TrailersTooLarge { limit } => {
                 write!(f, "chunked trailer section larger than {limit} bytes")
-            }
-            RequestError::BadTarget(why) => write!(f, "invalid request target: {why}"),
-            RequestError::BadHost(why) => write!(f, "invalid Host header: {why}"),
-            RequestError::Connect => {
-                write!(f, "CONNECT asks for a tunnel, and this server is not a proxy")
             }
         }
     }
