@@ -18,7 +18,7 @@
 //! to answer; only `drive` touches the socket. (No Origin check here: see
 //! `src/origin.rs` for why a real server needs one, §10.2.)
 
-use duplex::http::{HeadLimits, RequestReader, Response, Status};
+use duplex::http::{HeadLimits, RequestReader, Response};
 use duplex::outq::OutQueue;
 use duplex::ws::close::close_payload;
 use duplex::ws::{encode_frame, handshake, CloseCode, Decoder, Event, Limits, Opcode, Role};
@@ -195,9 +195,7 @@ impl Conn {
 /// HTTP refusal that says why (§4.2.2).
 fn answer_handshake(request: &duplex::http::Request, out: &mut OutQueue) -> Phase {
     if !handshake::is_upgrade(request) {
-        let refusal = Response::refusal(Status::UPGRADE_REQUIRED, "this is a WebSocket server")
-            .header("Upgrade", "websocket")
-            .close(true);
+        let refusal = handshake::upgrade_required("this is a WebSocket server").close(true);
         out.encode_with(|out| refusal.encode(out));
         return Phase::Closing;
     }

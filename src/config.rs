@@ -47,7 +47,8 @@ pub struct Config {
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub max_connections: usize,
 
-    /// Largest HTTP request head, request line and headers (431 beyond).
+    /// Largest HTTP request head, request line and headers (431 beyond;
+    /// 414 when the request line alone is longer).
     /// nginx allows 1 KiB plus 8 KiB buffers, Node 16 KiB.
     #[arg(long, default_value = "8KiB", value_parser = parse_size, value_name = "SIZE")]
     pub max_head: usize,
@@ -122,9 +123,10 @@ pub struct Config {
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "TIME")]
     pub shutdown_timeout: Duration,
 
-    /// A browser Origin allowed to open WebSockets besides the defaults
-    /// (none, `null`, loopback, the Host asked for). Repeatable; `*` allows
-    /// any origin.
+    /// A browser Origin allowed besides the defaults (none, loopback, the
+    /// Host asked for, and `null` for WebSockets only). Repeatable; `null`
+    /// lets pages opened from disk (and sandboxed frames) post too; `*`
+    /// allows any origin.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     pub allow_origins: Vec<String>,
 

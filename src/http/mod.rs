@@ -1,16 +1,20 @@
 //! HTTP/1.1, just enough of it, sans-IO: a request reader that refuses
-//! oversized heads before buffering them and a response writer.
+//! oversized heads before buffering them, the request target and its
+//! authority, and a response writer.
 //!
 //! The web door uses it for the page, `/healthz`, `/stats`, the refusals,
 //! and the request that becomes a WebSocket (RFC 6455 §4: the opening
 //! handshake *is* an HTTP request).
 
+pub mod chunked;
 pub mod request;
 pub mod response;
+pub mod target;
 pub mod text;
 
-pub use request::{HeadLimits, Request, RequestError, RequestReader};
+pub use request::{HeadLimits, Request, RequestError, RequestReader, CONTINUE};
 pub use response::{Response, Status};
+pub use target::{Authority, Target};
 pub use text::{json_string, percent_decode};
 
 /// Does a comma-separated header value (`Connection: keep-alive, Upgrade`)

@@ -1,4 +1,12 @@
 //! Writing HTTP/1.1 responses.
+//!
+//! One rule shapes [`Response::encode`]: `Connection` is a list of options
+//! (RFC 9110 §7.6.1), so a response writes it once, with every option it
+//! needs. A 426 that also ends the connection says `Connection: Upgrade,
+//! close`: the `Upgrade` option that RFC 9110 §7.8 requires beside every
+//! `Upgrade` header, and the `close` of RFC 9112 §9.6. Two `Connection`
+//! lines would mean the same to a careful reader, but a list written once
+//! is what the RFC's examples show and what every client reads right.
 
 use std::fmt::Write as _;
 
@@ -8,6 +16,8 @@ use std::fmt::Write as _;
 pub struct Status(pub u16, pub &'static str);
 
 impl Status {
+    /// 100: an interim answer, "send your body" (RFC 9110 §15.2.1, §10.1.1).
+    pub const CONTINUE: Status = Status(100, "Continue");
     /// 101: the WebSocket handshake succeeded; frames follow (RFC 9110 §15.2.2).
     pub const SWITCHING_PROTOCOLS: Status = Status(101, "Switching Protocols");
     /// 200: here is what you asked for (RFC 9110 §15.3.1).
@@ -26,14 +36,20 @@ impl Status {
     pub const REQUEST_TIMEOUT: Status = Status(408, "Request Timeout");
     /// 410: the member token is unknown or expired, and will not come back (RFC 9110 §15.5.11).
     pub const GONE: Status = Status(410, "Gone");
-    /// 411: a body was sent without `Content-Length` (RFC 9110 §15.5.12).
-    pub const LENGTH_REQUIRED: Status = Status(411, "Length Required");
     /// 413: the body is over the limit; RFC 9110 §15.5.14 renamed it "Content Too Large".
     pub const PAYLOAD_TOO_LARGE: Status = Status(413, "Content Too Large");
-    /// 426: this path speaks WebSocket only, or a version we don't (RFC 9110 §15.5.22).
+    /// 414: the request target is longer than the server parses (RFC 9110 §15.5.15).
+    pub const URI_TOO_LONG: Status = Status(414, "URI Too Long");
+    /// 417: an `Expect` the server cannot meet (RFC 9110 §15.5.18).
+    pub const EXPECTATION_FAILED: Status = Status(417, "Expectation Failed");
+    /// 426: this path speaks WebSocket only, or a version we don't (RFC 9110 §15.5.22);
+    /// built by [`crate::ws::handshake::upgrade_required`].
     pub const UPGRADE_REQUIRED: Status = Status(426, "Upgrade Required");
     /// 431: the request head is over the limit (RFC 6585 §5).
     pub const REQUEST_HEADER_FIELDS_TOO_LARGE: Status = Status(431, "Request Header Fields Too Large");
+    /// 501: a method this server supports for no resource, such as
+    /// CONNECT, or a transfer coding it does not know (RFC 9110 §15.6.2).
+    pub const NOT_IMPLEMENTED: Status = Status(501, "Not Implemented");
     /// 503: full or shutting down; try again later (RFC 9110 §15.6.4).
     pub const SERVICE_UNAVAILABLE: Status = Status(503, "Service Unavailable");
 }
@@ -46,6 +62,8 @@ pub struct Response {
     body: Vec<u8>,
     /// Send the head only (a `HEAD` request, RFC 9110 §9.3.2).
     head_only: bool,
+    /// The protocol named in `Upgrade` (RFC 9110 §7.8), if any.
+    upgrade: Option<&'static str>,
     close: bool,
 }
 
@@ -57,6 +75,7 @@ impl Response {
             headers: String::new(),
             body: Vec::new(),
             head_only: false,
+            upgrade: None,
             close: false,
         }
     }
@@ -77,7 +96,9 @@ impl Response {
     }
 
     /// Appends a header line. Names and values are written as given:
-    /// callers must not pass CR or LF in them.
+    /// callers must not pass CR or LF in them. `Connection`, `Upgrade` and
+    /// `Content-Length` are the encoder's: use [`Response::close`],
+    /// [`Response::upgrade`] and [`Response::body`].
     pub fn header(mut self, name: &str, value: &str) -> Response {
         let _ = write!(self.headers, "{name}: {value}\r\n");
         self
@@ -102,22 +123,41 @@ impl Response {
         self
     }
 
+    /// Names a protocol to switch to: `Upgrade: PROTOCOL` and the
+    /// `Upgrade` connection option beside it, which RFC 9110 §7.8 requires
+    /// of every sender of `Upgrade` (a 101 that switches, a 426 that asks).
+    pub fn upgrade(mut self, protocol: &'static str) -> Response {
+        self.upgrade = Some(protocol);
+        self
+    }
+
     /// Whether the connection ends after this response.
     pub fn closes(&self) -> bool {
         self.close
     }
 
-    /// Serialises the response. A 101 carries no `Content-Length`: what
-    /// follows it is WebSocket frames, not a body.
+    /// Serialises the response: the status line, `Upgrade` and one
+    /// `Connection` line with every option, the headers in the order they
+    /// were added, then `Content-Length`. The upgrade lines come first, as
+    /// in RFC 6455 §1.3's example handshake.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut head = String::with_capacity(128 + self.headers.len());
         let _ = write!(head, "HTTP/1.1 {} {}\r\n", self.status.0, self.status.1);
+        if let Some(protocol) = self.upgrade {
+            let _ = write!(head, "Upgrade: {protocol}\r\n");
+        }
+        match (self.upgrade.is_some(), self.close) {
+            (true, true) => head.push_str("Connection: Upgrade, close\r\n"),
+            (true, false) => head.push_str("Connection: Upgrade\r\n"),
+            (false, true) => head.push_str("Connection: close\r\n"),
+            (false, false) => {}
+        }
         head.push_str(&self.headers);
-        if self.status != Status::SWITCHING_PROTOCOLS {
+        // RFC 9110 §8.6: no Content-Length on a 1xx or a 204. A 101 is
+        // followed by frames, not a body; a 100 by the final answer.
+        let informational = self.status.0 < 200;
+        if !informational && self.status != Status::NO_CONTENT {
             let _ = write!(head, "Content-Length: {}\r\n", self.body.len());
-            if self.close {
-                head.push_str("Connection: close\r\n");
-            }
         }
         head.push_str("\r\n");
         out.extend_from_slice(head.as_bytes());
@@ -142,6 +182,47 @@ mod tests {
         assert!(text.contains("Content-Length: 13\r\n"));
         assert!(text.contains("Connection: close\r\n"));
         assert!(text.ends_with("\r\n\r\nno such page\n"));
+    }
+
+    #[test]
+    fn upgrade_names_its_connection_option_once() {
+        // RFC 9110 §7.8 and §7.6.1: `Upgrade` goes with an `Upgrade`
+        // connection option, and a closing answer lists `close` beside it.
+        let mut out = Vec::new();
+        Response::refusal(Status::UPGRADE_REQUIRED, "WebSocket only")
+            .upgrade("websocket")
+            .close(true)
+            .encode(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with(
+                "HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nConnection: Upgrade, close\r\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("Connection:").count(), 1);
+
+        let mut out = Vec::new();
+        Response::new(Status::SWITCHING_PROTOCOLS)
+            .upgrade("websocket")
+            .encode(&mut out);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn no_length_on_1xx_and_204() {
+        // RFC 9110 §8.6: "A server MUST NOT send a Content-Length header
+        // field in any response with a status code of 1xx or 204".
+        for status in [Status::CONTINUE, Status::NO_CONTENT] {
+            let mut out = Vec::new();
+            Response::new(status).encode(&mut out);
+            let text = String::from_utf8(out).unwrap();
+            assert!(!text.contains("Content-Length"), "{text}");
+            assert!(text.ends_with("\r\n\r\n"));
+        }
     }
 
     #[test]

@@ -86,10 +86,16 @@ impl Http {
                     let response = Response::refusal(error.status(), &error.to_string()).close(true);
                     return (input.len(), self.respond(cx, response));
                 }
-                Ok((used, None)) => pos += used,
-                Ok((used, Some(request))) => {
+                Ok((used, request)) => {
                     pos += used;
-                    return (pos, super::routes::route(self, cx, request));
+                    // RFC 9110 §10.1.1: a client that sent `Expect:
+                    // 100-continue` may wait for this before its body.
+                    if let Some(interim) = self.reader.take_interim() {
+                        cx.out.push_bytes(interim);
+                    }
+                    if let Some(request) = request {
+                        return (pos, super::routes::route(self, cx, request));
+                    }
                 }
             }
         }

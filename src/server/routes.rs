@@ -7,6 +7,7 @@ use super::http::Http;
 use super::long_poll::count_request;
 use super::websocket::WebSocket;
 use crate::http::{Request, Response, Status};
+use crate::origin::Purpose;
 use crate::ws::handshake;
 
 /// The built-in page, compiled into the binary: no files to find, no CDN.
@@ -25,11 +26,9 @@ pub(super) fn route(http: &mut Http, cx: &mut Context, request: Request) -> Next
     if cx.config.hexdump {
         log::info!("{} request head:\n{}", cx.peer, describe_head(&request));
     }
-    // RFC 9112 §3.2: a 1.1 request without Host is malformed.
-    if request.version == 1 && request.header("host").is_none() {
-        let response = Response::refusal(Status::BAD_REQUEST, "missing Host header");
-        return http.respond(cx, response.close(true));
-    }
+    // Host is well formed here: the reader refused a request without one,
+    // with two, or with a malformed one (RFC 9112 §3.2). Whether this
+    // server answers to it is policy:
     if let Err(forbidden) = cx.policy.check_host(&request) {
         log::warn!("{}: refused: {forbidden}", cx.peer);
         let response = Response::refusal(Status::FORBIDDEN, &forbidden.to_string());
@@ -86,12 +85,11 @@ fn plain(cx: &Context, request: &Request) -> Response {
             .body(super::stats::json(cx.shared).into_bytes()),
         // RFC 6455 §4.2.2 and RFC 9110 §15.5.22: this resource speaks
         // WebSocket only.
-        ("GET" | "HEAD", _) if Endpoint::from_path(path).is_some() => Response::refusal(
-            Status::UPGRADE_REQUIRED,
-            &format!("{path} is a WebSocket endpoint: connect with ws://host{path}"),
-        )
-        .header("Upgrade", "websocket")
-        .header("Sec-WebSocket-Version", handshake::VERSION),
+        ("GET" | "HEAD", _) if Endpoint::from_path(path).is_some() => handshake::upgrade_required(&format!(
+            "{path} is a WebSocket endpoint: connect with ws://host{path}"
+        )),
+        // RFC 9112 §3.2.4: asterisk-form asks about the server as a whole.
+        ("OPTIONS", "*") => Response::new(Status::OK).header("Allow", "GET, HEAD, POST, OPTIONS"),
         (_, "/" | "/healthz" | "/stats" | "/echo" | "/chat" | "/clock") => not_allowed("GET, HEAD"),
         // A poll acts (it can make a member), so it is GET only.
         (_, "/poll" | "/longpoll" | "/events") => not_allowed("GET"),
@@ -110,8 +108,10 @@ fn plain(cx: &Context, request: &Request) -> Response {
 fn send(http: &mut Http, cx: &mut Context, request: Request) -> Next {
     count_request(cx, Via::Send, &request);
     // A page on another site must not post into the chat as the user
-    // (cross-site request forgery): the same origin rule as WebSocket.
-    if let Err(forbidden) = cx.policy.check_origin(&request) {
+    // (cross-site request forgery). Unlike a WebSocket, not even from
+    // `Origin: null`: a sandboxed frame on any site sends that, and a
+    // `text/plain` form POST needs no preflight (see docs/07).
+    if let Err(forbidden) = cx.policy.check_origin(&request, Purpose::Action) {
         let response = Response::refusal(Status::FORBIDDEN, &forbidden.to_string());
         return http.respond(cx, response.close(true));
     }
@@ -136,7 +136,7 @@ fn upgrade(http: &mut Http, cx: &mut Context, request: &Request) -> Next {
         return http.respond(cx, Response::refusal(Status::NOT_FOUND, &why).close(true));
     };
     // Cross-site WebSocket hijacking guard (RFC 6455 §10.2).
-    if let Err(forbidden) = cx.policy.check_origin(request) {
+    if let Err(forbidden) = cx.policy.check_origin(request, Purpose::WebSocket) {
         log::warn!("{}: refused WebSocket: {forbidden}", cx.peer);
         let response = Response::refusal(Status::FORBIDDEN, &forbidden.to_string());
         return http.respond(cx, response.close(true));

@@ -56,6 +56,10 @@ pub enum HandshakeError {
     BadKey,
     /// §4.2.2: a version we do not speak; answered with the one we do.
     UnsupportedVersion,
+    /// §11.3.1 and §11.3.5: `Sec-WebSocket-Key` and `Sec-WebSocket-Version`
+    /// "MUST NOT appear more than once in an HTTP request". Two keys leave
+    /// the accept value ambiguous, so the request is refused, not guessed at.
+    Repeated(&'static str),
 }
 
 impl HandshakeError {
@@ -76,13 +80,24 @@ impl HandshakeError {
                 Status::BAD_REQUEST,
                 "Sec-WebSocket-Key must be the base64 encoding of 16 bytes",
             ),
-            HandshakeError::UnsupportedVersion => {
-                Response::refusal(Status::UPGRADE_REQUIRED, "only WebSocket version 13 is supported")
-                    .header("Upgrade", "websocket")
-                    .header("Sec-WebSocket-Version", VERSION)
-            }
+            HandshakeError::UnsupportedVersion => upgrade_required("only WebSocket version 13 is supported"),
+            HandshakeError::Repeated(field) => Response::refusal(
+                Status::BAD_REQUEST,
+                &format!("{field} must not appear more than once (RFC 6455 §11.3)"),
+            ),
         }
     }
+}
+
+/// The 426 answer, for a plain request to a WebSocket-only resource and for
+/// a handshake in a version we do not speak. RFC 9110 §15.5.22: a 426 "MUST
+/// send an Upgrade header field to indicate the required protocol(s)", and
+/// §7.8 puts the `Upgrade` connection option beside it; RFC 6455 §4.4 adds
+/// the versions the server speaks. `why` becomes the text body.
+pub fn upgrade_required(why: &str) -> Response {
+    Response::refusal(Status::UPGRADE_REQUIRED, why)
+        .upgrade("websocket")
+        .header("Sec-WebSocket-Version", VERSION)
 }
 
 impl std::fmt::Display for HandshakeError {
@@ -93,6 +108,7 @@ impl std::fmt::Display for HandshakeError {
             HandshakeError::NoConnectionUpgrade => "Connection header without Upgrade",
             HandshakeError::BadKey => "bad Sec-WebSocket-Key",
             HandshakeError::UnsupportedVersion => "unsupported Sec-WebSocket-Version",
+            HandshakeError::Repeated(field) => return write!(f, "{field} more than once"),
         };
         f.write_str(text)
     }
@@ -112,6 +128,11 @@ pub fn validate(request: &Request) -> Result<String, HandshakeError> {
         .any(|v| has_token(v, "upgrade"))
     {
         return Err(HandshakeError::NoConnectionUpgrade);
+    }
+    for field in ["Sec-WebSocket-Key", "Sec-WebSocket-Version"] {
+        if request.headers_named(field).nth(1).is_some() {
+            return Err(HandshakeError::Repeated(field));
+        }
     }
     let version = request.header("sec-websocket-version").map(<[u8]>::trim_ascii);
     if version != Some(VERSION.as_bytes()) {
@@ -147,8 +168,7 @@ pub fn select_protocol(request: &Request, supported: &[&'static str]) -> Option<
 /// The `101 Switching Protocols` answer.
 pub fn accept_response(key: &str, protocol: Option<&str>) -> Response {
     let mut response = Response::new(Status::SWITCHING_PROTOCOLS)
-        .header("Upgrade", "websocket")
-        .header("Connection", "Upgrade")
+        .upgrade("websocket")
         .header("Sec-WebSocket-Accept", &sec_websocket_accept(key));
     if let Some(protocol) = protocol {
         response = response.header("Sec-WebSocket-Protocol", protocol);
@@ -243,6 +263,26 @@ Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: ch
                 RFC_REQUEST.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", ""),
                 HandshakeError::BadKey,
             ),
+            // §11.3.1: the key "MUST NOT appear more than once", even twice
+            // the same; §11.3.5 says the same of the version.
+            (
+                RFC_REQUEST.replace(
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-key: x3JJHMbDL1EzLkh9GBhXDw==\r\n",
+                ),
+                HandshakeError::Repeated("Sec-WebSocket-Key"),
+            ),
+            (
+                RFC_REQUEST.replace(
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+                ),
+                HandshakeError::Repeated("Sec-WebSocket-Key"),
+            ),
+            (
+                RFC_REQUEST.replace("Version: 13\r\n", "Version: 13\r\nSec-WebSocket-Version: 13\r\n"),
+                HandshakeError::Repeated("Sec-WebSocket-Version"),
+            ),
         ];
         for (text, expected) in cases {
             assert_eq!(validate(&request(&text)), Err(expected.clone()), "{expected}");
@@ -252,6 +292,11 @@ Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: ch
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 426 "));
         assert!(text.contains("Sec-WebSocket-Version: 13\r\n"));
+        // RFC 9110 §7.8: the Upgrade header comes with its connection option.
+        assert!(
+            text.contains("Upgrade: websocket\r\nConnection: Upgrade\r\n"),
+            "{text}"
+        );
     }
 
     #[test]
