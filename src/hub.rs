@@ -560,29 +560,8 @@ impl<L: Copy> Hub<L> {
             }
             "nick" => self.nick(id, arg),
             "join" => self.join_room(id, arg),
-            "rooms" => {
-                let list: Vec<String> = self
-                    .rooms
-                    .values()
-                    .map(|room| format!("{} ({})", room.name, room.members.len()))
-                    .collect();
-                self.reply(id, &format!("* rooms: {}", list.join(", ")));
-            }
-            "who" => {
-                let Some(member) = self.members.get(id.0) else {
-                    return;
-                };
-                let room = member.room.clone();
-                let names: Vec<&str> = self.rooms.get(&member.room_key).map_or(Vec::new(), |r| {
-                    r.members
-                        .iter()
-                        .filter_map(|m| self.members.get(m.0))
-                        .map(|m| m.name.as_str())
-                        .collect()
-                });
-                let line = format!("* members of {room}: {}", names.join(", "));
-                self.reply(id, &line);
-            }
+            "rooms" => self.list_rooms(id),
+            "who" => self.who(id),
             "echo" if arg.is_empty() => self.reply(id, "! usage: /echo TEXT"),
             "echo" => self.reply(id, arg),
             "time" => self.toggle_clock(id, now),
@@ -598,6 +577,33 @@ impl<L: Copy> Hub<L> {
                 self.reply(id, &format!("! unknown command /{other}; try /help"));
             }
         }
+    }
+
+    /// `/rooms`: every room and how many are in it.
+    fn list_rooms(&mut self, id: MemberId) {
+        let list: Vec<String> = self
+            .rooms
+            .values()
+            .map(|room| format!("{} ({})", room.name, room.members.len()))
+            .collect();
+        self.reply(id, &format!("* rooms: {}", list.join(", ")));
+    }
+
+    /// `/who`: the members of the asker's room.
+    fn who(&mut self, id: MemberId) {
+        let Some(member) = self.members.get(id.0) else {
+            return;
+        };
+        let room = member.room.clone();
+        let names: Vec<&str> = self.rooms.get(&member.room_key).map_or(Vec::new(), |r| {
+            r.members
+                .iter()
+                .filter_map(|m| self.members.get(m.0))
+                .map(|m| m.name.as_str())
+                .collect()
+        });
+        let line = format!("* members of {room}: {}", names.join(", "));
+        self.reply(id, &line);
     }
 
     fn nick(&mut self, id: MemberId, asked: &str) {

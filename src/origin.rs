@@ -186,17 +186,7 @@ mod tests {
     use crate::http::{HeadLimits, RequestReader};
 
     fn request(headers: &str) -> Request {
-        let text = format!("GET /chat HTTP/1.1\r\n{headers}\r\n");
-        let limits = HeadLimits {
-            max_head: 8192,
-            max_headers: 64,
-            max_body: 0,
-        };
-        RequestReader::new(limits)
-            .read(text.as_bytes())
-            .unwrap()
-            .1
-            .unwrap()
+        crate::http::request::parse_whole(&format!("GET /chat HTTP/1.1\r\n{headers}\r\n"))
     }
 
     use Purpose::{Action, WebSocket};

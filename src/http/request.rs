@@ -616,6 +616,20 @@ fn content_length(request: &Request, max_body: usize) -> Result<usize, RequestEr
     Ok(length)
 }
 
+/// A whole request parsed from `text` in one read, for unit tests.
+#[cfg(test)]
+pub(crate) fn parse_whole(text: &str) -> Request {
+    let limits = HeadLimits {
+        max_head: 8192,
+        max_headers: 64,
+        max_body: 0,
+    };
+    let (_, request) = RequestReader::new(limits)
+        .read(text.as_bytes())
+        .expect("a valid request");
+    request.expect("a whole request")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

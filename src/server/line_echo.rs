@@ -48,18 +48,7 @@ impl LineEcho {
                 None => break,
                 Some(LineEvent::Line(line, end)) => {
                     lines += 1;
-                    // The codec only ever removes bytes: telnet commands,
-                    // the IAC of an IAC IAC, a swallowed LF or NUL after a
-                    // CR, and the line end. So if the raw bytes are the
-                    // line plus exactly the line end the echo would add,
-                    // nothing else was removed and they are the echo. (A
-                    // line begun in an earlier read is longer than what
-                    // this read holds of it, and never matches.)
-                    let own_echo = matches!(
-                        (end, raw.get(line.len()..)),
-                        (LineEnd::Lf, Some([b'\n'])) | (LineEnd::Cr, Some([b'\r', b'\n']))
-                    );
-                    if own_echo {
+                    if is_own_echo(line, end, raw) {
                         run.end = pos;
                         continue;
                     }
@@ -80,10 +69,7 @@ impl LineEcho {
                 Some(LineEvent::TooLong { limit }) => {
                     push_run(out, &input[run]);
                     log::info!("{}: line longer than {limit} bytes skipped", cx.peer);
-                    out.encode_with(|out| {
-                        out.extend_from_slice(too_long_notice(limit).as_bytes());
-                        out.extend_from_slice(b"\r\n");
-                    });
+                    echo_line(out, too_long_notice(limit).as_bytes(), LineEnd::Cr);
                 }
             }
             run = pos..pos;
@@ -107,6 +93,19 @@ impl LineEcho {
     pub fn on_timer(&mut self, cx: &mut Context, last_heard: std::time::Instant) -> Next {
         idle(cx, last_heard)
     }
+}
+
+/// Are a line's raw bytes exactly its echo? The codec only ever removes
+/// bytes: telnet commands, the IAC of an IAC IAC, a swallowed LF or NUL
+/// after a CR, and the line end. So if the raw bytes are the line plus
+/// exactly the line end the echo would add, nothing else was removed and
+/// they are the echo. (A line begun in an earlier read is longer than what
+/// this read holds of it, and never matches.)
+fn is_own_echo(line: &[u8], end: LineEnd, raw: &[u8]) -> bool {
+    matches!(
+        (end, raw.get(line.len()..)),
+        (LineEnd::Lf, Some([b'\n'])) | (LineEnd::Cr, Some([b'\r', b'\n']))
+    )
 }
 
 /// Queues a run of lines that are their own echo.

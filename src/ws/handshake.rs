@@ -182,16 +182,7 @@ mod tests {
     use crate::http::{HeadLimits, RequestReader};
 
     fn request(text: &str) -> Request {
-        let limits = HeadLimits {
-            max_head: 8192,
-            max_headers: 64,
-            max_body: 0,
-        };
-        RequestReader::new(limits)
-            .read(text.as_bytes())
-            .unwrap()
-            .1
-            .unwrap()
+        crate::http::request::parse_whole(text)
     }
 
     const RFC_REQUEST: &str = "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
