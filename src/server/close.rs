@@ -128,17 +128,19 @@ impl Why {
     }
 }
 
-/// How far a connection has got in closing. Moves only forward.
+/// How far a connection has got in closing. Moves only forward. The
+/// reason is boxed: every open connection carries this field, and only a
+/// closing one needs the reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Close {
     /// Reading and writing.
     Open,
     /// Writing our last words; the peer's input is dropped.
-    Flushing(Why),
+    Flushing(Box<Why>),
     /// Our FIN is sent; reading until the peer's.
-    FinSent(Why),
+    FinSent(Box<Why>),
     /// Over: freed at the end of the turn.
-    Done(Why),
+    Done(Box<Why>),
 }
 
 impl Close {
@@ -231,7 +233,7 @@ impl Server {
             self.schedule(token, super::timers::ConnTimer::CloseDeadline, at);
             return;
         }
-        self.set_close(token, Close::Flushing(why));
+        self.set_close(token, Close::Flushing(Box::new(why)));
         let at = self.shared.now + self.shared.config.close_timeout;
         self.schedule(token, super::timers::ConnTimer::CloseDeadline, at);
     }
@@ -269,7 +271,7 @@ impl Server {
     /// with nothing more to say: go straight to flushing.
     pub(super) fn finish(&mut self, token: Token, why: Why) {
         self.leave(token);
-        self.set_close(token, Close::Flushing(why));
+        self.set_close(token, Close::Flushing(Box::new(why)));
         self.mark_dirty(token);
         let at = self.shared.now + self.shared.config.close_timeout;
         self.schedule(token, super::timers::ConnTimer::CloseDeadline, at);
@@ -286,7 +288,7 @@ impl Server {
         // The member leaves the hub when the connection is freed, not here:
         // an abort can happen while the loop is carrying out a broadcast.
         self.release_waiter(token);
-        self.set_close(token, Close::Done(why));
+        self.set_close(token, Close::Done(Box::new(why)));
     }
 
     /// After a flush: a closing connection whose last words are out sends

@@ -286,5 +286,12 @@ mod tests {
     fn an_idle_connection_stays_small() {
         let size = std::mem::size_of::<super::Connection>();
         assert!(size <= 512, "Connection is {size} bytes");
+        // Each state is as large as the largest: the rare, large parts (a
+        // parked long poll, a closing reason) are boxed so an idle
+        // WebSocket or telnet line does not pay for them.
+        let protocol = std::mem::size_of::<super::Protocol>();
+        assert!(protocol <= 168, "Protocol is {protocol} bytes");
+        let close = std::mem::size_of::<super::super::close::Close>();
+        assert!(close <= 16, "Close is {close} bytes");
     }
 }

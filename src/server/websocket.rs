@@ -38,8 +38,10 @@ pub(super) struct WebSocket {
     pub endpoint: Endpoint,
     decoder: Decoder,
     handshake: Handshake,
-    /// When we pinged a silent peer, if its answer is still due.
-    ping_sent: Option<Instant>,
+    /// We pinged a silent peer and its answer is still due. When it is
+    /// due is the heartbeat timer's business: the one pending heartbeat
+    /// was set for `--pong-timeout` after the ping.
+    ping_sent: bool,
     /// The chat member, on `/chat`, until it leaves.
     pub member: Option<MemberId>,
 }
@@ -56,7 +58,7 @@ impl WebSocket {
             endpoint,
             decoder: Decoder::new(crate::ws::Role::Server, limits),
             handshake: Handshake::Open,
-            ping_sent: None,
+            ping_sent: false,
             member: None,
         };
         let at = cx.now + cx.config.ping_interval;
@@ -91,7 +93,7 @@ impl WebSocket {
     /// is to be written through, which hand control back to the loop first.
     pub fn on_input(&mut self, cx: &mut Context, input: &mut [u8]) -> (usize, Next) {
         // Anything from the peer proves it is alive.
-        self.ping_sent = None;
+        self.ping_sent = false;
         // Where the input lies, to tell a payload decoded in place from one
         // reassembled in the decoder's own buffer (see `echo`).
         let input_at = input.as_ptr() as usize..input.as_ptr() as usize + input.len();
@@ -180,20 +182,20 @@ impl WebSocket {
     /// `--pong-timeout`.
     fn heartbeat(&mut self, cx: &mut Context, last_heard: Instant) -> Next {
         let (interval, timeout) = (cx.config.ping_interval, cx.config.pong_timeout);
-        match self.ping_sent {
-            Some(sent) if cx.now >= sent + timeout => {
-                log::info!("{}: no pong within {timeout:?}; closing", cx.peer);
-                return Next::Close(Why::NoPong(timeout));
-            }
-            Some(sent) => cx.schedule(ConnTimer::Heartbeat, sent + timeout),
-            None if cx.now >= last_heard + interval => {
-                self.ping_sent = Some(cx.now);
-                log::debug!("{}: silent for {interval:?}; ping", cx.peer);
-                encode(cx.out, Opcode::Ping, b"duplex");
-                let at = cx.now + timeout;
-                cx.schedule(ConnTimer::Heartbeat, at);
-            }
-            None => cx.schedule(ConnTimer::Heartbeat, last_heard + interval),
+        if self.ping_sent {
+            // Each connection has one heartbeat timer pending at a time, and
+            // the one that fires now was set when we pinged.
+            log::info!("{}: no pong within {timeout:?}; closing", cx.peer);
+            return Next::Close(Why::NoPong(timeout));
+        }
+        if cx.now >= last_heard + interval {
+            self.ping_sent = true;
+            log::debug!("{}: silent for {interval:?}; ping", cx.peer);
+            encode(cx.out, Opcode::Ping, b"duplex");
+            let at = cx.now + timeout;
+            cx.schedule(ConnTimer::Heartbeat, at);
+        } else {
+            cx.schedule(ConnTimer::Heartbeat, last_heard + interval);
         }
         Next::Continue
     }
