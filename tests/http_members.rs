@@ -261,3 +261,26 @@ fn the_hard_output_limit_closes_with_1008_at_a_frame_boundary() {
     flooder.stream.shutdown(std::net::Shutdown::Both).unwrap();
     reader.join().unwrap();
 }
+
+#[test]
+fn a_poll_names_its_room_in_any_spelling() {
+    let server = Duplex::start(&[]);
+    let (token, next) = new_member_at(&server);
+    let (mut telnet, _) = Telnet::join(server.tcp);
+    telnet.say("one new line");
+    telnet.until(|l| l.ends_with("one new line"));
+    let mut stream = connect(&server);
+    let host = server.http;
+    write!(
+        stream,
+        "GET /poll?token={token}&room=LOBBY&since={next} HTTP/1.1\r\nHost: {host}\r\n\r\n"
+    )
+    .unwrap();
+    let (status, _, body) = read_response(&mut stream);
+    assert_eq!(status, 200);
+    let body = String::from_utf8(body).unwrap();
+    // After `since`, and only after it: the telnet member's arrival and
+    // its line, not this member's own arrival again.
+    assert_eq!(body.matches("\"id\":").count(), 2, "{body}");
+    assert!(body.contains("one new line"), "{body}");
+}

@@ -9,7 +9,7 @@ use super::http::Http;
 use super::members::{json_response, MemberKey};
 use super::timers::ConnTimer;
 use crate::http::{percent_decode, Request};
-use crate::hub::MemberId;
+use crate::hub::{fold_name, MemberId};
 use std::time::Instant;
 
 /// A parked long poll.
@@ -99,7 +99,8 @@ pub(super) fn since(cx: &Context, member: MemberId, room: &str, request: &Reques
     let asked_room = request.query_param("room").map(percent_decode);
     let since = request.query_param("since").and_then(|s| s.parse().ok());
     match (asked_room, since) {
-        (Some(asked), Some(since)) if asked == room => since,
+        // Rooms are one room however their names are spelled (`Lobby`).
+        (Some(asked), Some(since)) if fold_name(&asked) == fold_name(room) => since,
         (None, Some(since)) => since,
         _ => cx.hub.joined_at(member),
     }
