@@ -43,3 +43,27 @@ fn hexdump_shows_both_directions_labelled() {
     }
     assert!(log.find(&inbound) < log.find(&outbound), "read before written");
 }
+
+#[test]
+fn a_door_already_in_use_is_named_with_the_option_that_moves_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    for (door, option) in [("line", "--tcp"), ("web", "--http")] {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_duplex"));
+        let (tcp, http) = if door == "line" {
+            (addr.as_str(), "127.0.0.1:0")
+        } else {
+            ("127.0.0.1:0", addr.as_str())
+        };
+        command.args(["--tcp", tcp, "--http", http]);
+        let (status, stdout, stderr) = common::ProcessTree::spawn(command).wait(common::WAIT);
+        assert_eq!(status.and_then(|s| s.code()), Some(1), "{stdout}{stderr}");
+        let said = format!("duplex: the {door} door cannot listen on {addr}:");
+        assert!(stderr.starts_with(&said), "{stderr}");
+        assert!(stderr.contains("Address already in use"), "{stderr}");
+        assert!(
+            stderr.contains(&format!("choose another port with {option} ADDR")),
+            "{stderr}"
+        );
+    }
+}
