@@ -223,19 +223,16 @@ impl Server {
                 self.again.push(token);
             }
         }
-        let wait_for_peer = self.say_goodbye(token, &why);
-        self.leave(token);
-        self.mark_dirty(token);
-        if wait_for_peer {
+        if self.say_goodbye(token, &why) {
             // RFC 6455 §7.1.2: the peer answers our close frame, and then
             // we close TCP first (§7.1.1). `--close-timeout` bounds the wait.
+            self.leave(token);
+            self.mark_dirty(token);
             let at = self.shared.now + self.shared.config.close_timeout;
             self.schedule(token, super::timers::ConnTimer::CloseDeadline, at);
             return;
         }
-        self.set_close(token, Close::Flushing(Box::new(why)));
-        let at = self.shared.now + self.shared.config.close_timeout;
-        self.schedule(token, super::timers::ConnTimer::CloseDeadline, at);
+        self.finish(token, why);
     }
 
     /// Queues the protocol's last words for `why`. Returns whether the
