@@ -6,6 +6,9 @@
 //! What a connection is *for* (echoing, chatting, holding still, reading
 //! nothing on purpose) is each tool's business, and so is its state
 //! machine: [`Conn`] is only the plumbing under it, the same in both.
+//! The soak's HTTP members use it for plain HTTP/1.1 too: the same connect,
+//! writes and reads, with [`http`](crate::http) instead of the handshake
+//! and the frame decoder.
 
 use crate::client::{check_response, encode_client_frame, handshake_request, random_key};
 use crate::client::{Accepted, HandshakeFailure};
@@ -157,10 +160,20 @@ impl Conn {
     /// readiness is reported once, so a read must go on until `WouldBlock`.
     /// `Err` says why the connection ended, if it did.
     pub fn read_to_input(&mut self, buf: &mut [u8]) -> Result<(), String> {
+        self.read_to_input_within(buf, usize::MAX)
+    }
+
+    /// [`Conn::read_to_input`], with `input` bounded: a server that sends
+    /// more than `limit` bytes the caller has not used yet is an error, not
+    /// memory.
+    pub fn read_to_input_within(&mut self, buf: &mut [u8], limit: usize) -> Result<(), String> {
         loop {
             match self.read(buf) {
                 Ok(None) => return Ok(()),
                 Ok(Some(0)) => return Err("closed by the server".to_string()),
+                Ok(Some(n)) if self.input.len() + n > limit => {
+                    return Err(format!("over {limit} bytes unread"))
+                }
                 Ok(Some(n)) => self.input.extend_from_slice(&buf[..n]),
                 Err(e) => return Err(format!("read: {e}")),
             }

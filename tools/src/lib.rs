@@ -10,6 +10,9 @@
 //!   handshake and masked frames;
 //! * [`conn`]: one client connection on a mio loop: connect, handshake,
 //!   write and read until `WouldBlock`, frames decoded;
+//! * [`http`]: the client side of plain HTTP/1.1, sans-IO: requests,
+//!   answers, and server-sent events;
+//! * [`json`]: just enough JSON to read the server's answers;
 //! * [`procfs`]: a process's CPU time and memory, read from `/proc`.
 //!
 //! Each tool keeps its own state machine on top of [`conn::Conn`]: what a
@@ -17,4 +20,6 @@
 
 pub mod client;
 pub mod conn;
+pub mod http;
+pub mod json;
 pub mod procfs;
