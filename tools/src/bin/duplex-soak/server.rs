@@ -150,6 +150,16 @@ impl ServerProcess {
 
 /// Keeps an eye on the server while the loop turns: has it exited?
 pub struct Watch {
+/// A soak that stops early (a panic, say) still stops its server.
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if self.exited().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
     last_look: Instant,
     /// How the server exited, if it has.
     pub crashed: Option<String>,
