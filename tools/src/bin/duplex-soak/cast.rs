@@ -236,9 +236,28 @@ pub fn parse_seq(line: &str) -> Option<SeqLine<'_>> {
     })
 }
 
-/// Checks one `seq` line against what the member saw from that sender.
+/// Checks one `seq` line against what the member saw from that sender,
+/// and counts it as received: it is one of the lines that must reach the
+/// member by the end.
 pub fn check_seq(t: &mut Tally, member: &mut Member, seq: &SeqLine<'_>) {
     t.seq_received += 1;
+    check_order(t, member, seq);
+}
+
+/// For a member that arrived after the senders began (an HTTP churner):
+/// the first line it hears from a sender is where it starts counting, and
+/// its lines are not among those that must reach everyone by the end.
+pub fn check_order_from_first(t: &mut Tally, member: &mut Member, seq: &SeqLine<'_>) {
+    if !member.seen.contains_key(seq.sender) {
+        member
+            .seen
+            .insert(seq.sender.to_string(), seq.number.saturating_sub(1));
+    }
+    check_order(t, member, seq);
+}
+
+/// No gap, no repeat, no line under another name or from another room.
+fn check_order(t: &mut Tally, member: &mut Member, seq: &SeqLine<'_>) {
     if seq.room != member.room || seq.name != seq.sender {
         t.seq_misattributed += 1;
         t.note(format!(

@@ -3,14 +3,16 @@
 //!
 //! ```text
 //! duplex-soak [--minutes 3 | --seconds 30] [--members 2000] [--rooms 20]
-//!             [--echoes 100] [--slow 50] [--churn-per-minute 300] [--server PATH]
+//!             [--http-members 200] [--poll-interval 1] [--echoes 100] [--slow 50]
+//!             [--churn-per-minute 300] [--server PATH]
 //! ```
 //!
 //! It starts the server itself (the `duplex` next to this program, as
 //! `cargo build --release --workspace` puts them, unless `--server` says
 //! otherwise) on free loopback ports, with limits that make the interesting
 //! things happen within a soak (`--max-output 256KiB --slow-reader-timeout
-//! 2s --max-connections 20000`), and drives it from one `mio::Poll` on one
+//! 2s --max-connections 20000 --http-member-timeout 4s --longpoll-timeout
+//! 5s`), and drives it from one `mio::Poll` on one
 //! thread, with duplex's own client codec. The cast:
 //!
 //! * **Members** (well-behaved): WebSocket `/chat` and telnet, 3 to 1, spread
@@ -20,6 +22,15 @@
 //!   is in its room, so each member must see, for each sender of its room
 //!   (itself included: the room echoes to the sender), exactly 1, 2, 3, ...:
 //!   no gap, no duplicate, no reordering, and at the end everything sent.
+//! * **HTTP members** (well-behaved): the chat over plain HTTP, spread over
+//!   the same rooms and named `hN`: by turns one reads over server-sent
+//!   events (`/events`), one long polls (`/longpoll?since=next`), one short
+//!   polls (`/poll`, every `--poll-interval`) and one only sends. They say
+//!   their lines with `POST /send` on keep-alive connections: every member
+//!   that only sends is a sender, and one reader in `--sender-every`. Each
+//!   reader checks its `seq` lines like any member, and also the room's own
+//!   line numbers (the event `id:`, `messages[].id`): they must follow on
+//!   from its arrival, 1 by 1, and `missed` must stay 0 (see `http_cast.rs`).
 //! * **Flooders** (well-behaved too): one per flood room, sending long `seq`
 //!   lines fast. They make those rooms busy enough to overflow a reader that
 //!   does not read, and check their own lines like any member.
@@ -33,19 +44,34 @@
 //!   the goodbye is still queued when the reader comes back for it.
 //! * **Churn**: clients that connect, join a room, say one line and leave:
 //!   some politely (close 1000 or `/quit`), some by dropping the socket right
-//!   after the line, some before the handshake is even done.
+//!   after the line, some before the handshake is even done. And as many
+//!   HTTP churners, reading over events, long or short polls in turn: each
+//!   says one line, reads it back (those reading over events let their
+//!   stream go halfway and open it again with `Last-Event-ID`, which must
+//!   bring every line after the last one read, and none twice), and leaves
+//!   after 2 to 6 s, half of them
+//!   with `/quit` (answered 204; the stream must then end, after `* bye`,
+//!   or the next poll be refused 410) and half by going silent (the server
+//!   must forget them: after 1.5 times its `--http-member-timeout`, a poll
+//!   with the old token must be refused 410).
 //!
 //! The server's resident memory is read from `/proc/PID/status` before the
 //! clients connect, every 10 s during the run, and after every client has
 //! gone (when `GET /stats` counts no connection but its own). The report
-//! ends with the checks; the exit status is non-zero if one failed.
+//! ends with the checks, the last of which reads the server's own counts
+//! per transport in that `GET /stats`: `sse`, `longpoll`, `poll` and `send`
+//! must each have served what the HTTP members asked, request for request.
+//! The exit status is non-zero if a check failed.
 //!
 //! Where things are: [`run`](mod@run) is the soak phase by phase,
 //! [`soak`] the loop and what each client does with what it hears,
-//! [`cast`] the kinds of client, [`server`] the server process, [`tally`]
+//! [`cast`] the kinds of client, [`http_cast`] and [`http_soak`] the HTTP
+//! members and their connections, [`server`] the server process, [`tally`]
 //! the counts and [`report`] what is made of them.
 
 mod cast;
+mod http_cast;
+mod http_soak;
 mod report;
 mod run;
 mod server;
@@ -92,6 +118,20 @@ struct Cli {
     /// Lines a second from each sender.
     #[arg(long, default_value_t = 1.0)]
     send_rate: f64,
+    /// HTTP chat members: by turns over server-sent events, long polling,
+    /// short polling, and sending only.
+    #[arg(long, default_value_t = 200)]
+    http_members: usize,
+    /// Seconds between a short poller's polls.
+    #[arg(long, default_value_t = 1.0)]
+    poll_interval: f64,
+    /// Passed to the server: an HTTP member that stops asking is forgotten
+    /// this soon, so that the soak sees it happen.
+    #[arg(long, default_value = "4s")]
+    http_member_timeout: String,
+    /// Passed to the server.
+    #[arg(long, default_value = "5s")]
+    longpoll_timeout: String,
     /// Echo clients on /echo.
     #[arg(long, default_value_t = 100)]
     echoes: usize,
@@ -157,6 +197,14 @@ struct Cli {
 impl Cli {
     fn load_time(&self) -> Duration {
         Duration::from_secs_f64(self.seconds.unwrap_or(self.minutes * 60.0).max(1.0))
+    }
+
+    fn http_member_timeout(&self) -> Duration {
+        duplex::config::parse_duration(&self.http_member_timeout).unwrap_or(Duration::from_secs(30))
+    }
+
+    fn longpoll_timeout(&self) -> Duration {
+        duplex::config::parse_duration(&self.longpoll_timeout).unwrap_or(Duration::from_secs(25))
     }
 }
 

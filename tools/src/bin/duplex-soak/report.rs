@@ -4,7 +4,18 @@
 use crate::mib;
 use crate::run::{After, Goodbyes, Run, Settled};
 use crate::server::json_number;
+use duplex_tools::json::Json;
 use std::time::Duration;
+
+/// The transports the HTTP members use, as `GET /stats` names them, and
+/// the requests of theirs each one serves.
+const HTTP_TRANSPORTS: [(&str, &[&str]); 4] = [
+    ("sse", &["events"]),
+    ("longpoll", &["longpoll"]),
+    // A vanished member's probe is a short poll too.
+    ("poll", &["poll", "probe"]),
+    ("send", &["send"]),
+];
 
 /// What the phases found, for the report.
 pub struct Findings {
@@ -34,6 +45,7 @@ impl Run<'_> {
         );
         self.print_connections();
         self.print_chat(f);
+        self.print_http(f);
         self.print_others(f);
         self.print_server(f);
         self.checks(f)
@@ -79,6 +91,62 @@ impl Run<'_> {
             t.seq_missing, t.seq_repeated, t.seq_misattributed, t.seq_tail_missing
         );
         println!("  error lines to members: {}", t.error_lines);
+    }
+
+    /// The HTTP members, and what the server counted for their transports.
+    fn print_http(&self, f: &Findings) {
+        let (cli, h) = (&self.cli, &self.soak.t.http);
+        let list = |map: &std::collections::BTreeMap<&str, u64>| {
+            let items: Vec<String> = map.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            items.join(", ")
+        };
+        println!(
+            "http: {} members ready of {}; joined by kind: {}",
+            h.ready,
+            cli.http_members,
+            list(&h.joined)
+        );
+        println!(
+            "  requests: {}; keep-alive connections the server closed idle: {}; sender lines held back: {}",
+            list(&h.requests),
+            h.idle_closed,
+            h.held_back
+        );
+        println!(
+            "  leaving: /quit {} over, {} not | silent {} swept, {} still known (of {} planned) | event streams resumed with Last-Event-ID: {}",
+            h.quit_ok, h.quit_failed, h.swept, h.not_swept, h.vanishing, h.resumed
+        );
+        println!(
+            "  room lines read {} ({}), each checked by number: lost {} | doubled/reordered {} | missed {} | foreign {} | bad answers {} | 410 while present {} | connections lost {} | late {}",
+            h.lines_read(),
+            list(&h.lines),
+            h.lost,
+            h.doubled, h.missed, h.foreign, h.bad_answers, h.expired, h.conns_lost, h.timeouts
+        );
+        let served: Vec<String> = HTTP_TRANSPORTS
+            .iter()
+            .map(|(via, _)| match transport(&f.after.stats, via) {
+                Some((requests, delivered)) => format!(
+                    "{via} {requests} requests (soak made {}), {delivered} lines delivered (soak read {})",
+                    self.asked(via),
+                    h.lines.get(via).copied().unwrap_or(0)
+                ),
+                None => format!("{via} ?"),
+            })
+            .collect();
+        println!("  server transports (GET /stats): {}", served.join(" | "));
+    }
+
+    /// Requests the HTTP members made that `GET /stats` counts under `via`.
+    fn asked(&self, via: &str) -> u64 {
+        let kinds = HTTP_TRANSPORTS
+            .iter()
+            .find(|(v, _)| *v == via)
+            .map_or(&[][..], |(_, k)| k);
+        kinds
+            .iter()
+            .map(|k| self.soak.t.http.requests.get(k).copied().unwrap_or(0))
+            .sum()
     }
 
     /// Echo clients, slow readers, churners, and the goodbyes.
@@ -139,6 +207,48 @@ impl Run<'_> {
         }
     }
 
+    /// The HTTP members' checks, and the server's own count of their
+    /// transports.
+    fn http_checks(&self, f: &Findings) -> [(&'static str, bool); 8] {
+        let (cli, h) = (&self.cli, &self.soak.t.http);
+        let served = HTTP_TRANSPORTS.iter().all(|(via, _)| {
+            transport(&f.after.stats, via).is_some_and(|(requests, delivered)| {
+                (requests > 0 || delivered > 0) && requests == self.asked(via)
+            })
+        });
+        [
+            ("every HTTP member ready", h.ready == cli.http_members),
+            (
+                "HTTP members still there at the end",
+                f.goodbyes.http_at_end == cli.http_members,
+            ),
+            (
+                "HTTP lines in order: none lost, doubled, reordered or missed",
+                h.lost + h.doubled + h.missed == 0,
+            ),
+            (
+                "HTTP answers as they should be: nothing foreign, no bad answer, no 410 while present",
+                h.foreign + h.bad_answers + h.expired == 0,
+            ),
+            (
+                "no HTTP connection lost, no answer late",
+                h.conns_lost + h.timeouts == 0,
+            ),
+            (
+                "every HTTP /quit over: 204, then the stream ended (after * bye) or the poll refused",
+                h.quit_failed == 0 && h.quit_ok >= cli.http_members as u64,
+            ),
+            (
+                "every silent HTTP member forgotten by the server in time",
+                h.not_swept == 0 && h.swept == h.vanishing,
+            ),
+            (
+                "GET /stats counts sse, longpoll, poll and send, request for request",
+                served,
+            ),
+        ]
+    }
+
     /// Prints each check, ok or FAIL; `true` if all passed.
     fn checks(&self, f: &Findings) -> bool {
         let (cli, t) = (&self.cli, &self.soak.t);
@@ -182,6 +292,7 @@ impl Run<'_> {
             ),
             ("hub empty at the end", hub_empty),
         ];
+        let checks = checks.into_iter().chain(self.http_checks(f));
         println!("checks:");
         let mut all = true;
         for (what, ok) in checks {
@@ -191,4 +302,12 @@ impl Run<'_> {
         println!("result: {}", if all { "PASS" } else { "FAIL" });
         all
     }
+}
+
+/// A transport's `requests` and `delivered` in a `GET /stats` answer.
+fn transport(stats: &str, via: &str) -> Option<(u64, u64)> {
+    let json = Json::parse(stats).ok()?;
+    let counts = json.get("transports")?.get(via)?;
+    let number = |key: &str| counts.get(key).and_then(Json::as_u64);
+    Some((number("requests")?, number("delivered")?))
 }

@@ -46,7 +46,10 @@ pub struct Settled {
 pub struct Goodbyes {
     pub took: Duration,
     pub members_at_end: usize,
-    /// Connections the server had not closed when the wait ended.
+    /// Steady HTTP members still there.
+    pub http_at_end: usize,
+    /// Connections the server had not closed (or HTTP members whose `/quit`
+    /// was not over) when the wait ended.
     pub left_open: usize,
 }
 
@@ -92,16 +95,15 @@ impl<'a> Run<'a> {
     pub fn setup(&mut self) -> Duration {
         let start = Instant::now();
         self.soak.plan_members();
+        self.soak.plan_http_members();
         let (wanted, echoes) = (self.cli.members + self.cli.flood_rooms, self.cli.echoes);
+        let http = self.cli.http_members;
         let deadline = start + Duration::from_secs_f64(self.cli.setup_timeout);
         println!(
-            "setup: {wanted} members ({} flooders), {echoes} echo clients ...",
+            "setup: {wanted} members ({} flooders), {http} HTTP members, {echoes} echo clients ...",
             self.cli.flood_rooms
         );
-        while (self.soak.t.members_ready < wanted || self.soak.t.echo_ready < echoes)
-            && Instant::now() < deadline
-            && self.alive()
-        {
+        while !self.everyone_ready() && Instant::now() < deadline && self.alive() {
             self.step();
             // Some did not make it, and waiting longer will not change that.
             if self.soak.nothing_on_the_way() {
@@ -111,12 +113,21 @@ impl<'a> Run<'a> {
         let took = start.elapsed();
         let t = &self.soak.t;
         println!(
-            "setup: {}/{wanted} members ready, {}/{echoes} echo clients, in {:.1} s",
+            "setup: {}/{wanted} members ready, {}/{http} HTTP members, {}/{echoes} echo clients, in {:.1} s",
             t.members_ready,
+            t.http.ready,
             t.echo_ready,
             took.as_secs_f64()
         );
         took
+    }
+
+    /// Every member in its room under its name, every echo client open.
+    fn everyone_ready(&self) -> bool {
+        let t = &self.soak.t;
+        t.members_ready >= self.cli.members + self.cli.flood_rooms
+            && t.http.ready >= self.cli.http_members
+            && t.echo_ready >= self.cli.echoes
     }
 
     /// Phase 2, load: senders send and echo clients echo; slow readers
@@ -151,11 +162,13 @@ impl<'a> Run<'a> {
         self.rss.during.push((into, bytes));
         let t = &self.soak.t;
         println!(
-            "[{:>4.0} s] conns {:>5} | seq sent {:>7} recv {:>9} | echoes {:>7} | slow closed {:>3} | churn {:>5} | rss {:.1} MiB",
+            "[{:>4.0} s] conns {:>5} + http {:>3} | seq sent {:>7} recv {:>9} | http lines {:>8} | echoes {:>7} | slow closed {:>3} | churn {:>5} | rss {:.1} MiB",
             into.as_secs_f64(),
             self.soak.clients.len(),
+            self.soak.web.connections(),
             t.seq_sent,
             t.seq_received,
+            t.http.lines_read(),
             t.echo_received,
             t.slow_closed(),
             t.churn_started,
@@ -194,21 +207,24 @@ impl<'a> Run<'a> {
     }
 
     /// Phase 4, goodbyes: everyone leaves politely, and the server closes
-    /// each one.
+    /// each one (or, for an HTTP member, ends its reading).
     pub fn goodbyes(&mut self) -> Goodbyes {
         let members_at_end = self.soak.count_jobs(|j| matches!(j, Job::Member(_)));
+        let http_at_end = self.soak.web.count(|m| m.is_steady());
         let start = Instant::now();
         self.soak.close_all();
         let deadline = Instant::now() + Duration::from_secs(15);
-        while !self.soak.clients.is_empty() && Instant::now() < deadline && self.alive() {
+        let open = |soak: &Soak| !soak.clients.is_empty() || !soak.web.is_empty();
+        while open(&self.soak) && Instant::now() < deadline && self.alive() {
             self.step();
         }
         let took = start.elapsed();
-        let left_open = self.soak.clients.len();
+        let left_open = self.soak.clients.len() + self.soak.web.members.len();
         self.soak.drop_all();
         Goodbyes {
             took,
             members_at_end,
+            http_at_end,
             left_open,
         }
     }
@@ -290,6 +306,7 @@ impl Arrivals {
         if cli.churn_per_minute > 0.0 {
             while now >= self.next_churn {
                 soak.plan_churn(self.churn_planned);
+                soak.plan_http_churn(self.churn_planned);
                 self.churn_planned += 1;
                 self.next_churn += self.churn_interval;
             }

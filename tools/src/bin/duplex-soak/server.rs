@@ -33,6 +33,8 @@ pub fn start_server(cli: &Cli) -> Result<ServerProcess, String> {
         .args(["--slow-reader-timeout", &cli.slow_reader_timeout])
         .args(["--max-connections", &cli.max_connections.to_string()])
         .args(["--close-timeout", &cli.close_timeout])
+        .args(["--http-member-timeout", &cli.http_member_timeout])
+        .args(["--longpoll-timeout", &cli.longpoll_timeout])
         .args(&cli.server_args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -148,8 +150,6 @@ impl ServerProcess {
     }
 }
 
-/// Keeps an eye on the server while the loop turns: has it exited?
-pub struct Watch {
 /// A soak that stops early (a panic, say) still stops its server.
 impl Drop for ServerProcess {
     fn drop(&mut self) {
@@ -160,6 +160,8 @@ impl Drop for ServerProcess {
     }
 }
 
+/// Keeps an eye on the server while the loop turns: has it exited?
+pub struct Watch {
     last_look: Instant,
     /// How the server exited, if it has.
     pub crashed: Option<String>,

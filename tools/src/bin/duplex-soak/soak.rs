@@ -4,6 +4,8 @@
 
 use crate::cast::{check_seq, echo_message, parse_seq, send_goodbye, send_line};
 use crate::cast::{Churn, ChurnMode, Echo, Job, Member, Plan, Sender, Slow, SlowStep, Step, Wire};
+use crate::http_cast::Life;
+use crate::http_soak::{Web, HTTP_TOKENS};
 use crate::tally::Tally;
 use crate::Cli;
 use duplex::random::random_u64;
@@ -55,20 +57,22 @@ pub struct Client {
 type Messages = (Vec<Received<Vec<u8>>>, Option<String>);
 
 pub struct Soak {
-    cli: Cli,
-    poll: Poll,
+    pub(crate) cli: Cli,
+    pub(crate) poll: Poll,
     tcp: SocketAddr,
-    http: SocketAddr,
+    pub(crate) http: SocketAddr,
     pub clients: Slab<Client>,
+    /// The HTTP members and their connections (`http_soak.rs`).
+    pub web: Web,
     /// Connections to open, in order, at most `--max-pending` at a time.
     queue: VecDeque<Plan>,
     /// Connections in `Connecting` or `Handshake`.
     pending: usize,
     /// Connections finished in this batch, freed after it.
     reap: Vec<usize>,
-    read_buf: Vec<u8>,
+    pub(crate) read_buf: Vec<u8>,
     /// Senders send, echo clients echo, churn churns.
-    load_on: bool,
+    pub(crate) load_on: bool,
     /// Each sender's room and how many lines it has sent.
     pub senders: HashMap<String, (String, u64)>,
     /// When [`Soak::tick`] does its round next.
@@ -78,7 +82,13 @@ pub struct Soak {
 
 impl Soak {
     pub fn new(cli: Cli, tcp: SocketAddr, http: SocketAddr) -> io::Result<Soak> {
+        let web = Web::new(
+            Duration::from_secs_f64(cli.poll_interval),
+            cli.http_member_timeout(),
+            cli.longpoll_timeout(),
+        );
         Ok(Soak {
+            web,
             cli,
             poll: Poll::new()?,
             tcp,
@@ -102,6 +112,10 @@ impl Soak {
         conn::wait(&mut self.poll, events, timeout);
         for event in events.iter() {
             let i = event.token().0;
+            if i >= HTTP_TOKENS {
+                self.http_event(i - HTTP_TOKENS, event);
+                continue;
+            }
             let Some(client) = self.clients.get(i) else {
                 continue;
             };
@@ -116,6 +130,7 @@ impl Soak {
             }
         }
         self.reap_finished();
+        self.http_reap();
     }
 
     fn reap_finished(&mut self) {
@@ -524,6 +539,7 @@ impl Soak {
             self.tick_client(i, now);
         }
         self.reap_finished();
+        self.http_tick(now);
     }
 
     fn tick_client(&mut self, i: usize, now: Instant) {
@@ -711,11 +727,15 @@ impl Soak {
 
     // -- the end --
 
+    /// Every member that must see every line of its room: on the telnet
+    /// door, over WebSocket, and over HTTP (those that stay and read).
     fn members(&self) -> impl Iterator<Item = &Member> {
-        self.clients.iter().filter_map(|(_, c)| match &c.job {
+        let sockets = self.clients.iter().filter_map(|(_, c)| match &c.job {
             Job::Member(m) => Some(m),
             _ => None,
-        })
+        });
+        let http = self.web.members.iter().filter(|(_, m)| m.counts_lines());
+        sockets.chain(http.map(|(_, m)| &m.chat))
     }
 
     /// Lines sent to each member's room that it has not received yet.
@@ -782,12 +802,14 @@ impl Soak {
         self.pending == 0
             && self.queue.is_empty()
             && self.count_jobs(|j| matches!(j, Job::Member(m) if m.step != Step::Ready)) == 0
+            && self.web.count(|m| m.chat.step != Step::Ready) == 0
     }
 
     /// Nothing left to wait for: no slow reader or churner, nothing queued,
     /// every line and every echo in.
     pub fn settled(&self) -> bool {
         self.count_jobs(|j| matches!(j, Job::Slow(_) | Job::Churn(_))) == 0
+            && self.web.count(|m| matches!(m.life, Life::Churn { .. })) == 0
             && self.queue.is_empty()
             && self.lines_outstanding() == 0
             && self.echoes_outstanding() == 0
@@ -805,6 +827,7 @@ impl Soak {
             }
         }
         self.reap_finished();
+        self.http_close_all();
     }
 
     /// Frees every connection, whatever its phase.
@@ -814,6 +837,7 @@ impl Soak {
             self.finish(i);
         }
         self.reap_finished();
+        self.http_drop_all();
     }
 }
 
