@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# compare.sh: duplex beside tokio-tungstenite, fastwebsockets and Node's `ws`
-# (and, for the line service, a tokio line echo and Node's `net`), under the
-# same load from duplex-load.
+# compare.sh: duplex beside tokio-tungstenite, fastwebsockets, Node's `ws`
+# and uWebSockets (and, for the line service, a tokio line echo and Node's
+# `net`), under the same load from duplex-load.
 #
 #   bench/compare.sh                         all scenarios, 2 rounds
 #   bench/compare.sh --scenarios "a b" --rounds 1 -t 5
 #   bench/compare.sh --servers "duplex fws-echo"
+#   bench/compare.sh --uws bench/.peers/uws/uws-echo
 #
 # Scenarios:
 #   a        echo, 100 connections, 1 x 32 B in flight each   (msg/s)
@@ -30,8 +31,14 @@
 # The peers are installed from their registries (crates.io, npm) into
 # bench/.peers/ on first use. Raw outputs go to bench/results/<date-time>/.
 #
+# uWebSockets (server `uws`, in a to d and their paced runs) is C++ with no
+# registry to install it from: build bench/peers/uws/echo.cpp with
+# bench/peers/uws/build.sh (see README.md, "Measure it") and give the binary
+# with --uws PATH, or in the environment as UWS_ECHO=PATH. Without it, its
+# row in every table says "not measured".
+#
 # Options: --scenarios LIST, --servers LIST, --line-servers LIST (for e),
-#          --rounds N (2), -t SECS (10),
+#          --uws PATH, --rounds N (2), -t SECS (10),
 #          -w SECS (2), --server-core N (0), --load-core N (1), --no-build,
 #          --report DIR (print the tables of an earlier run's results again)
 set -euo pipefail
@@ -42,7 +49,7 @@ PEERS="$HERE/.peers"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
 SCENARIOS="a a-paced b b-paced c c-paced d d-line e e-paced e-chat"
-SERVERS="duplex tt-echo-8k tt-echo fws-echo node-ws"
+SERVERS="duplex tt-echo-8k tt-echo fws-echo node-ws uws"
 LINE_SERVERS="duplex tokio-lines node-net"
 ROUNDS=2
 SECS=10
@@ -51,12 +58,14 @@ SERVER_CORE=0
 LOAD_CORE=1
 BUILD=1
 REPORT=""
+UWS=${UWS_ECHO:-}
 
 while [ $# -gt 0 ]; do
   case "$1" in
     --scenarios) SCENARIOS=$2; shift 2 ;;
     --servers) SERVERS=$2; shift 2 ;;
     --line-servers) LINE_SERVERS=$2; shift 2 ;;
+    --uws) UWS=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     -t) SECS=$2; shift 2 ;;
     -w) WARMUP=$2; shift 2 ;;
@@ -64,7 +73,7 @@ while [ $# -gt 0 ]; do
     --load-core) LOAD_CORE=$2; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --report) REPORT=$2; BUILD=0; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
     *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -90,6 +99,12 @@ DUPLEX="$TARGET/release/duplex"
 [ -n "$REPORT" ] || for f in "$LOAD" "$DUPLEX" "$PEERS/rust/target/release/tt-echo" "$PEERS/node/node_modules/ws"; do
   [ -e "$f" ] || { echo "compare.sh: missing $f (run without --no-build)" >&2; exit 2; }
 done
+if [ -n "$UWS" ]; then
+  [ -x "$UWS" ] || { echo "compare.sh: --uws $UWS is not an executable (bench/peers/uws/build.sh builds it)" >&2; exit 2; }
+  UWS=$(cd "$(dirname "$UWS")" && pwd)/$(basename "$UWS")
+elif [ -z "$REPORT" ] && [[ " $SERVERS " = *" uws "* ]]; then
+  echo "== uws: not measured (pass --uws PATH, built by bench/peers/uws/build.sh)" >&2
+fi
 
 # ---- running one server under one load --------------------------------------
 
@@ -112,6 +127,7 @@ server_command() {
     tt-echo-8k) echo "$PEERS/rust/target/release/tt-echo $addr 8192" ;;
     node-ws) echo "node $PEERS/node/ws-echo.js $addr" ;;
     node-net) echo "node $PEERS/node/net-lines.js $addr" ;;
+    uws) echo "$UWS $addr" ;;
     *) echo "compare.sh: unknown server $1" >&2; return 2 ;;
   esac
 }
@@ -206,6 +222,13 @@ report() {
   local round server f saturated=0
   declare -A value cost
   for server in "${servers[@]}"; do
+    # A server with no result at all keeps its row, saying so.
+    if ! compgen -G "$OUT/$scenario.$server.round*.result" >/dev/null; then
+      local why=""
+      [ "$server" = uws ] && why=" (pass --uws PATH)"
+      printf '%-12s not measured%s\n' "$server" "$why"
+      continue
+    fi
     local sum=0 sum_cost=0 n=0
     for round in $(seq "$ROUNDS"); do
       f="$OUT/$scenario.$server.round$round.result"
@@ -267,6 +290,7 @@ echo "== results in $OUT" >&2
   [[ "$scenario" = e* || "$scenario" = d-line ]] && list=$LINE_SERVERS
   for round in $(seq "$ROUNDS"); do
     for server in $list; do
+      [ "$server" = uws ] && [ -z "$UWS" ] && continue
       run "$scenario" "$server" "$round"
     done
   done
@@ -275,6 +299,7 @@ done
 {
   echo "# duplex compare: $(date -u '+%Y-%m-%d %H:%M UTC'), $ROUNDS round(s), ${SECS} s measured after ${WARMUP} s"
   echo "# server on core $SERVER_CORE, duplex-load on core $LOAD_CORE; 'others' = CPU used by anything else (noise)"
+  [ -z "$UWS" ] || echo "# uws: $UWS"
   for scenario in $SCENARIOS; do
     list=$SERVERS
     [[ "$scenario" = e* || "$scenario" = d-line ]] && list=$LINE_SERVERS
