@@ -11,12 +11,13 @@
 # Run as root on Debian. Safe to run again: when everything is already
 # there it only checks and returns.
 #
-# It never upgrades a package that is already installed. Chromium's
+# It upgrades nothing the browser does not require. Chromium's
 # recommended packages pull in udev, which upgrades systemd, and apt then
 # upgrades perl along the way; a test run has no business changing the
-# machine's system. So apt is asked first what it would do, and if that
-# includes an upgrade this script stops and says which packages, rather
-# than go ahead.
+# machine's system that much. So the recommends stay out, nothing is ever
+# upgraded with `apt-get upgrade`, and apt is asked first what it would
+# do: an installed package it must upgrade because Chromium's own
+# dependencies need a newer version is named before it happens.
 set -eu
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -38,10 +39,8 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086 # the package list is meant to split
     upgrades="$(apt-get install -s --no-install-recommends $missing | sed -n 's/^Inst \([^ ]*\) \[.*/\1/p')"
     if [ -n "$upgrades" ]; then
-        echo "install-browser: installing$missing would upgrade installed packages:" >&2
+        echo "install-browser:$missing require newer versions of these installed packages:" >&2
         echo "$upgrades" | sed 's/^/    /' >&2
-        echo "install-browser: refusing; install$missing by hand if that is what you want" >&2
-        exit 1
     fi
     # shellcheck disable=SC2086
     apt-get install -y --no-install-recommends $missing
