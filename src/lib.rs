@@ -32,22 +32,28 @@
 //! );
 //! ```
 //!
-//! The telnet door's line codec finds lines however they end, and drops
-//! telnet commands. Here a line ends with CR LF, the next with CR NUL (a
-//! bare CR the telnet way, RFC 854), and before the last one the client
-//! pressed Ctrl-C, which telnet sends as `IAC IP IAC DO TIMING-MARK`
-//! (`FF F4 FF FD 06`):
+//! The telnet door's line codec finds lines however they end, and takes
+//! telnet commands out of them. Here a line ends with CR LF, the next with
+//! CR NUL (a bare CR the telnet way, RFC 854), and before the last one the
+//! client pressed Ctrl-C, which telnet sends as `IAC IP IAC DO TIMING-MARK`
+//! (`FF F4 FF FD 06`). The codec names both commands, and has the answer
+//! to the second ready: `IAC WILL TIMING-MARK` (RFC 860), without which a
+//! real telnet client would discard everything the server says next.
 //!
 //! ```rust
 //! use duplex::line::{LineCodec, LineEnd, LineEvent};
 //!
 //! let mut codec = LineCodec::new(4096);
 //! let mut input: &[u8] = b"hello\r\nworld\r\0\xFF\xF4\xFF\xFD\x06ok\n";
-//! let mut lines = Vec::new();
+//! let (mut lines, mut commands, mut answers) = (Vec::new(), Vec::new(), Vec::new());
 //! loop {
 //!     let (used, event) = codec.decode(input);
 //!     match event {
 //!         Some(LineEvent::Line(line, end)) => lines.push((line.to_vec(), end)),
+//!         Some(LineEvent::Command { command, answer }) => {
+//!             commands.push(command.to_string());
+//!             answers.extend(answer.map(|a| a.bytes().to_vec()));
+//!         }
 //!         Some(LineEvent::TooLong { .. }) => unreachable!("no line here is long"),
 //!         None => break,
 //!     }
@@ -61,6 +67,8 @@
 //!         (b"ok".to_vec(), LineEnd::Lf),
 //!     ]
 //! );
+//! assert_eq!(commands, ["IAC IP", "IAC DO TIMING-MARK"]);
+//! assert_eq!(answers, [vec![0xFF, 0xFB, 0x06]]);
 //! ```
 //!
 //! Frames are in [`ws::frame`] and [`ws::decoder`], with RFC 6455 §5.7's
