@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{read_response, Duplex, RawWs, Telnet, WAIT};
+use common::{json_field as field, read_response, Duplex, RawWs, Telnet, WAIT};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -14,14 +14,6 @@ fn connect(server: &Duplex) -> TcpStream {
     let stream = TcpStream::connect(server.http).unwrap();
     stream.set_read_timeout(Some(WAIT)).unwrap();
     stream
-}
-
-/// A JSON string field's value (the answers are one line of flat JSON).
-fn field(json: &str, name: &str) -> String {
-    let key = format!("\"{name}\":");
-    let start = json.find(&key).unwrap_or_else(|| panic!("{name} in {json}")) + key.len();
-    let rest = json[start..].trim_start_matches('"');
-    rest.split(['"', ',', '}']).next().unwrap_or("").to_string()
 }
 
 /// A new HTTP member: its token, and the number of the last line it saw.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{read_response, Duplex, Telnet, WAIT};
+use common::{json_field as field, read_response, Duplex, Telnet, WAIT};
 use std::io::Write;
 use std::net::TcpStream;
 
@@ -165,31 +165,6 @@ impl Poster {
     }
 }
 
-/// A top-level JSON field, as text.
-fn field(json: &str, name: &str) -> String {
-    let start = json
-        .find(&format!("\"{name}\":"))
-        .unwrap_or_else(|| panic!("{name} in {json}"))
-        + name.len()
-        + 3;
-    let rest = &json[start..];
-    if let Some(rest) = rest.strip_prefix('"') {
-        rest[..rest.find('"').unwrap()].to_string()
-    } else {
-        rest[..rest.find([',', '}']).unwrap()].to_string()
-    }
-}
-
-/// The peak resident memory of a process in KiB (`VmHWM`).
-fn peak_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc status")
-}
-
 #[test]
 fn history_is_bounded_in_bytes_per_room_and_in_total() {
     const ROOMS: usize = 16;
@@ -203,13 +178,13 @@ fn history_is_bounded_in_bytes_per_room_and_in_total() {
     let line = "x".repeat(4000);
     let body: String = (0..15).map(|_| format!("{line}\n")).collect();
     posters[0].send(&body);
-    let before = peak_kib(server.pid());
+    let before = common::peak_rss_kib(server.pid());
     for _ in 0..PER_ROOM / body.len() {
         for poster in &mut posters {
             poster.send(&body);
         }
     }
-    let after = peak_kib(server.pid());
+    let after = common::peak_rss_kib(server.pid());
     eprintln!("peak resident memory: {before} KiB before the flood, {after} KiB after");
     // 32 MiB were said and 1 MiB may be kept: the peak may grow by the
     // budget and the loop's passing buffers, not by what was said.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{read_response, Duplex, Telnet, WAIT};
+use common::{json_field as field, read_response, Duplex, Telnet, WAIT};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Instant;
@@ -66,21 +66,6 @@ impl Poller {
         self.stream.write_all(request.as_bytes()).unwrap();
         let (status, _, body) = read_response(&mut self.stream);
         (status, String::from_utf8(body).unwrap())
-    }
-}
-
-/// A top-level JSON field, as text (numbers and strings without quotes).
-fn field(json: &str, name: &str) -> String {
-    let start = json
-        .find(&format!("\"{name}\":"))
-        .unwrap_or_else(|| panic!("{name} in {json}"))
-        + name.len()
-        + 3;
-    let rest = &json[start..];
-    if let Some(rest) = rest.strip_prefix('"') {
-        rest[..rest.find('"').unwrap()].to_string()
-    } else {
-        rest[..rest.find([',', '}']).unwrap()].to_string()
     }
 }
 

@@ -579,6 +579,21 @@ pub fn parse_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
     ))
 }
 
+/// A top-level JSON field, as text (numbers and strings without quotes).
+pub fn json_field(json: &str, name: &str) -> String {
+    let start = json
+        .find(&format!("\"{name}\":"))
+        .unwrap_or_else(|| panic!("{name} in {json}"))
+        + name.len()
+        + 3;
+    let rest = &json[start..];
+    if let Some(rest) = rest.strip_prefix('"') {
+        rest[..rest.find('"').unwrap()].to_string()
+    } else {
+        rest[..rest.find([',', '}']).unwrap()].to_string()
+    }
+}
+
 /// The peak resident memory of a process so far (`VmHWM`), in KiB. The
 /// peak, not the current size: memory taken and given back during a test
 /// still shows, however quickly it was freed.
