@@ -55,9 +55,24 @@ pub const LOBBY: &str = "lobby";
 /// Longest member or room name, in characters.
 pub const MAX_NAME: usize = 24;
 
-/// A member's handle in the hub.
+/// A member's handle in the hub: its slot in the hub's slab. Four bytes,
+/// not eight: every chat connection carries one, and members are bounded
+/// by connections and `--max-http-members`, far below four billion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MemberId(pub usize);
+pub struct MemberId(u32);
+
+impl MemberId {
+    fn new(slot: usize) -> MemberId {
+        // Slots stay far below `u32::MAX` (see above); converting checks
+        // it rather than truncating.
+        MemberId(u32::try_from(slot).unwrap_or(u32::MAX))
+    }
+
+    /// The slot in the hub's slab.
+    fn index(self) -> usize {
+        self.0 as usize
+    }
+}
 
 /// How a member is reached, which decides how it receives binary messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -386,17 +401,17 @@ impl<L: Copy> Hub<L> {
 
     /// The member's current name, or `None` if it has left.
     pub fn name(&self, id: MemberId) -> Option<&str> {
-        self.members.get(id.0).map(|m| m.name.as_str())
+        self.members.get(id.index()).map(|m| m.name.as_str())
     }
 
     /// The room the member is in, or `None` if it has left.
     pub fn room_of(&self, id: MemberId) -> Option<&str> {
-        self.members.get(id.0).map(|m| &*m.room)
+        self.members.get(id.index()).map(|m| &*m.room)
     }
 
     /// The line number of the member's room just before it arrived there.
     pub fn joined_at(&self, id: MemberId) -> u64 {
-        self.members.get(id.0).map_or(0, |m| m.joined_at)
+        self.members.get(id.index()).map_or(0, |m| m.joined_at)
     }
 
     /// A new member arrives: named `guest-N`, placed in the lobby, greeted,
@@ -411,7 +426,7 @@ impl<L: Copy> Hub<L> {
         };
         let lobby = self.room_entry(LOBBY, LOBBY);
         let (room, room_key, joined_at) = (lobby.name.clone(), lobby.key.clone(), lobby.seq);
-        let id = MemberId(self.members.insert(Member {
+        let id = MemberId::new(self.members.insert(Member {
             name: name.clone(),
             // `guest-N` is its own folded key.
             key: name.clone(),
@@ -437,7 +452,7 @@ impl<L: Copy> Hub<L> {
 
     /// A member is gone (quit, closed, or lost): told to the room once.
     pub fn leave(&mut self, id: MemberId) {
-        let Some(member) = self.members.try_remove(id.0) else {
+        let Some(member) = self.members.try_remove(id.index()) else {
             return;
         };
         self.names.remove(&member.key);
@@ -448,7 +463,7 @@ impl<L: Copy> Hub<L> {
     /// A line of text from a member: a command if it starts with `/`,
     /// otherwise a message to the member's room.
     pub fn text(&mut self, id: MemberId, line: &str, now: SystemTime) {
-        if !self.members.contains(id.0) {
+        if !self.members.contains(id.index()) {
             return;
         }
         if line.len() > self.max_text {
@@ -469,7 +484,7 @@ impl<L: Copy> Hub<L> {
 
     /// A binary message from a WebSocket member, relayed to its room.
     pub fn binary(&mut self, id: MemberId, data: &[u8]) {
-        let Some(member) = self.members.get(id.0) else {
+        let Some(member) = self.members.get(id.index()) else {
             return;
         };
         self.messages += 1;
@@ -493,7 +508,7 @@ impl<L: Copy> Hub<L> {
     /// The loop's clock timer fired for `id`. Returns whether it should
     /// fire again in a second.
     pub fn clock_tick(&mut self, id: MemberId, generation: u32, now: SystemTime) -> bool {
-        match self.members.get(id.0) {
+        match self.members.get(id.index()) {
             Some(m) if m.clock && m.clock_generation == generation => {
                 self.reply(id, &format!("* time {}", crate::clock::format_utc(now)));
                 true
@@ -504,7 +519,7 @@ impl<L: Copy> Hub<L> {
 
     /// Sends one line to one member (`socket.emit`).
     pub fn reply(&mut self, id: MemberId, text: &str) {
-        let Some(member) = self.members.get(id.0) else {
+        let Some(member) = self.members.get(id.index()) else {
             return;
         };
         let start = self.outbox.recipients.len();
@@ -519,7 +534,7 @@ impl<L: Copy> Hub<L> {
     /// (`io.emit`): seeing your own line come back is how you know the
     /// room saw it, in the same order as everyone else.
     fn say(&mut self, id: MemberId, text: &str) {
-        let Some(member) = self.members.get(id.0) else {
+        let Some(member) = self.members.get(id.index()) else {
             return;
         };
         self.messages += 1;
@@ -591,14 +606,14 @@ impl<L: Copy> Hub<L> {
 
     /// `/who`: the members of the asker's room.
     fn who(&mut self, id: MemberId) {
-        let Some(member) = self.members.get(id.0) else {
+        let Some(member) = self.members.get(id.index()) else {
             return;
         };
         let room = member.room.clone();
         let names: Vec<&str> = self.rooms.get(&member.room_key).map_or(Vec::new(), |r| {
             r.members
                 .iter()
-                .filter_map(|m| self.members.get(m.0))
+                .filter_map(|m| self.members.get(m.index()))
                 .map(|m| m.name.as_str())
                 .collect()
         });
@@ -628,7 +643,7 @@ impl<L: Copy> Hub<L> {
             }
             None => {}
         }
-        let Some(member) = self.members.get_mut(id.0) else {
+        let Some(member) = self.members.get_mut(id.index()) else {
             return;
         };
         let old = std::mem::replace(&mut member.name, name.clone());
@@ -648,7 +663,7 @@ impl<L: Copy> Hub<L> {
             Err(why) => return self.reply(id, &format!("! bad room name {asked:?}: {why}")),
         };
         let key = fold_name(&spelling);
-        let Some(member) = self.members.get(id.0) else {
+        let Some(member) = self.members.get(id.index()) else {
             return;
         };
         if *member.room_key == *key {
@@ -659,7 +674,7 @@ impl<L: Copy> Hub<L> {
         // An existing room keeps the spelling of whoever made it.
         let new_room = self.room_entry(&spelling, &key);
         let (joined_at, room, room_key) = (new_room.seq, new_room.name.clone(), new_room.key.clone());
-        let Some(member) = self.members.get_mut(id.0) else {
+        let Some(member) = self.members.get_mut(id.index()) else {
             return;
         };
         let old = std::mem::replace(&mut member.room, room.clone());
@@ -673,7 +688,7 @@ impl<L: Copy> Hub<L> {
     }
 
     fn toggle_clock(&mut self, id: MemberId, now: SystemTime) {
-        let Some(member) = self.members.get_mut(id.0) else {
+        let Some(member) = self.members.get_mut(id.index()) else {
             return;
         };
         if member.transport == Transport::Http {
@@ -801,7 +816,7 @@ impl<L: Copy> Hub<L> {
         let mut pollers = false;
         if let Some(room) = self.rooms.get(room) {
             for &member in &room.members {
-                match self.members.get(member.0) {
+                match self.members.get(member.index()) {
                     Some(m) if m.transport == Transport::Http => pollers = true,
                     Some(m) if Some(member) != except => self.outbox.recipients.push(m.link),
                     _ => {}
@@ -838,7 +853,7 @@ impl<L: Copy> Hub<L> {
                 return Err(format!("room {key:?} is empty"));
             }
             for &id in &room.members {
-                let Some(member) = self.members.get(id.0) else {
+                let Some(member) = self.members.get(id.index()) else {
                     return Err(format!("room {key:?} lists a member that left"));
                 };
                 if *member.room_key != **key {
@@ -870,7 +885,8 @@ impl<L: Copy> Hub<L> {
             return Err(format!("{} members, {placed} in rooms", self.members.len()));
         }
         for (i, member) in &self.members {
-            if member.key != fold_name(&member.name) || self.names.get(&member.key) != Some(&MemberId(i)) {
+            if member.key != fold_name(&member.name) || self.names.get(&member.key) != Some(&MemberId::new(i))
+            {
                 return Err(format!("{:?} is not filed under its folded name", member.name));
             }
         }
@@ -891,12 +907,12 @@ impl<L: Copy> Hub<L> {
 
     /// The adapter's handle for a member.
     pub fn link(&self, id: MemberId) -> Option<L> {
-        self.members.get(id.0).map(|m| m.link)
+        self.members.get(id.index()).map(|m| m.link)
     }
 
     /// The transport of a member, for the adapters' statistics.
     pub fn transport(&self, id: MemberId) -> Option<Transport> {
-        self.members.get(id.0).map(|m| m.transport)
+        self.members.get(id.index()).map(|m| m.transport)
     }
 }
 

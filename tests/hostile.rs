@@ -754,15 +754,33 @@ fn crowd_gone(server: &Duplex) -> bool {
 
 #[test]
 fn a_silent_websocket_is_pinged_and_closed_when_it_does_not_answer() {
-    let server = Duplex::start(&["--ping-interval", "300ms", "--pong-timeout", "300ms"]);
-    let mut ws = RawWs::connect(server.http, "/echo");
-    // Silence: the server asks whether we are still there (RFC 6455 §5.5.2).
-    let ping = ws.read_frame().expect("a ping");
-    assert_eq!(ping.opcode, 0x9, "{ping:?}");
-    // We do not answer: a close follows, and then the end of the stream.
-    let (code, reason) = ws.expect_close();
-    assert_eq!((code, reason.as_str()), (1001, "no answer to ping"));
-    assert_server_healthy(&server);
+    // Both ways the heartbeat starts: from a timer of its own (a ping
+    // interval shorter than the handshake timeout), and from the request
+    // deadline still pending at the upgrade (one at least as long).
+    for handshake_timeout in ["10s", "150ms"] {
+        let server = Duplex::start(&[
+            "--ping-interval",
+            "300ms",
+            "--pong-timeout",
+            "300ms",
+            "--handshake-timeout",
+            handshake_timeout,
+        ]);
+        let mut ws = RawWs::connect(server.http, "/echo");
+        let opened = Instant::now();
+        // Silence: the server asks whether we are still there (RFC 6455
+        // §5.5.2), not before the ping interval.
+        let ping = ws.read_frame().expect("a ping");
+        assert_eq!(ping.opcode, 0x9, "{ping:?}");
+        let pinged = opened.elapsed();
+        assert!(pinged >= Duration::from_millis(250), "pinged after {pinged:?}");
+        // We do not answer: a close follows, and then the end of the stream.
+        let (code, reason) = ws.expect_close();
+        assert_eq!((code, reason.as_str()), (1001, "no answer to ping"));
+        let closed = opened.elapsed();
+        assert!(closed >= Duration::from_millis(550), "closed after {closed:?}");
+        assert_server_healthy(&server);
+    }
 }
 
 #[test]

@@ -146,11 +146,7 @@ impl Server {
             log::error!("{peer}: register: {e}");
             return;
         }
-        let local = socket.local_addr().unwrap_or(match door {
-            Door::Line => self.doors.line_addr,
-            Door::Web => self.doors.web_addr,
-        });
-        self.next_serial += 1;
+        self.next_serial = self.next_serial.wrapping_add(1);
         log::debug!(
             "{peer}: connected to the {} door (token {})",
             door.name(),
@@ -160,10 +156,10 @@ impl Server {
         entry.insert(Connection {
             socket,
             peer,
-            local,
             serial: self.next_serial,
             protocol,
             close: Close::Open,
+            why: None,
             out: crate::outq::OutQueue::new(),
             last_heard: self.shared.now,
             over_limit_since: None,
@@ -183,7 +179,7 @@ impl Server {
         match door {
             Door::Line if config.line_echo => Protocol::LineEcho(LineEcho::new(config.max_line)),
             Door::Line => Protocol::Line(LineChat::new(config.max_line)),
-            Door::Web => Protocol::Http(Http::new(config, self.shared.now)),
+            Door::Web => Protocol::Http(Box::new(Http::new(config, self.shared.now))),
         }
     }
 

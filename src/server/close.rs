@@ -129,70 +129,48 @@ impl Why {
 }
 
 /// How far a connection has got in closing. Moves only forward. The
-/// reason is boxed: every open connection carries this field, and only a
-/// closing one needs the reason.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// reason is kept beside it, in the connection's `why`, from the moment
+/// closing starts: one byte here and an empty box there is all an open
+/// connection pays for a machine it uses once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Close {
     /// Reading and writing.
     Open,
     /// Writing our last words; the peer's input is dropped.
-    Flushing(Box<Why>),
+    Flushing,
     /// Our FIN is sent; reading until the peer's.
-    FinSent(Box<Why>),
+    FinSent,
     /// Over: freed at the end of the turn.
-    Done(Box<Why>),
+    Done,
 }
 
 impl Close {
-    fn rank(&self) -> u8 {
-        match self {
-            Close::Open => 0,
-            Close::Flushing(_) => 1,
-            Close::FinSent(_) => 2,
-            Close::Done(_) => 3,
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Close::Open => "Open",
-            Close::Flushing(_) => "Flushing",
-            Close::FinSent(_) => "FinSent",
-            Close::Done(_) => "Done",
-        }
-    }
-
     /// Still open for business (not closing).
-    pub fn is_open(&self) -> bool {
-        *self == Close::Open
-    }
-
-    /// Why it is closing, once it is.
-    pub fn why(&self) -> Option<&Why> {
-        match self {
-            Close::Open => None,
-            Close::Flushing(why) | Close::FinSent(why) | Close::Done(why) => Some(why),
-        }
+    pub fn is_open(self) -> bool {
+        self == Close::Open
     }
 }
 
 impl Server {
     /// The one place a connection's close state changes. Transitions only
-    /// go forward; each is logged (`RUST_LOG=duplex=trace`).
-    fn set_close(&mut self, token: Token, next: Close) {
+    /// go forward; each is logged (`RUST_LOG=duplex=trace`). A new reason,
+    /// when given, replaces the old: the last one is what ended it.
+    fn set_close(&mut self, token: Token, next: Close, why: Option<Why>) {
         let Some(conn) = self.conns.get_mut(token.0) else {
             return;
         };
-        if next.rank() <= conn.close.rank() {
+        if next <= conn.close {
             return;
         }
-        log::trace!("{}: close {} -> {}", conn.peer, conn.close.name(), next.name());
+        log::trace!("{}: close {:?} -> {next:?}", conn.peer, conn.close);
         if conn.close.is_open() {
             self.shared.stats.closing_started(&conn.protocol);
         }
-        let done = matches!(next, Close::Done(_));
         conn.close = next;
-        if done {
+        if let Some(why) = why {
+            conn.why = Some(Box::new(why));
+        }
+        if next == Close::Done {
             self.reap.push(token);
         }
     }
@@ -268,7 +246,7 @@ impl Server {
     /// with nothing more to say: go straight to flushing.
     pub(super) fn finish(&mut self, token: Token, why: Why) {
         self.leave(token);
-        self.set_close(token, Close::Flushing(Box::new(why)));
+        self.set_close(token, Close::Flushing, Some(why));
         self.mark_dirty(token);
         let at = self.shared.now + self.shared.config.close_timeout;
         self.schedule(token, super::timers::ConnTimer::CloseDeadline, at);
@@ -285,7 +263,7 @@ impl Server {
         // The member leaves the hub when the connection is freed, not here:
         // an abort can happen while the loop is carrying out a broadcast.
         self.release_waiter(token);
-        self.set_close(token, Close::Done(Box::new(why)));
+        self.set_close(token, Close::Done, Some(why));
     }
 
     /// After a flush: a closing connection whose last words are out sends
@@ -297,19 +275,17 @@ impl Server {
         if !conn.out.is_empty() {
             return;
         }
-        if let Close::Flushing(why) = &conn.close {
-            let why = why.clone();
+        if conn.close == Close::Flushing {
             // Our last word is out: send FIN, keep reading until the peer
             // closes too.
             let _ = conn.socket.shutdown(Shutdown::Write);
-            self.set_close(token, Close::FinSent(why));
+            self.set_close(token, Close::FinSent, None);
         }
         let Some(conn) = self.conns.get(token.0) else {
             return;
         };
-        if let (Close::FinSent(why), true) = (&conn.close, conn.eof) {
-            let why = why.clone();
-            self.set_close(token, Close::Done(why));
+        if conn.close == Close::FinSent && conn.eof {
+            self.set_close(token, Close::Done, None);
         }
     }
 
@@ -375,7 +351,7 @@ impl Server {
     pub(super) fn reap_closed(&mut self) {
         while let Some(token) = self.reap.pop() {
             match self.conns.get(token.0) {
-                Some(conn) if matches!(conn.close, Close::Done(_)) => {}
+                Some(conn) if conn.close == Close::Done => {}
                 _ => continue,
             }
             self.leave(token);
@@ -384,7 +360,7 @@ impl Server {
                 continue;
             };
             let _ = self.poll.registry().deregister(&mut conn.socket);
-            let why = conn.close.why().map_or(String::new(), Why::to_string);
+            let why = conn.why.as_deref().map_or(String::new(), Why::to_string);
             log::debug!("{}: disconnected ({why})", conn.peer);
             self.shared.stats.disconnected();
         }

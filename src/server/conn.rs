@@ -13,7 +13,7 @@
 //!
 //! `eof` says one thing only: the peer sent FIN (a read returned 0).
 
-use super::close::Close;
+use super::close::{Close, Why};
 use super::context::{Context, Next};
 use super::event_stream::EventStream;
 use super::http::Http;
@@ -153,8 +153,11 @@ pub(super) enum Protocol {
     /// The telnet door as an echo service, `--line-echo` (`line_echo.rs`).
     LineEcho(LineEcho),
     /// The web door, reading HTTP requests; a parked long poll is one of
-    /// its states (`http.rs`, `long_poll.rs`).
-    Http(Http),
+    /// its states (`http.rs`, `long_poll.rs`). Boxed: a request being read
+    /// needs far more room than an idle WebSocket or telnet line, and an
+    /// enum is as large as its largest variant, so every connection
+    /// would pay for it.
+    Http(Box<Http>),
     /// Upgraded: frames in, frames out (`websocket.rs`).
     WebSocket(WebSocket),
     /// Streaming server-sent events (`event_stream.rs`).
@@ -250,12 +253,15 @@ impl Protocol {
 pub(super) struct Connection {
     pub socket: TcpStream,
     pub peer: SocketAddr,
-    pub local: SocketAddr,
     /// Tells this connection from an earlier one that had the same token,
-    /// so a stale timer never touches the wrong connection.
-    pub serial: u64,
+    /// so a stale timer never touches the wrong connection. It wraps after
+    /// four billion connections: a stale timer would have to outlive all
+    /// of them, and land on the same token, to be mistaken.
+    pub serial: u32,
     pub protocol: Protocol,
     pub close: Close,
+    /// Why it is closing, once it is (see `Close`).
+    pub why: Option<Box<Why>>,
     pub out: OutQueue,
     /// Last time the peer sent anything: heartbeats and idle timeouts.
     pub last_heard: Instant,
@@ -269,6 +275,16 @@ pub(super) struct Connection {
     pub eof: bool,
     /// Which transport this connection's bytes are counted under.
     pub via: Via,
+}
+
+/// What the hub greets a new member with: where it connected. The server's
+/// own address is asked of the socket here, once per member, rather than
+/// kept in every connection for the whole of its life.
+pub(super) fn welcome(socket: &TcpStream, peer: SocketAddr, over: &str) -> String {
+    match socket.local_addr() {
+        Ok(local) => format!("server {local}, you are {peer}{over}"),
+        Err(_) => format!("you are {peer}{over}"),
+    }
 }
 
 impl fmt::Display for Connection {

@@ -31,6 +31,7 @@ use crate::hub::Hub;
 use crate::origin::OriginPolicy;
 use crate::outq::OutQueue;
 use crate::timer::Timers;
+use mio::net::TcpStream;
 use mio::Token;
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
@@ -68,9 +69,11 @@ pub(super) struct Shared {
 pub(super) struct Context<'a> {
     pub token: Token,
     /// Tells this connection from an earlier one with the same token.
-    pub serial: u64,
+    pub serial: u32,
     pub peer: SocketAddr,
-    pub local: SocketAddr,
+    /// The socket itself, for what is asked of it rarely (the server's
+    /// own address, in a welcome). Reading and writing are the loop's.
+    pub socket: &'a TcpStream,
     /// This connection's output: everything it says goes here, and leaves
     /// through the loop's one write point.
     pub out: &'a mut OutQueue,
@@ -97,10 +100,8 @@ impl Context<'_> {
     /// token *and* serial, so it cannot fire on a newer connection that
     /// reused the token.
     pub fn schedule(&mut self, kind: ConnTimer, at: Instant) {
-        let (token, serial) = (self.token, self.serial);
-        self.shared
-            .timers
-            .schedule(at, Timer::Conn { token, serial, kind });
+        let timer = Timer::conn(self.token, self.serial, kind);
+        self.shared.timers.schedule(at, timer);
     }
 
     /// Queues one line of text with CR LF, as telnet and the NVT want it
@@ -125,7 +126,7 @@ impl Context<'_> {
 
     /// What the hub greets a new member with: where it connected.
     pub fn welcome(&self, over: &str) -> String {
-        format!("server {}, you are {}{over}", self.local, self.peer)
+        super::conn::welcome(self.socket, self.peer, over)
     }
 }
 

@@ -20,7 +20,9 @@ pub(super) struct EventStream {
     /// The HTTP member it streams for, until it lets go.
     member: Option<MemberKey>,
     /// The room being streamed, and the last line number sent from it.
-    room: String,
+    /// (A `Box<str>`, not a `String`: it is never appended to, and the
+    /// largest kind of connection sets every connection's size.)
+    room: Box<str>,
     last_seq: u64,
 }
 
@@ -53,7 +55,7 @@ X-Duplex-Token: {secret}\r\n\r\n"
         cx.schedule(ConnTimer::Heartbeat, at);
         let mut stream = EventStream {
             member: Some(key),
-            room,
+            room: room.into_boxed_str(),
             last_seq,
         };
         stream.push_events(cx);
@@ -75,12 +77,12 @@ X-Duplex-Token: {secret}\r\n\r\n"
         let Some((member, room)) = self.member.and_then(|key| cx.member_room(key)) else {
             return;
         };
-        if room != self.room {
+        if *room != *self.room {
             // The member moved (`/join`): follow it from its arrival.
             self.last_seq = cx.hub.joined_at(member);
             cx.out
                 .push_bytes(format!("event: room\ndata: {room}\n\n").as_bytes());
-            self.room = room;
+            self.room = room.into_boxed_str();
         }
         let mut events = String::new();
         if let Some(m) = self.member.and_then(|key| cx.shared.members.get_mut(key)) {

@@ -18,10 +18,8 @@ pub(super) struct Http {
     /// The next request head must be complete by then.
     deadline: Instant,
     /// A long poll waiting for a line: the connection's current request.
-    /// HTTP/1.1 answers in order, so requests behind it wait too. Boxed:
-    /// most connections never park, and every connection pays for the
-    /// largest state it could be in.
-    parked: Option<Box<LongPoll>>,
+    /// HTTP/1.1 answers in order, so requests behind it wait too.
+    parked: Option<LongPoll>,
     /// Bytes of pipelined requests that arrived while parked, read once
     /// it is answered.
     stash: Vec<u8>,
@@ -52,12 +50,12 @@ impl Http {
 
     /// Parks the current request.
     pub fn park(&mut self, parked: LongPoll) {
-        self.parked = Some(Box::new(parked));
+        self.parked = Some(parked);
     }
 
     /// Takes the parked long poll away, unanswered.
     pub fn unpark(&mut self) -> Option<LongPoll> {
-        self.parked.take().map(|parked| *parked)
+        self.parked.take()
     }
 
     /// Requests wait behind a long poll that has been answered.

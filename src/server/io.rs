@@ -34,7 +34,7 @@ impl Server {
             token,
             serial: conn.serial,
             peer: conn.peer,
-            local: conn.local,
+            socket: &conn.socket,
             out: &mut conn.out,
             via: &mut conn.via,
             shared: &mut self.shared,
@@ -62,7 +62,7 @@ impl Server {
                 share_used = false;
                 break;
             };
-            if conn.over_limit_since.is_some() || conn.eof || matches!(conn.close, Close::Done(_)) {
+            if conn.over_limit_since.is_some() || conn.eof || conn.close == Close::Done {
                 share_used = false;
                 break;
             }
@@ -238,7 +238,7 @@ impl Server {
         let Some(conn) = self.conns.get_mut(token.0) else {
             return;
         };
-        if matches!(conn.close, Close::Done(_)) {
+        if conn.close == Close::Done {
             return;
         }
         let peer = conn.peer;

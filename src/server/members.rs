@@ -151,7 +151,7 @@ impl Shared {
     pub fn http_member(
         &mut self,
         request: &Request,
-        local: std::net::SocketAddr,
+        socket: &mio::net::TcpStream,
         peer: std::net::SocketAddr,
     ) -> Result<MemberKey, Response> {
         if let Some(value) = request.query_param("token") {
@@ -169,7 +169,7 @@ impl Shared {
             );
         }
         let key = self.members.next_key();
-        let welcome = format!("server {local}, you are {peer} over HTTP");
+        let welcome = super::conn::welcome(socket, peer, " over HTTP");
         let member = self.hub.join(Link::Http(key), Transport::Http, &welcome);
         self.members.insert(key, member, self.now);
         let members = &mut self.members;
@@ -366,9 +366,8 @@ impl Server {
         let Some(conn) = self.conns.get(token.0) else {
             return;
         };
-        let (local, peer) = (conn.local, conn.peer);
         let request = chat.request;
-        let key = match self.shared.http_member(&request, local, peer) {
+        let key = match self.shared.http_member(&request, &conn.socket, conn.peer) {
             Ok(key) => key,
             Err(response) => return self.respond(token, response.close(!request.keep_alive())),
         };

@@ -120,7 +120,7 @@ pub struct Server {
     shared: Shared,
     /// The loop's one read buffer: every read lands here first.
     read_buf: ReadBuffer,
-    next_serial: u64,
+    next_serial: u32,
     /// Connections with output queued this turn, flushed at its end.
     dirty: Vec<Token>,
     /// Connections to free at the end of this turn.

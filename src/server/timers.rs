@@ -12,10 +12,13 @@ use std::time::Instant;
 pub(super) enum Timer {
     /// One connection's timer. It names the connection by token *and*
     /// serial, so it cannot fire on a newer connection that reused the
-    /// token.
+    /// token. Both in four bytes: an idle connection keeps a timer in
+    /// the heap all its life, so the entry's size is part of its cost
+    /// (tokens are bounded by the descriptor limit; serials wrap, see
+    /// `Connection::serial`).
     Conn {
-        token: Token,
-        serial: u64,
+        token: u32,
+        serial: u32,
         kind: ConnTimer,
     },
     /// Accepting was paused after an error such as EMFILE.
@@ -46,16 +49,25 @@ pub(super) enum ConnTimer {
     LongPollDeadline,
 }
 
+impl Timer {
+    /// Connection `token`'s timer of `kind`.
+    pub fn conn(token: Token, serial: u32, kind: ConnTimer) -> Timer {
+        // Tokens are slab keys, below the descriptor limit (see
+        // `descriptors.rs`), so they fit; checked rather than truncated.
+        let token = u32::try_from(token.0).unwrap_or(u32::MAX);
+        Timer::Conn { token, serial, kind }
+    }
+}
+
 impl Server {
     /// Sets a timer for a connection, by token and serial.
     pub(super) fn schedule(&mut self, token: Token, kind: ConnTimer, at: Instant) {
         let Some(conn) = self.conns.get(token.0) else {
             return;
         };
-        let serial = conn.serial;
         self.shared
             .timers
-            .schedule(at, Timer::Conn { token, serial, kind });
+            .schedule(at, Timer::conn(token, conn.serial, kind));
     }
 
     /// Step 4: fires every timer that is due, carrying out the hub's
@@ -69,6 +81,7 @@ impl Server {
                 Timer::ShutdownDeadline => {}
                 Timer::SweepHttpMembers => self.sweep_http_members(),
                 Timer::Conn { token, serial, kind } => {
+                    let token = Token(token as usize);
                     // Stale: the connection is gone, or the token now
                     // belongs to a newer one.
                     if self.conns.get(token.0).is_none_or(|c| c.serial != serial) {

@@ -61,8 +61,10 @@ impl WebSocket {
             ping_sent: false,
             member: None,
         };
-        let at = cx.now + cx.config.ping_interval;
-        cx.schedule(ConnTimer::Heartbeat, at);
+        if !inherits_request_deadline(cx) {
+            let at = cx.now + cx.config.ping_interval;
+            cx.schedule(ConnTimer::Heartbeat, at);
+        }
         match endpoint {
             Endpoint::Echo => {}
             Endpoint::Chat => {
@@ -156,6 +158,11 @@ impl WebSocket {
         }
         match (timer, self.endpoint, self.member) {
             (ConnTimer::Heartbeat, _, _) => self.heartbeat(cx, last_heard),
+            (ConnTimer::RequestDeadline, _, _) if inherits_request_deadline(cx) => {
+                // The first heartbeat (see `inherits_request_deadline`): no
+                // ping has been sent, so this pings or arms the next one.
+                self.heartbeat(cx, last_heard)
+            }
             (ConnTimer::Clock(_), Endpoint::Clock, _) => {
                 self.tick(cx);
                 Next::Continue
@@ -199,6 +206,18 @@ impl WebSocket {
         }
         Next::Continue
     }
+}
+
+/// Whether the heartbeat starts from the HTTP request deadline that was
+/// pending when the connection upgraded, rather than from a timer of its
+/// own. That deadline was set at most `--handshake-timeout` before the
+/// upgrade, so when the ping interval is at least as long (as by default:
+/// 30 s against 10 s) it fires before the first ping could be due. An idle
+/// WebSocket then keeps one timer in the heap, not two: the heap holds a
+/// timer until it fires, and at 32 bytes an entry, that is an eighth of
+/// what an idle connection costs.
+fn inherits_request_deadline(cx: &Context) -> bool {
+    cx.config.ping_interval >= cx.config.handshake_timeout
 }
 
 /// The one place the close handshake changes (logged).
