@@ -127,7 +127,7 @@ fn print_echo_result(load: &Load, args: &LoadArgs, label: &str, start: &Snapshot
     };
     println!(
         "duplex-load {label} c={} d={} s={}{rate}: {:.0} msg/s, {:.1} MB/s, p50 {:.3} ms, p99 {:.3} ms, \
-max {:.3} ms, errors {}, conns {}, {}{}",
+max {:.3} ms, errors {}, conns {}, echoed {}, {}{}",
         args.conns,
         args.depth,
         args.size,
@@ -138,6 +138,7 @@ max {:.3} ms, errors {}, conns {}, {}{}",
         load.latency.max_ms(),
         load.errors,
         load.opened,
+        load.echoes,
         start.cpu_report(end),
         rss_report(load.common.server_pid),
     );
