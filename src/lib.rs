@@ -10,7 +10,9 @@
 //!   [`ws::decoder`], [`ws::close`];
 //! * [`hub`]: the chat that both doors lead to;
 //! * [`timer`], [`outq`]: the loop's timers and its bounded output;
-//! * [`config`]: every option and limit, with its default and reason.
+//! * [`config`]: every option and limit, with its default and reason;
+//! * [`tls`]: the certificate for the TLS doors (TLS itself is a layer
+//!   under each connection, in `server/transport.rs`).
 //!
 //! The protocol modules are *sans-IO*: bytes in, events out, no sockets
 //! and no clocks, so each is tested with byte slices. Only [`server`]
@@ -87,6 +89,7 @@ pub mod outq;
 pub mod random;
 pub mod server;
 pub mod timer;
+pub mod tls;
 pub mod ws;
 
 pub use config::Config;
