@@ -6,6 +6,7 @@
 
 use clap::Parser;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// What `--help` says after the options: how to see the server work, which
@@ -42,8 +43,36 @@ pub struct Config {
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub http: SocketAddr,
 
-    /// Connections open at once, both doors together. One more is told so
-    /// (HTTP 503 or an error line) and closed; the listeners keep going.
+    /// Address of the web door over TLS (`https://`, `wss://`): everything
+    /// the web door serves, encrypted. Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub https: Option<SocketAddr>,
+
+    /// Address of the line service over TLS, for `openssl s_client
+    /// -connect ADDR` or `socat`. Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub tcps: Option<SocketAddr>,
+
+    /// The TLS certificate chain, PEM, leaf first. Without it (and
+    /// `--tls-key`), a self-signed certificate for localhost is made at
+    /// start and its pin printed.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The TLS certificate's private key, PEM.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    // rustls's own default is 64 KiB too. Records wait here only while the
+    // socket is full, so its size is a bound, not a cost.
+    /// Most bytes rustls may hold for one TLS connection: plaintext written
+    /// before the handshake is done, or records waiting for the socket.
+    #[arg(long, default_value = "64KiB", value_parser = parse_size, value_name = "SIZE")]
+    pub tls_buffer: usize,
+
+    /// Connections open at once, all doors together. One more is told so
+    /// (HTTP 503 or an error line; a TLS door just closes) and closed; the
+    /// listeners keep going.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub max_connections: usize,
 
@@ -63,7 +92,8 @@ pub struct Config {
 
     /// Time allowed for a whole request head, counted from its first byte
     /// or from the connection's start: a peer that trickles its head
-    /// (slowloris) is answered 408 and closed.
+    /// (slowloris) is answered 408 and closed. A TLS handshake, on either
+    /// door, must be done within it too.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "TIME")]
     pub handshake_timeout: Duration,
 

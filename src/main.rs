@@ -17,12 +17,29 @@ fn main() -> ExitCode {
         eprintln!("duplex: cannot handle signals: {e}");
         return ExitCode::FAILURE;
     }
-    // One line that people and scripts can read, on stdout.
-    println!(
+    // One line that people and scripts can read, on stdout. Optional doors
+    // are named only when open.
+    let mut listening = format!(
         "duplex listening tcp={} http={}",
         server.line_addr(),
         server.web_addr()
     );
+    if let Some(addr) = server.https_addr() {
+        listening += &format!(" https={addr}");
+    }
+    if let Some(addr) = server.tcps_addr() {
+        listening += &format!(" tcps={addr}");
+    }
+    println!("{listening}");
+    if let Some(pin) = server.tls_pin() {
+        // No authority vouches for a certificate made at start; its pin
+        // lets a learner trust this one key, and no other.
+        println!(
+            "duplex tls: self-signed certificate for {}; its SHA-256 SPKI pin is {pin}",
+            duplex::tls::SELF_SIGNED_NAMES.join(", ")
+        );
+        println!("duplex tls: to trust it in Chromium: --ignore-certificate-errors-spki-list={pin}");
+    }
     let _ = std::io::stdout().flush();
     log::info!(
         "telnet {} {} | open http://{}/",

@@ -1,4 +1,8 @@
-//! The two doors: listening sockets, and what happens to a new connection.
+//! The doors: listening sockets, and what happens to a new connection.
+//!
+//! Two doors, line and web, each plain and, when asked for, with TLS under
+//! it (`--tcps`, `--https`). A TLS door leads to the same protocols as its
+//! plain twin: only the connection's transport differs (`transport.rs`).
 
 use super::close::Close;
 use super::conn::{Connection, Door, Protocol, Via};
@@ -8,12 +12,16 @@ use super::http::Http;
 use super::line::LineChat;
 use super::line_echo::LineEcho;
 use super::timers::{ConnTimer, Timer};
-use super::{Server, LINE_LISTENER, WEB_LISTENER};
+use super::transport::Transport;
+use super::{Server, LINE_LISTENER, LINE_TLS_LISTENER, WEB_LISTENER, WEB_TLS_LISTENER};
 use crate::config::Config;
+use crate::tls::Certificate;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Poll, Token};
+use rustls::ServerConfig;
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long to wait before accepting again after the process ran out of
@@ -21,12 +29,32 @@ use std::time::Duration;
 /// nobody notices.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// The listening sockets. A door is `None` once shutdown has closed it.
+/// Whether a door has TLS under it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Layer {
+    /// Bytes as they come.
+    Plain,
+    /// TLS: `--tcps`, `--https`.
+    Tls,
+}
+
+/// The listening sockets. A door is `None` once shutdown has closed it
+/// (or, for a TLS door, when it was not asked for).
 pub(super) struct Doors {
     line: Option<TcpListener>,
     web: Option<TcpListener>,
+    line_tls: Option<TcpListener>,
+    web_tls: Option<TcpListener>,
     pub line_addr: SocketAddr,
     pub web_addr: SocketAddr,
+    pub line_tls_addr: Option<SocketAddr>,
+    pub web_tls_addr: Option<SocketAddr>,
+    /// What each TLS door's connections share: the certificate, and for
+    /// the web door its ALPN answer.
+    line_tls_config: Option<Arc<ServerConfig>>,
+    web_tls_config: Option<Arc<ServerConfig>>,
+    /// The pin of a certificate made at start, to print.
+    pub pin: Option<String>,
     /// Accepting is paused after an error such as ENOMEM.
     paused: bool,
     /// A descriptor kept in reserve for answering when there are no more
@@ -36,28 +64,79 @@ pub(super) struct Doors {
 
 impl Doors {
     pub fn bind(poll: &Poll, config: &Config) -> io::Result<Doors> {
-        let mut line = listen(config.tcp, "the line door", "--tcp")?;
-        let mut web = listen(config.http, "the web door", "--http")?;
-        let line_addr = line.local_addr()?;
-        let web_addr = web.local_addr()?;
-        poll.registry()
-            .register(&mut line, LINE_LISTENER, Interest::READABLE)?;
-        poll.registry()
-            .register(&mut web, WEB_LISTENER, Interest::READABLE)?;
-        Ok(Doors {
+        let line = listen(config.tcp, "the line door", "--tcp")?;
+        let web = listen(config.http, "the web door", "--http")?;
+        let line_tls = config
+            .tcps
+            .map(|addr| listen(addr, "the line door over TLS", "--tcps"))
+            .transpose()?;
+        let web_tls = config
+            .https
+            .map(|addr| listen(addr, "the web door over TLS", "--https"))
+            .transpose()?;
+        // The certificate is read (or made) only when a TLS door is open.
+        let certificate = match line_tls.is_some() || web_tls.is_some() {
+            true => Some(Certificate::load(
+                config.tls_cert.as_deref(),
+                config.tls_key.as_deref(),
+            )?),
+            false => None,
+        };
+        let mut doors = Doors {
+            line_addr: line.local_addr()?,
+            web_addr: web.local_addr()?,
+            line_tls_addr: line_tls.as_ref().map(TcpListener::local_addr).transpose()?,
+            web_tls_addr: web_tls.as_ref().map(TcpListener::local_addr).transpose()?,
+            line_tls_config: certificate.as_ref().map(|c| c.config.clone()),
+            web_tls_config: certificate.as_ref().map(|c| c.with_alpn(&[b"http/1.1"])),
+            pin: certificate.and_then(|c| c.pin),
             line: Some(line),
             web: Some(web),
-            line_addr,
-            web_addr,
+            line_tls,
+            web_tls,
             paused: false,
             spare: super::descriptors::spare(),
-        })
+        };
+        let registry = poll.registry();
+        for (listener, token) in [
+            (&mut doors.line, LINE_LISTENER),
+            (&mut doors.web, WEB_LISTENER),
+            (&mut doors.line_tls, LINE_TLS_LISTENER),
+            (&mut doors.web_tls, WEB_TLS_LISTENER),
+        ] {
+            if let Some(listener) = listener {
+                registry.register(listener, token, Interest::READABLE)?;
+            }
+        }
+        Ok(doors)
     }
 
-    /// Closes both doors: nothing new is accepted.
+    /// Closes every door: nothing new is accepted.
     pub fn close(&mut self, poll: &Poll) {
-        for mut listener in [self.line.take(), self.web.take()].into_iter().flatten() {
+        let all = [
+            self.line.take(),
+            self.web.take(),
+            self.line_tls.take(),
+            self.web_tls.take(),
+        ];
+        for mut listener in all.into_iter().flatten() {
             let _ = poll.registry().deregister(&mut listener);
+        }
+    }
+
+    fn listener(&self, door: Door, layer: Layer) -> Option<&TcpListener> {
+        match (door, layer) {
+            (Door::Line, Layer::Plain) => self.line.as_ref(),
+            (Door::Web, Layer::Plain) => self.web.as_ref(),
+            (Door::Line, Layer::Tls) => self.line_tls.as_ref(),
+            (Door::Web, Layer::Tls) => self.web_tls.as_ref(),
+        }
+    }
+
+    fn tls_config(&self, door: Door) -> Option<&Arc<ServerConfig>> {
+        match door {
+            Door::Line => self.line_tls_config.as_ref(),
+            Door::Web => self.web_tls_config.as_ref(),
         }
     }
 }
@@ -65,18 +144,16 @@ impl Doors {
 impl Server {
     /// Accepts every connection waiting on a listener (edge-triggered: one
     /// event may stand for many).
-    pub(super) fn accept_all(&mut self, door: Door) {
+    pub(super) fn accept_all(&mut self, door: Door, layer: Layer) {
         loop {
-            let listener = match door {
-                Door::Line => self.doors.line.as_ref(),
-                Door::Web => self.doors.web.as_ref(),
+            let Some(listener) = self.doors.listener(door, layer) else {
+                return;
             };
-            let Some(listener) = listener else { return };
             match listener.accept() {
-                Ok((socket, peer)) => self.on_accept(door, socket, peer),
+                Ok((socket, peer)) => self.on_accept(door, layer, socket, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if out_of_descriptors(&e) && self.doors.spare.is_some() => {
-                    self.refuse_with_spare(door);
+                    self.refuse_with_spare(door, layer);
                 }
                 Err(e) if is_transient_accept_error(&e) => {
                     // The peer gave up before we accepted (ECONNABORTED) or
@@ -102,38 +179,47 @@ impl Server {
     /// with it, tell it why it cannot stay, close it, and take the spare
     /// back. Without this the client would wait in the backlog unanswered
     /// while every accept failed.
-    fn refuse_with_spare(&mut self, door: Door) {
+    fn refuse_with_spare(&mut self, door: Door, layer: Layer) {
         log::warn!("accept: out of file descriptors; refusing with the spare one");
         self.doors.spare = None;
-        let listener = match door {
-            Door::Line => self.doors.line.as_ref(),
-            Door::Web => self.doors.web.as_ref(),
-        };
+        let listener = self.doors.listener(door, layer);
         if let Some(Ok((socket, peer))) = listener.map(TcpListener::accept) {
-            self.refuse(door, socket, peer, "out of file descriptors");
+            self.refuse(door, layer, socket, peer, "out of file descriptors");
         }
         self.doors.spare = super::descriptors::spare();
     }
 
-    /// The `ResumeAccept` timer: try both doors again.
+    /// The `ResumeAccept` timer: try every door again.
     pub(super) fn resume_accept(&mut self) {
         self.doors.paused = false;
-        self.accept_all(Door::Line);
-        self.accept_all(Door::Web);
+        for layer in [Layer::Plain, Layer::Tls] {
+            self.accept_all(Door::Line, layer);
+            self.accept_all(Door::Web, layer);
+        }
     }
 
-    fn on_accept(&mut self, door: Door, mut socket: TcpStream, peer: SocketAddr) {
+    fn on_accept(&mut self, door: Door, layer: Layer, socket: TcpStream, peer: SocketAddr) {
         if self.shutdown.is_some() {
-            return self.refuse(door, socket, peer, "shutting down");
+            return self.refuse(door, layer, socket, peer, "shutting down");
         }
         if self.conns.len() >= self.shared.config.max_connections {
-            return self.refuse(door, socket, peer, "connection limit reached");
+            return self.refuse(door, layer, socket, peer, "connection limit reached");
         }
         // Small messages should leave at once rather than wait for more
         // (Nagle's algorithm); the loop batches writes itself.
         if let Err(e) = socket.set_nodelay(true) {
             log::debug!("{peer}: set_nodelay: {e}");
         }
+        let mut transport = match (layer, self.doors.tls_config(door)) {
+            (Layer::Plain, _) | (Layer::Tls, None) => Transport::Plain(socket),
+            (Layer::Tls, Some(config)) => {
+                let buffer = self.shared.config.tls_buffer;
+                match Transport::tls(socket, config.clone(), buffer) {
+                    Ok(transport) => transport,
+                    Err(e) => return log::error!("{peer}: {e}"),
+                }
+            }
+        };
         let protocol = self.first_protocol(door);
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
@@ -142,19 +228,21 @@ impl Server {
         // buffer drains after being full, so it costs nothing while idle,
         // and we never need a `reregister` call.
         let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = self.poll.registry().register(&mut socket, token, interest) {
+        let registry = self.poll.registry();
+        if let Err(e) = registry.register(transport.socket_mut(), token, interest) {
             log::error!("{peer}: register: {e}");
             return;
         }
         self.next_serial = self.next_serial.wrapping_add(1);
         log::debug!(
-            "{peer}: connected to the {} door (token {})",
+            "{peer}: connected to the {} door{} (token {})",
             door.name(),
+            if layer == Layer::Tls { " over TLS" } else { "" },
             token.0
         );
         self.shared.stats.connected(&protocol);
         entry.insert(Connection {
-            socket,
+            transport,
             peer,
             serial: self.next_serial,
             protocol,
@@ -170,6 +258,12 @@ impl Server {
                 Door::Web => Via::Other,
             },
         });
+        if layer == Layer::Tls {
+            // A peer that never finishes its ClientHello (a slowloris on
+            // TLS) is closed as one that never finishes its request head.
+            let at = self.shared.now + self.shared.config.handshake_timeout;
+            self.schedule(token, ConnTimer::TlsHandshake, at);
+        }
         self.on_open(token);
     }
 
@@ -204,8 +298,16 @@ impl Server {
 
     /// Over the connection limit: say so in the door's language and close.
     /// The listener goes on accepting, so the next one may get in.
-    fn refuse(&mut self, door: Door, mut socket: TcpStream, peer: SocketAddr, why: &str) {
+    ///
+    /// A TLS door closes without a word: its language is TLS, and saying
+    /// anything would mean a handshake, the most expensive thing a busy
+    /// server could do.
+    fn refuse(&mut self, door: Door, layer: Layer, mut socket: TcpStream, peer: SocketAddr, why: &str) {
         log::warn!("{peer}: refused: {why} ({} open)", self.conns.len());
+        self.shared.stats.refused += 1;
+        if layer == Layer::Tls {
+            return;
+        }
         let answer = match door {
             Door::Line => format!("! server busy: {why}; try again later\r\n").into_bytes(),
             Door::Web => {
@@ -223,7 +325,6 @@ impl Server {
         // Best effort: a fresh socket's send buffer takes a short answer.
         let _ = socket.write(&answer);
         let _ = socket.shutdown(Shutdown::Write);
-        self.shared.stats.refused += 1;
     }
 }
 

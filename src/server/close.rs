@@ -30,7 +30,6 @@ use crate::http::Status;
 use crate::ws::CloseCode;
 use mio::Token;
 use std::fmt;
-use std::net::Shutdown;
 use std::time::Duration;
 
 /// Why a connection ends: logged when it is freed and, where the protocol
@@ -65,6 +64,9 @@ pub(super) enum Why {
     MemberLeft,
     /// A read or write failed.
     Error(String),
+    /// The peer broke TLS, or spoke something else on a TLS door: a fatal
+    /// alert was sent (RFC 8446 §6.2).
+    Tls(String),
     /// The peer took longer than `--close-timeout` to finish closing.
     CloseTimeout,
 }
@@ -88,7 +90,7 @@ impl fmt::Display for Why {
             Why::Answered(status) => write!(f, "answered {} {}", status.0, status.1),
             Why::TooMuchPipelined => f.write_str("too much pipelined behind a long poll"),
             Why::MemberLeft => f.write_str("its member left"),
-            Why::Error(text) => f.write_str(text),
+            Why::Error(text) | Why::Tls(text) => f.write_str(text),
             Why::CloseTimeout => f.write_str("close timeout"),
         }
     }
@@ -276,10 +278,15 @@ impl Server {
             return;
         }
         if conn.close == Close::Flushing {
-            // Our last word is out: send FIN, keep reading until the peer
-            // closes too.
-            let _ = conn.socket.shutdown(Shutdown::Write);
-            self.set_close(token, Close::FinSent, None);
+            // Our last word is out: send FIN (after TLS's close_notify),
+            // keep reading until the peer closes too.
+            match conn.transport.shutdown_write() {
+                Ok(true) => self.set_close(token, Close::FinSent, None),
+                // close_notify waits for room in the socket; the next
+                // writable event brings us back here.
+                Ok(false) => return,
+                Err(e) => return self.abort(token, Why::Error(format!("write error: {e}"))),
+            }
         }
         let Some(conn) = self.conns.get(token.0) else {
             return;
@@ -359,7 +366,7 @@ impl Server {
             let Some(mut conn) = self.conns.try_remove(token.0) else {
                 continue;
             };
-            let _ = self.poll.registry().deregister(&mut conn.socket);
+            let _ = self.poll.registry().deregister(conn.transport.socket_mut());
             let why = conn.why.as_deref().map_or(String::new(), Why::to_string);
             log::debug!("{}: disconnected ({why})", conn.peer);
             self.shared.stats.disconnected();

@@ -34,7 +34,7 @@ impl Server {
             token,
             serial: conn.serial,
             peer: conn.peer,
-            socket: &conn.socket,
+            socket: conn.transport.socket(),
             out: &mut conn.out,
             via: &mut conn.via,
             shared: &mut self.shared,
@@ -66,7 +66,7 @@ impl Server {
                 share_used = false;
                 break;
             }
-            match conn.socket.read(buf) {
+            match conn.transport.read(buf) {
                 Ok(0) => {
                     conn.eof = true;
                     log::trace!("read: token {} end of stream", token.0);
@@ -75,12 +75,34 @@ impl Server {
                     break;
                 }
                 Ok(n) => {
+                    let again = conn.transport.read_again();
                     self.count_read(token, &buf[..n]);
                     self.on_input(token, &mut buf[..n]);
-                    if n < buf.len() && !until_closed {
+                    if n < buf.len() && !until_closed && !again {
                         share_used = false;
                         break;
                     }
+                }
+                // TLS only: the peer ended TCP without close_notify. What
+                // came before it was authenticated and is handled; the
+                // end is logged for what it is, and is the end.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    log::debug!("{}: {e}", conn.peer);
+                    conn.eof = true;
+                    self.on_eof(token);
+                    share_used = false;
+                    break;
+                }
+                // TLS only: the peer broke TLS (or spoke something else).
+                // rustls has queued a fatal alert (RFC 8446 §6.2); the
+                // write point sends it, then our FIN. Nothing queued
+                // before can follow it: the session is over.
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    log::debug!("{}: {e}", conn.peer);
+                    conn.out.clear();
+                    self.close(token, Why::Tls(e.to_string()));
+                    share_used = false;
+                    break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     share_used = false;
@@ -98,6 +120,11 @@ impl Server {
         // waiting, and no new event will say so. Come back next turn.
         if share_used {
             self.again.push(token);
+        }
+        // A TLS handshake answers from inside the read: its records leave
+        // at the write point, with everything else this turn.
+        if self.conns.get(token.0).is_some_and(|c| c.transport.has_records()) {
+            self.mark_dirty(token);
         }
         self.read_buf = read_buf;
     }
@@ -243,7 +270,7 @@ impl Server {
         }
         let peer = conn.peer;
         let Connection {
-            socket,
+            transport,
             out,
             protocol,
             via,
@@ -251,7 +278,7 @@ impl Server {
         } = conn;
         let stats = &mut self.shared.stats;
         let mut socket = Hexdump {
-            socket,
+            transport,
             peer,
             on: self.shared.config.hexdump,
         };
@@ -268,6 +295,9 @@ impl Server {
             None if out.is_empty() => Ok(0),
             None => out.write_to(&mut socket),
         };
+        // Under TLS, records can wait below the queue (a handshake
+        // message, an alert, what the socket did not take last time).
+        let result = result.and_then(|n| socket.transport.send_records().map(|_| n));
         match result {
             Ok(n) => {
                 stats.bytes_out += n as u64;
@@ -290,7 +320,9 @@ impl Server {
         let Some(conn) = self.conns.get_mut(token.0) else {
             return;
         };
-        let pending = conn.out.len();
+        // Both sides of TLS count: the plaintext still queued, and what
+        // was sealed into records the socket has not taken yet.
+        let pending = conn.out.len() + conn.transport.sealed();
         let config = &self.shared.config;
         if pending > config.max_output_hard {
             // DESIGN §2: closed at once, but in words: the queue is cut at
@@ -319,10 +351,11 @@ impl Server {
     }
 }
 
-/// The socket as the write point sees it: with `--hexdump`, every byte
-/// that went out is shown, labelled with its direction, as reads are.
+/// The transport as the write point sees it: with `--hexdump`, every byte
+/// that went out is shown, labelled with its direction, as reads are
+/// (plaintext, under TLS).
 struct Hexdump<'a> {
-    socket: &'a mut mio::net::TcpStream,
+    transport: &'a mut super::transport::Transport,
     peer: std::net::SocketAddr,
     on: bool,
 }
@@ -344,7 +377,7 @@ impl Hexdump<'_> {
 
 impl io::Write for Hexdump<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.socket.write(buf)?;
+        let n = self.transport.write(buf)?;
         if self.on && n > 0 {
             self.show(&[io::IoSlice::new(buf)], n);
         }
@@ -352,7 +385,7 @@ impl io::Write for Hexdump<'_> {
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice]) -> io::Result<usize> {
-        let n = self.socket.write_vectored(bufs)?;
+        let n = self.transport.write_vectored(bufs)?;
         if self.on && n > 0 {
             self.show(bufs, n);
         }
@@ -360,6 +393,6 @@ impl io::Write for Hexdump<'_> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.socket.flush()
+        self.transport.flush()
     }
 }

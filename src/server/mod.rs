@@ -14,8 +14,10 @@
 //! The layers, from the wire up:
 //!
 //! ```text
-//!  listeners      accept.rs       two doors: line (telnet) and web (HTTP)
-//!      │
+//!  listeners      accept.rs       two doors: line (telnet) and web (HTTP),
+//!      │                          each plain or with TLS under it
+//!  transports     transport.rs    plain TCP, or TLS (rustls) over it:
+//!      │                          plaintext in and out, whichever it is
 //!  connections    conn.rs         one type per kind, each in its own file:
 //!      │                          line.rs, line_echo.rs, http.rs (with
 //!      │                          long_poll.rs), websocket.rs, event_stream.rs
@@ -51,6 +53,7 @@ mod routes;
 mod shutdown;
 mod stats;
 mod timers;
+mod transport;
 mod websocket;
 
 pub use conn::{Door, Endpoint, Via};
@@ -60,7 +63,7 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::origin::OriginPolicy;
 use crate::timer::Timers;
-use accept::Doors;
+use accept::{Doors, Layer};
 use conn::Connection;
 use context::Shared;
 use members::HttpMembers;
@@ -75,6 +78,8 @@ use std::time::{Duration, Instant};
 const LINE_LISTENER: Token = Token(usize::MAX - 1);
 const WEB_LISTENER: Token = Token(usize::MAX - 2);
 const SIGNALS: Token = Token(usize::MAX - 3);
+const LINE_TLS_LISTENER: Token = Token(usize::MAX - 4);
+const WEB_TLS_LISTENER: Token = Token(usize::MAX - 5);
 
 /// Reads one connection may do per turn before the others get a go.
 const READS_PER_TURN: usize = 16;
@@ -183,6 +188,22 @@ impl Server {
         self.doors.web_addr
     }
 
+    /// The web door over TLS (`--https`), if open.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.doors.web_tls_addr
+    }
+
+    /// The line door over TLS (`--tcps`), if open.
+    pub fn tcps_addr(&self) -> Option<SocketAddr> {
+        self.doors.line_tls_addr
+    }
+
+    /// The SHA-256 pin of the self-signed certificate made at start, if
+    /// one was (see [`crate::tls`]).
+    pub fn tls_pin(&self) -> Option<&str> {
+        self.doors.pin.as_deref()
+    }
+
     /// Runs until a graceful shutdown completes. Every turn is the same
     /// recipe (see the module documentation).
     pub fn run(&mut self) -> stdio::Result<()> {
@@ -238,8 +259,10 @@ impl Server {
         self.spare_tokens = again;
         for event in events.iter() {
             match event.token() {
-                LINE_LISTENER => self.accept_all(Door::Line),
-                WEB_LISTENER => self.accept_all(Door::Web),
+                LINE_LISTENER => self.accept_all(Door::Line, Layer::Plain),
+                WEB_LISTENER => self.accept_all(Door::Web, Layer::Plain),
+                LINE_TLS_LISTENER => self.accept_all(Door::Line, Layer::Tls),
+                WEB_TLS_LISTENER => self.accept_all(Door::Web, Layer::Tls),
                 SIGNALS => self.on_signal(),
                 token => {
                     if log::log_enabled!(log::Level::Trace) {

@@ -47,6 +47,8 @@ pub(super) enum ConnTimer {
     Idle,
     /// A parked long poll is answered empty.
     LongPollDeadline,
+    /// A TLS handshake must be done by now (`--handshake-timeout`).
+    TlsHandshake,
 }
 
 impl Timer {
@@ -107,6 +109,18 @@ impl Server {
                 self.abort(token, Why::CloseTimeout);
             }
             ConnTimer::SlowReader => self.slow_reader(token),
+            ConnTimer::TlsHandshake if conn.transport.is_handshaking() => {
+                // Nothing can be said to a peer with no keys yet: no alert
+                // would make sense of it (RFC 8446 §6.2 has none for
+                // "too slow"), so the socket is simply closed.
+                let limit = self.shared.config.handshake_timeout;
+                log::debug!("{}: TLS handshake not done within {limit:?}", conn.peer);
+                self.abort(
+                    token,
+                    Why::Error(format!("TLS handshake not done within {limit:?}")),
+                );
+            }
+            ConnTimer::TlsHandshake => {}
             _ if !conn.close.is_open() => {}
             _ => {
                 let last_heard = conn.last_heard;
