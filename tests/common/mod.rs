@@ -16,8 +16,13 @@ pub struct Duplex {
     pub child: Child,
     pub tcp: SocketAddr,
     pub http: SocketAddr,
+    /// The TLS doors, when asked for (`--https`, `--tcps`).
+    pub https: Option<SocketAddr>,
+    pub tcps: Option<SocketAddr>,
     /// stderr, read on a thread so the server never blocks on a full pipe.
     pub log: std::sync::Arc<std::sync::Mutex<String>>,
+    /// What stdout said after the listening line (the TLS pin).
+    pub stdout: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Duplex {
@@ -64,13 +69,19 @@ impl Duplex {
             }
         });
         let (tx, rx) = std::sync::mpsc::channel();
+        let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = said.clone();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             if let Some(Ok(line)) = lines.next() {
                 let _ = tx.send(line);
             }
             // Keep draining so the server never blocks on stdout.
-            for _ in lines {}
+            for line in lines.map_while(Result::ok) {
+                let mut said = sink.lock().unwrap();
+                said.push_str(&line);
+                said.push('\n');
+            }
         });
         let line = match rx.recv_timeout(WAIT) {
             Ok(line) => line,
@@ -80,16 +91,38 @@ impl Duplex {
                 panic!("duplex printed no listening line within {WAIT:?} ({e})");
             }
         };
+        // `duplex listening tcp=ADDR http=ADDR`, then the optional doors.
         let rest = line
-            .strip_prefix("duplex listening tcp=")
+            .strip_prefix("duplex listening ")
             .expect("listening line format");
-        let (tcp, http) = rest.split_once(" http=").expect("listening line format");
+        let door = |name: &str| -> Option<SocketAddr> {
+            rest.split(' ')
+                .find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
+                .map(|addr| addr.parse().expect("a door's address"))
+        };
         Duplex {
+            tcp: door("tcp").expect("tcp= on the listening line"),
+            http: door("http").expect("http= on the listening line"),
+            https: door("https"),
+            tcps: door("tcps"),
             child,
-            tcp: tcp.parse().expect("tcp address"),
-            http: http.parse().expect("http address"),
             log,
+            stdout: said,
         }
+    }
+
+    /// Waits until stdout, after the listening line, contains `needle`;
+    /// returns all it said.
+    pub fn wait_stdout(&self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            let said = self.stdout.lock().unwrap().clone();
+            if said.contains(needle) {
+                return said;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("stdout never showed {needle:?}");
     }
 
     /// Everything the server logged so far.
@@ -352,7 +385,10 @@ pub fn ws_connect(
 }
 
 /// Reads tungstenite messages until a text message satisfies `pred`.
-pub fn ws_until_text(ws: &mut tungstenite::WebSocket<TcpStream>, pred: impl Fn(&str) -> bool) -> String {
+pub fn ws_until_text<S: Read + Write>(
+    ws: &mut tungstenite::WebSocket<S>,
+    pred: impl Fn(&str) -> bool,
+) -> String {
     let deadline = Instant::now() + WAIT;
     loop {
         assert!(
