@@ -250,7 +250,8 @@ impl Server {
             why: None,
             out: crate::outq::OutQueue::new(),
             last_heard: self.shared.now,
-            over_limit_since: None,
+            over_limit: false,
+            crossings: 0,
             dirty: false,
             eof: false,
             via: match door {

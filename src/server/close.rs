@@ -197,7 +197,7 @@ impl Server {
             // At a frame or line boundary: a half-written frame is finished
             // first, or the goodbye would land inside its payload.
             conn.out.clear_unsent();
-            if conn.over_limit_since.take().is_some() {
+            if std::mem::take(&mut conn.over_limit) {
                 // Reading resumes: the peer's answer or FIN must be heard
                 // for the connection to finish closing.
                 self.again.push(token);

@@ -268,10 +268,14 @@ pub(super) struct Connection {
     pub out: OutQueue,
     /// Last time the peer sent anything: heartbeats and idle timeouts.
     pub last_heard: Instant,
-    /// When the output first went over the soft limit, while it stays so.
-    /// Reading from the peer is paused meanwhile (see
-    /// `Server::check_output_limits`).
-    pub over_limit_since: Option<Instant>,
+    /// The output is over the soft limit: reading from the peer is paused
+    /// meanwhile (see `Server::check_output_limits`).
+    pub over_limit: bool,
+    /// How many times the output has gone over the soft limit. The
+    /// slow-reader timer set at one crossing carries its number, so it
+    /// judges only a queue that has stayed over since (four bytes where a
+    /// time would take sixteen).
+    pub crossings: u32,
     /// Listed in the loop's to-flush list for this turn.
     pub dirty: bool,
     /// The peer sent FIN: a read returned 0.

@@ -62,7 +62,7 @@ impl Server {
                 share_used = false;
                 break;
             };
-            if conn.over_limit_since.is_some() || conn.eof || conn.close == Close::Done {
+            if conn.over_limit || conn.eof || conn.close == Close::Done {
                 share_used = false;
                 break;
             }
@@ -335,13 +335,14 @@ impl Server {
             return self.close(token, Why::OverHardLimit(pending));
         }
         if pending > config.max_output {
-            if conn.over_limit_since.is_none() {
-                conn.over_limit_since = Some(self.shared.now);
+            if !conn.over_limit {
+                conn.over_limit = true;
+                conn.crossings = conn.crossings.wrapping_add(1);
                 log::debug!("{}: {pending} bytes queued, reading paused", conn.peer);
-                let at = self.shared.now + config.slow_reader_timeout;
-                self.schedule(token, ConnTimer::SlowReader, at);
+                let (at, crossing) = (self.shared.now + config.slow_reader_timeout, conn.crossings);
+                self.schedule(token, ConnTimer::SlowReader(crossing), at);
             }
-        } else if conn.over_limit_since.take().is_some() {
+        } else if std::mem::take(&mut conn.over_limit) {
             log::debug!(
                 "{}: output drained to {pending} bytes, reading resumed",
                 conn.peer

@@ -156,7 +156,7 @@ impl Server {
         Ok(Server {
             poll,
             doors,
-            conns: Slab::new(),
+            conns: Slab::with_capacity(config.max_connections),
             shared: Shared {
                 now,
                 policy,

@@ -41,8 +41,9 @@ pub(super) enum ConnTimer {
     Clock(u32),
     /// A closing connection has had its time.
     CloseDeadline,
-    /// Output stayed over the soft limit too long.
-    SlowReader,
+    /// Output stayed over the soft limit too long: if it is still over
+    /// since the crossing with this number (`Connection::crossings`).
+    SlowReader(u32),
     /// A telnet connection with `--idle-timeout`.
     Idle,
     /// A parked long poll is answered empty.
@@ -108,7 +109,7 @@ impl Server {
                 log::debug!("{}: close timeout", conn.peer);
                 self.abort(token, Why::CloseTimeout);
             }
-            ConnTimer::SlowReader => self.slow_reader(token),
+            ConnTimer::SlowReader(crossing) => self.slow_reader(token, crossing),
             ConnTimer::TlsHandshake if conn.transport.is_handshaking() => {
                 // Nothing can be said to a peer with no keys yet: no alert
                 // would make sense of it (RFC 8446 §6.2 has none for
@@ -133,19 +134,18 @@ impl Server {
         }
     }
 
-    /// Output has stayed over `--max-output`: if it still is after
-    /// `--slow-reader-timeout`, the peer is too slow and is closed.
-    fn slow_reader(&mut self, token: Token) {
+    /// Output went over `--max-output` at `crossing`: if it has stayed over
+    /// since, for `--slow-reader-timeout`, the peer is too slow and is
+    /// closed. A queue that dipped under the limit and went over again is
+    /// a later crossing, with a timer of its own.
+    fn slow_reader(&mut self, token: Token, crossing: u32) {
         let Some(conn) = self.conns.get(token.0) else {
             return;
         };
-        let config = &self.shared.config;
-        let Some(since) = conn.over_limit_since else {
-            return;
-        };
-        if self.shared.now.duration_since(since) < config.slow_reader_timeout {
+        if !conn.over_limit || conn.crossings != crossing {
             return;
         }
+        let config = &self.shared.config;
         log::warn!(
             "{}: slow reader: over {} bytes of output for {:?} ({} queued); closing",
             conn.peer,
