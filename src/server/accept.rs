@@ -12,7 +12,6 @@ use super::http::Http;
 use super::line::LineChat;
 use super::line_echo::LineEcho;
 use super::timers::{ConnTimer, Timer};
-use super::transport::Transport;
 use super::{Server, LINE_LISTENER, LINE_TLS_LISTENER, WEB_LISTENER, WEB_TLS_LISTENER};
 use crate::config::Config;
 use crate::tls::Certificate;
@@ -198,7 +197,7 @@ impl Server {
         }
     }
 
-    fn on_accept(&mut self, door: Door, layer: Layer, socket: TcpStream, peer: SocketAddr) {
+    fn on_accept(&mut self, door: Door, layer: Layer, mut socket: TcpStream, peer: SocketAddr) {
         if self.shutdown.is_some() {
             return self.refuse(door, layer, socket, peer, "shutting down");
         }
@@ -210,16 +209,6 @@ impl Server {
         if let Err(e) = socket.set_nodelay(true) {
             log::debug!("{peer}: set_nodelay: {e}");
         }
-        let mut transport = match (layer, self.doors.tls_config(door)) {
-            (Layer::Plain, _) | (Layer::Tls, None) => Transport::Plain(socket),
-            (Layer::Tls, Some(config)) => {
-                let buffer = self.shared.config.tls_buffer;
-                match Transport::tls(socket, config.clone(), buffer) {
-                    Ok(transport) => transport,
-                    Err(e) => return log::error!("{peer}: {e}"),
-                }
-            }
-        };
         let protocol = self.first_protocol(door);
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
@@ -228,10 +217,15 @@ impl Server {
         // buffer drains after being full, so it costs nothing while idle,
         // and we never need a `reregister` call.
         let interest = Interest::READABLE | Interest::WRITABLE;
-        let registry = self.poll.registry();
-        if let Err(e) = registry.register(transport.socket_mut(), token, interest) {
+        if let Err(e) = self.poll.registry().register(&mut socket, token, interest) {
             log::error!("{peer}: register: {e}");
             return;
+        }
+        if let (Layer::Tls, Some(config)) = (layer, self.doors.tls_config(door)) {
+            let buffer = self.shared.config.tls_buffer;
+            if let Err(e) = self.sessions.open(token, config.clone(), buffer) {
+                return log::error!("{peer}: {e}");
+            }
         }
         self.next_serial = self.next_serial.wrapping_add(1);
         log::debug!(
@@ -242,7 +236,7 @@ impl Server {
         );
         self.shared.stats.connected(&protocol);
         entry.insert(Connection {
-            transport,
+            socket,
             peer,
             serial: self.next_serial,
             protocol,

@@ -280,7 +280,7 @@ impl Server {
         if conn.close == Close::Flushing {
             // Our last word is out: send FIN (after TLS's close_notify),
             // keep reading until the peer closes too.
-            match conn.transport.shutdown_write() {
+            match self.sessions.transport(token, &conn.socket).shutdown_write() {
                 Ok(true) => self.set_close(token, Close::FinSent, None),
                 // close_notify waits for room in the socket; the next
                 // writable event brings us back here.
@@ -366,7 +366,8 @@ impl Server {
             let Some(mut conn) = self.conns.try_remove(token.0) else {
                 continue;
             };
-            let _ = self.poll.registry().deregister(conn.transport.socket_mut());
+            let _ = self.poll.registry().deregister(&mut conn.socket);
+            self.sessions.close(token);
             let why = conn.why.as_deref().map_or(String::new(), Why::to_string);
             log::debug!("{}: disconnected ({why})", conn.peer);
             self.shared.stats.disconnected();

@@ -1,5 +1,5 @@
-//! One connection: its transport (a socket, maybe with TLS over it), what
-//! speaks on it, its output, and where it stands in closing.
+//! One connection: its socket, what speaks on it, its output, and where it
+//! stands in closing.
 //!
 //! Three machines, one per concern, each changed by one function that logs
 //! every `A -> B`:
@@ -20,7 +20,6 @@ use super::http::Http;
 use super::line::LineChat;
 use super::line_echo::LineEcho;
 use super::timers::ConnTimer;
-use super::transport::Transport;
 use super::websocket::WebSocket;
 use crate::hub::MemberId;
 use crate::outq::OutQueue;
@@ -252,9 +251,7 @@ impl Protocol {
 /// One accepted socket and all the loop knows about it. It lives in the
 /// loop's slab, so its token stays the same until it is reaped.
 pub(super) struct Connection {
-    /// The socket, plain or with TLS over it (`transport.rs`): the loop
-    /// reads and writes plaintext through it.
-    pub transport: Transport,
+    pub socket: TcpStream,
     pub peer: SocketAddr,
     /// Tells this connection from an earlier one that had the same token,
     /// so a stale timer never touches the wrong connection. It wraps after
@@ -309,10 +306,6 @@ mod tests {
     fn an_idle_connection_stays_small() {
         let size = std::mem::size_of::<super::Connection>();
         assert!(size <= 512, "Connection is {size} bytes");
-        // TLS lives behind one pointer: a plain connection pays for the
-        // transport's tag and no more (296 bytes before TLS, and after).
-        let transport = std::mem::size_of::<super::Transport>();
-        assert!(transport <= 16, "Transport is {transport} bytes");
         // Each state is as large as the largest: the rare, large parts (a
         // parked long poll, a closing reason) are boxed so an idle
         // WebSocket or telnet line does not pay for them.

@@ -34,7 +34,7 @@ impl Server {
             token,
             serial: conn.serial,
             peer: conn.peer,
-            socket: conn.transport.socket(),
+            socket: &conn.socket,
             out: &mut conn.out,
             via: &mut conn.via,
             shared: &mut self.shared,
@@ -66,7 +66,8 @@ impl Server {
                 share_used = false;
                 break;
             }
-            match conn.transport.read(buf) {
+            let mut transport = self.sessions.transport(token, &conn.socket);
+            match transport.read(buf) {
                 Ok(0) => {
                     conn.eof = true;
                     log::trace!("read: token {} end of stream", token.0);
@@ -75,7 +76,7 @@ impl Server {
                     break;
                 }
                 Ok(n) => {
-                    let again = conn.transport.read_again();
+                    let again = transport.read_again();
                     self.count_read(token, &buf[..n]);
                     self.on_input(token, &mut buf[..n]);
                     if n < buf.len() && !until_closed && !again {
@@ -123,7 +124,7 @@ impl Server {
         }
         // A TLS handshake answers from inside the read: its records leave
         // at the write point, with everything else this turn.
-        if self.conns.get(token.0).is_some_and(|c| c.transport.has_records()) {
+        if self.sessions.has_records(token) {
             self.mark_dirty(token);
         }
         self.read_buf = read_buf;
@@ -270,7 +271,7 @@ impl Server {
         }
         let peer = conn.peer;
         let Connection {
-            transport,
+            socket,
             out,
             protocol,
             via,
@@ -278,7 +279,7 @@ impl Server {
         } = conn;
         let stats = &mut self.shared.stats;
         let mut socket = Hexdump {
-            transport,
+            transport: self.sessions.transport(token, socket),
             peer,
             on: self.shared.config.hexdump,
         };
@@ -322,7 +323,7 @@ impl Server {
         };
         // Both sides of TLS count: the plaintext still queued, and what
         // was sealed into records the socket has not taken yet.
-        let pending = conn.out.len() + conn.transport.sealed();
+        let pending = conn.out.len() + self.sessions.sealed(token);
         let config = &self.shared.config;
         if pending > config.max_output_hard {
             // DESIGN §2: closed at once, but in words: the queue is cut at
@@ -356,7 +357,7 @@ impl Server {
 /// that went out is shown, labelled with its direction, as reads are
 /// (plaintext, under TLS).
 struct Hexdump<'a> {
-    transport: &'a mut super::transport::Transport,
+    transport: super::transport::Transport<'a>,
     peer: std::net::SocketAddr,
     on: bool,
 }

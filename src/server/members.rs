@@ -367,10 +367,7 @@ impl Server {
             return;
         };
         let request = chat.request;
-        let key = match self
-            .shared
-            .http_member(&request, conn.transport.socket(), conn.peer)
-        {
+        let key = match self.shared.http_member(&request, &conn.socket, conn.peer) {
             Ok(key) => key,
             Err(response) => return self.respond(token, response.close(!request.keep_alive())),
         };

@@ -72,6 +72,7 @@ use slab::Slab;
 use std::io as stdio;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use transport::Sessions;
 
 /// The listeners and the signal pipe have fixed tokens at the top of the
 /// range; connections use their slab key, which starts at 0.
@@ -120,6 +121,9 @@ pub struct Server {
     poll: Poll,
     doors: Doors,
     conns: Slab<Connection>,
+    /// The TLS sessions of connections that came through a TLS door, by
+    /// token: kept beside the connections so a plain one pays nothing.
+    sessions: Sessions,
     /// What every connection's handlers share: the hub, the counters, the
     /// timers, the time of this turn.
     shared: Shared,
@@ -157,6 +161,7 @@ impl Server {
             poll,
             doors,
             conns: Slab::with_capacity(config.max_connections),
+            sessions: Sessions::default(),
             shared: Shared {
                 now,
                 policy,

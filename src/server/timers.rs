@@ -110,7 +110,7 @@ impl Server {
                 self.abort(token, Why::CloseTimeout);
             }
             ConnTimer::SlowReader(crossing) => self.slow_reader(token, crossing),
-            ConnTimer::TlsHandshake if conn.transport.is_handshaking() => {
+            ConnTimer::TlsHandshake if self.sessions.is_handshaking(token) => {
                 // Nothing can be said to a peer with no keys yet: no alert
                 // would make sense of it (RFC 8446 §6.2 has none for
                 // "too slow"), so the socket is simply closed.

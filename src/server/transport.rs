@@ -33,33 +33,98 @@
 //! records only while rustls holds none unsent, and at most
 //! `--tls-buffer` bytes at a time, so the bytes waiting after encryption
 //! stay bounded too, and are counted against the output limits
-//! ([`Transport::sealed`]).
+//! ([`Sessions::sealed`]).
 //!
-//! What an idle TLS connection costs: the `Box<Tls>` here, nearly all of
-//! it rustls's `ServerConnection` (its record layer with both directions'
-//! keys, and its buffers). rustls keeps a 4 KiB read buffer from the first
-//! read on, and frees its larger ones once they are empty; see
-//! `docs/08-tls.md` for the measured numbers. A plain connection pays only
-//! for the enum's tag.
+//! Where the sessions live: in [`Sessions`], the loop's table of them by
+//! connection token, not in the connection. A plain connection then pays
+//! nothing for TLS, not even a pointer: an idle connection is a few
+//! hundred bytes, and every byte of it counts ten thousand times.
+//! [`Transport`] is the view the loop reads and writes through: the
+//! connection's socket, and its session if it has one.
+//!
+//! What an idle TLS connection costs: its `Box<Tls>`, nearly all of it
+//! rustls's `ServerConnection` (1.2 KB: the record layer with both
+//! directions' keys, the handshake's outcome), the keys' own allocations,
+//! and rustls's read buffer, which it keeps at 4 KiB from the first read on
+//! (it frees larger ones once they are empty, and has no call to free the
+//! last). About 7.5 KB in all, measured; see `docs/08-tls.md`.
 
 use mio::net::TcpStream;
+use mio::Token;
 use rustls::{ServerConfig, ServerConnection};
+use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
 use std::sync::Arc;
 
-/// How a connection's bytes reach the wire.
-pub(super) enum Transport {
-    /// Straight to the socket.
-    Plain(TcpStream),
-    /// Through TLS. Boxed: rustls's state is kilobytes, and an idle plain
-    /// connection must not pay for it.
-    Tls(Box<Tls>),
+/// The loop's TLS sessions, by connection token. Boxed, so the table's
+/// slots are a pointer each and a session is allocated once, where it
+/// stays.
+#[derive(Default)]
+pub(super) struct Sessions(HashMap<usize, Box<Tls>>);
+
+impl Sessions {
+    /// A new session for a connection just accepted on a TLS door: nothing
+    /// is read or written until the peer's ClientHello arrives.
+    pub fn open(&mut self, token: Token, config: Arc<ServerConfig>, buffer: usize) -> io::Result<()> {
+        let mut session = ServerConnection::new(config).map_err(|e| io::Error::other(format!("TLS: {e}")))?;
+        // Bounds both the plaintext written before the handshake is done
+        // and the records waiting for the socket after it.
+        session.set_buffer_limit(Some(buffer));
+        let tls = Tls {
+            session,
+            input: Input::Records,
+            sealed: 0,
+            opening: Opening::default(),
+        };
+        self.0.insert(token.0, Box::new(tls));
+        Ok(())
+    }
+
+    /// The connection is freed: so is its session.
+    pub fn close(&mut self, token: Token) {
+        self.0.remove(&token.0);
+    }
+
+    /// What `socket` reads and writes through: the socket itself, or the
+    /// session over it.
+    pub fn transport<'a>(&'a mut self, token: Token, socket: &'a TcpStream) -> Transport<'a> {
+        match self.0.get_mut(&token.0) {
+            Some(tls) => Transport::Tls(socket, tls),
+            None => Transport::Plain(socket),
+        }
+    }
+
+    /// Whether TLS is still being negotiated (for the handshake deadline).
+    pub fn is_handshaking(&self, token: Token) -> bool {
+        self.0
+            .get(&token.0)
+            .is_some_and(|tls| tls.session.is_handshaking())
+    }
+
+    /// rustls holds records to send: a handshake answer, an alert, or
+    /// sealed plaintext the socket did not take.
+    pub fn has_records(&self, token: Token) -> bool {
+        self.0.get(&token.0).is_some_and(|tls| tls.session.wants_write())
+    }
+
+    /// Plaintext taken from the queue but not yet all on the wire as
+    /// records (always 0 for plain TCP, where the kernel holds it).
+    pub fn sealed(&self, token: Token) -> usize {
+        self.0.get(&token.0).map_or(0, |tls| tls.sealed)
+    }
 }
 
-/// A TLS session over its socket.
+/// How a connection's bytes reach the wire, for the length of one call.
+pub(super) enum Transport<'a> {
+    /// Straight to the socket.
+    Plain(&'a TcpStream),
+    /// Through TLS over the socket.
+    Tls(&'a TcpStream, &'a mut Tls),
+}
+
+/// A connection's TLS session.
 pub(super) struct Tls {
-    socket: TcpStream,
     session: ServerConnection,
     input: Input,
     /// Plaintext handed to rustls whose records may not all be on the
@@ -83,72 +148,13 @@ enum Input {
     Broken,
 }
 
-impl Transport {
-    /// A TLS transport for a socket just accepted: nothing is read or
-    /// written until the peer's ClientHello arrives.
-    pub fn tls(socket: TcpStream, config: Arc<ServerConfig>, buffer: usize) -> io::Result<Self> {
-        let mut session = ServerConnection::new(config).map_err(|e| io::Error::other(format!("TLS: {e}")))?;
-        // Bounds both the plaintext written before the handshake is done
-        // and the records waiting for the socket after it.
-        session.set_buffer_limit(Some(buffer));
-        Ok(Transport::Tls(Box::new(Tls {
-            socket,
-            session,
-            input: Input::Records,
-            sealed: 0,
-            opening: Opening::default(),
-        })))
-    }
-
-    /// The socket, for what is asked of it directly (addresses, the
-    /// poll's registration).
-    pub fn socket(&self) -> &TcpStream {
-        match self {
-            Transport::Plain(socket) => socket,
-            Transport::Tls(tls) => &tls.socket,
-        }
-    }
-
-    /// The socket, to register with or leave the poll.
-    pub fn socket_mut(&mut self) -> &mut TcpStream {
-        match self {
-            Transport::Plain(socket) => socket,
-            Transport::Tls(tls) => &mut tls.socket,
-        }
-    }
-
-    /// Whether TLS is still being negotiated (for the handshake deadline).
-    pub fn is_handshaking(&self) -> bool {
-        match self {
-            Transport::Plain(_) => false,
-            Transport::Tls(tls) => tls.session.is_handshaking(),
-        }
-    }
-
+impl Transport<'_> {
     /// A short read does not prove the stream drained: the peer's end was
     /// met, and one more read reports it.
     pub fn read_again(&self) -> bool {
         match self {
             Transport::Plain(_) => false,
-            Transport::Tls(tls) => tls.input == Input::Ending,
-        }
-    }
-
-    /// rustls holds records to send: a handshake answer, an alert, or
-    /// sealed plaintext the socket did not take.
-    pub fn has_records(&self) -> bool {
-        match self {
-            Transport::Plain(_) => false,
-            Transport::Tls(tls) => tls.session.wants_write(),
-        }
-    }
-
-    /// Plaintext taken from the queue but not yet all on the wire as
-    /// records (always 0 for plain TCP, where the kernel holds it).
-    pub fn sealed(&self) -> usize {
-        match self {
-            Transport::Plain(_) => 0,
-            Transport::Tls(tls) => tls.sealed,
+            Transport::Tls(_, tls) => tls.input == Input::Ending,
         }
     }
 
@@ -158,7 +164,7 @@ impl Transport {
     pub fn send_records(&mut self) -> io::Result<bool> {
         match self {
             Transport::Plain(_) => Ok(true),
-            Transport::Tls(tls) => tls.send_records(),
+            Transport::Tls(socket, tls) => tls.send_records(socket),
         }
     }
 
@@ -167,46 +173,48 @@ impl Transport {
     /// end from an attacker's cut. Returns whether the FIN was sent (not
     /// yet, while close_notify waits for room in the socket).
     pub fn shutdown_write(&mut self) -> io::Result<bool> {
-        if let Transport::Tls(tls) = self {
+        let (Transport::Plain(socket) | Transport::Tls(socket, _)) = self;
+        let socket = *socket;
+        if let Transport::Tls(_, tls) = self {
             // Does nothing after a fatal alert: that was the last word.
             // After the few failures rustls sends no alert for (a
             // handshake message over its size bound), this is the one
             // alert the peer gets.
             tls.session.send_close_notify();
-            if !tls.send_records()? {
+            if !tls.send_records(socket)? {
                 return Ok(false);
             }
         }
         // Already shut (or the peer reset): the FIN's job is done either way.
-        let _ = self.socket().shutdown(Shutdown::Write);
+        let _ = socket.shutdown(Shutdown::Write);
         Ok(true)
     }
 }
 
 /// Reading plaintext: the socket's bytes, or TLS's decrypted records.
-impl Read for Transport {
+impl Read for Transport<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(socket) => socket.read(buf),
-            Transport::Tls(tls) => tls.read(buf),
+            Transport::Tls(socket, tls) => tls.read(socket, buf),
         }
     }
 }
 
 /// Writing plaintext: to the socket, or sealed into TLS records. Never
 /// `Ok(0)`: a transport that cannot take more says `WouldBlock`.
-impl Write for Transport {
+impl Write for Transport<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(socket) => socket.write(buf),
-            Transport::Tls(tls) => tls.write_vectored(&[IoSlice::new(buf)]),
+            Transport::Tls(socket, tls) => tls.write_vectored(socket, &[IoSlice::new(buf)]),
         }
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice]) -> io::Result<usize> {
         match self {
             Transport::Plain(socket) => socket.write_vectored(bufs),
-            Transport::Tls(tls) => tls.write_vectored(bufs),
+            Transport::Tls(socket, tls) => tls.write_vectored(socket, bufs),
         }
     }
 
@@ -220,9 +228,9 @@ impl Tls {
     /// more records from the socket, until the socket is drained
     /// (`WouldBlock`), the stream ends, or `buf` is full. A short count
     /// therefore means the same as on a plain socket: drained.
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    fn read(&mut self, mut socket: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
         if self.input == Input::Broken {
-            return self.socket.read(buf);
+            return socket.read(buf);
         }
         let mut filled = 0;
         loop {
@@ -250,7 +258,7 @@ impl Tls {
             }
             let handshaking = self.session.is_handshaking();
             let mut from = Recording {
-                socket: &self.socket,
+                socket,
                 opening: handshaking.then_some(&mut self.opening),
             };
             match self.session.read_tls(&mut from) {
@@ -305,8 +313,8 @@ impl Tls {
     /// Seals plaintext into records, then sends them. Takes nothing while
     /// earlier records still wait for the socket, so rustls never holds
     /// more than one `--tls-buffer` of them.
-    fn write_vectored(&mut self, bufs: &[IoSlice]) -> io::Result<usize> {
-        if !self.send_records()? {
+    fn write_vectored(&mut self, socket: &TcpStream, bufs: &[IoSlice]) -> io::Result<usize> {
+        if !self.send_records(socket)? {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         // Before the handshake is done rustls keeps plaintext as it is,
@@ -316,15 +324,15 @@ impl Tls {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         self.sealed += n;
-        self.send_records()?;
+        self.send_records(socket)?;
         Ok(n)
     }
 
     /// `write_tls` until the socket is full or nothing is left. Returns
     /// whether nothing is left.
-    fn send_records(&mut self) -> io::Result<bool> {
+    fn send_records(&mut self, mut socket: &TcpStream) -> io::Result<bool> {
         while self.session.wants_write() {
-            match self.session.write_tls(&mut self.socket) {
+            match self.session.write_tls(&mut socket) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
@@ -399,12 +407,5 @@ mod tests {
         let mut short = Opening::default();
         short.record(b"GET");
         assert!(!short.is_http());
-    }
-
-    #[test]
-    fn a_plain_transport_costs_little_more_than_its_socket() {
-        // A tag beside the descriptor, or a pointer: never rustls's state.
-        let size = std::mem::size_of::<Transport>();
-        assert!(size <= 16, "Transport is {size} bytes");
     }
 }
