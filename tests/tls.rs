@@ -480,3 +480,53 @@ fn shutdown_says_goodbye_then_close_notify() {
     assert_eq!(ws.get_mut().read(&mut rest).expect("close_notify, not a cut"), 0);
     assert!(server.wait_exit().success());
 }
+
+#[test]
+fn output_limits_hold_over_tls() {
+    // An echo that is never read: the server's queue, and what it sealed
+    // into records, grow past --max-output and stay there.
+    let pki = Pki::new("slow");
+    let server = pki.start(&[
+        "--max-output",
+        "64KiB",
+        "--slow-reader-timeout",
+        "1s",
+        "--close-timeout",
+        "1s",
+    ]);
+    let https = server.https.unwrap();
+    let mut stream = tls_connect(&pki.client, https);
+    stream
+        .write_all(&common::upgrade_request(https, "/echo", ""))
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).expect("upgrade answer"), 1);
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // Writes that block for longer than this mean the server has stopped
+    // reading: enough has been sent.
+    stream
+        .sock
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let message = common::frame(true, 0x2, &vec![0xAB; 1 << 20], Some([1, 2, 3, 4]));
+    for _ in 0..32 {
+        if stream.write_all(&message).is_err() {
+            break;
+        }
+    }
+    server.wait_log("slow reader");
+    server.wait_log("sending close 1008 (policy violation): too slow");
+    // A peer that reads nothing never takes the rest of the frame the
+    // socket was in the middle of, nor the close frame: the close
+    // deadline frees the connection.
+    let _ = stream.sock.shutdown(std::net::Shutdown::Both);
+    server.wait_log("disconnected (");
+}
