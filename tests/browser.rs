@@ -39,6 +39,31 @@ fn missing_tools(root: &Path) -> Vec<String> {
 
 #[test]
 fn the_page_chats_with_telnet_and_echoes_in_a_real_browser() {
+    let server = Duplex::start(&[]);
+    let url = format!("http://{}/", server.http);
+    run_page(&server, &url, None, "page");
+}
+
+/// The page over `https://`, its WebSocket over `wss://`, and Chromium
+/// trusting the self-signed certificate through the pin duplex printed,
+/// as a learner would (DESIGN §1.4). The telnet member stays on the plain
+/// line door: TLS or not, it is one chat.
+#[test]
+fn the_page_over_https_talks_wss_in_a_real_browser() {
+    let server = Duplex::start(&["--https", "127.0.0.1:0"]);
+    let said = server.wait_stdout("--ignore-certificate-errors-spki-list=");
+    let pin = said
+        .split("--ignore-certificate-errors-spki-list=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a pin")
+        .to_string();
+    let url = format!("https://{}/", server.https.expect("--https is open"));
+    run_page(&server, &url, Some(&pin), "page-https");
+}
+
+/// Runs `page_test.mjs` against `url`, screenshots named after `shot`.
+fn run_page(server: &Duplex, url: &str, pin: Option<&str>, shot: &str) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let missing = missing_tools(&root);
     assert!(
@@ -47,20 +72,22 @@ fn the_page_chats_with_telnet_and_echoes_in_a_real_browser() {
          to install them; see README.md, \"Test it\"",
         missing.join(", ")
     );
-    let server = Duplex::start(&[]);
     let shots = root.join("target/browser");
     std::fs::create_dir_all(&shots).unwrap();
-    let screenshot = shots.join("page.png");
-    let mobile = shots.join("page-mobile.png");
+    let screenshot = shots.join(format!("{shot}.png"));
+    let mobile = shots.join(format!("{shot}-mobile.png"));
     for old in [&screenshot, &mobile] {
         let _ = std::fs::remove_file(old);
     }
     let mut node = Command::new("node");
     node.arg(root.join("tests/browser/page_test.mjs"))
-        .args(["--url", &format!("http://{}/", server.http)])
+        .args(["--url", url])
         .args(["--telnet", &server.tcp.to_string()])
         .arg("--screenshot")
         .arg(&screenshot);
+    if let Some(pin) = pin {
+        node.args(["--spki", pin]);
+    }
     let mut tree = ProcessTree::spawn(node);
     let (status, stdout, stderr) = tree.wait(BROWSER_TIMEOUT);
     println!("{stdout}");

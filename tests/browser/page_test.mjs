@@ -3,6 +3,14 @@
 //   node tests/browser/page_test.mjs --url http://127.0.0.1:PORT/ \
 //        --telnet 127.0.0.1:TCPPORT --screenshot /tmp/duplex-page.png
 //
+// Over TLS, with the pin duplex printed for its self-signed certificate:
+//
+//   node tests/browser/page_test.mjs --url https://127.0.0.1:TLSPORT/ --spki PIN ...
+//
+// Chromium then trusts that one key as a learner's would be told to, with
+// --ignore-certificate-errors-spki-list (which Chromium honours only with a
+// --user-data-dir of its own), and the page must connect back with wss://.
+//
 // The page connects to /chat through its own controls; a raw TCP client (node:net) joins
 // the same lobby through the telnet door. Each side must see what the other says. Then the
 // page switches to /echo and sends a text and a binary message; the test compares what went
@@ -22,6 +30,7 @@
 
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
@@ -33,8 +42,10 @@ const { values: args } = parseArgs({
     url: { type: 'string' },
     telnet: { type: 'string' },
     screenshot: { type: 'string' },
+    spki: { type: 'string' },
   },
 });
+const overTls = new URL(args.url).protocol === 'https:';
 if (!args.url || !args.telnet || !args.screenshot) {
   console.error('usage: node page_test.mjs --url http://HOST:PORT/ --telnet HOST:PORT --screenshot PATH');
   process.exit(2);
@@ -47,7 +58,7 @@ const mobileShot = (() => {
 
 // How many checks the script runs when all goes well. A run that ends with fewer has
 // skipped some, and fails.
-const DECLARED_CHECKS = 23;
+const DECLARED_CHECKS = 23 + (overTls ? 1 : 0);
 
 let passed = 0;
 let failed = 0;
@@ -219,13 +230,24 @@ let pageName = null;
 
 try {
   await check('Chromium starts headless and opens a page', async () => {
-    browser = await chromium.launch({
+    const launch = {
       executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
       timeout: WAIT_MS,
-    });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'dark' });
+    };
+    const look = { viewport: { width: 1280, height: 900 }, colorScheme: 'dark' };
+    let context;
+    if (args.spki) {
+      // A profile of its own, so the pin is trusted here and nowhere else.
+      const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'duplex-chromium-'));
+      launch.args.push(`--ignore-certificate-errors-spki-list=${args.spki}`);
+      context = await chromium.launchPersistentContext(profile, { ...launch, ...look });
+      browser = context;
+    } else {
+      browser = await chromium.launch(launch);
+      context = await browser.newContext(look);
+    }
     page = await context.newPage();
     page.setDefaultTimeout(WAIT_MS);
     page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -264,6 +286,15 @@ try {
     await page.waitForSelector('#rooms [data-room="lobby"]', { timeout: WAIT_MS })
       .catch(() => { throw new Error('the room list never showed lobby (automatic /rooms)'); });
   });
+
+  if (overTls) {
+    await check('a page served over https connects back with wss://', async () => {
+      const urls = sockets.map((s) => s.url);
+      if (!urls.length || !urls.every((u) => u.startsWith('wss://'))) {
+        throw new Error(`the page opened ${JSON.stringify(urls)}`);
+      }
+    });
+  }
 
   await check('telnet client joins, renames, and the page sees it', async () => {
     await telnet.connect();
