@@ -13,7 +13,8 @@
 //! * [`http`]: the client side of plain HTTP/1.1, sans-IO: requests,
 //!   answers, and server-sent events;
 //! * [`json`]: just enough JSON to read the server's answers;
-//! * [`procfs`]: a process's CPU time and memory, read from `/proc`.
+//! * [`procfs`]: a process's CPU time and memory, read from `/proc`;
+//! * [`tls`]: the client side of TLS, for `wss://`.
 //!
 //! Each tool keeps its own state machine on top of [`conn::Conn`]: what a
 //! connection is for differs, the plumbing does not.
@@ -23,3 +24,4 @@ pub mod conn;
 pub mod http;
 pub mod json;
 pub mod procfs;
+pub mod tls;

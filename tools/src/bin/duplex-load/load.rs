@@ -7,7 +7,10 @@ use duplex::ws::Opcode;
 use duplex_tools::client::encode_client_frame;
 use duplex_tools::conn::{self, Conn, Received};
 use mio::{Events, Poll, Token};
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where a connection stands. It only moves forward, and only through
@@ -51,6 +54,9 @@ const ROUND_TAG: &[u8] = b"bcast ";
 pub struct Load {
     poll: Poll,
     target: Target,
+    /// For `wss://`: the client configuration, shared by every connection,
+    /// and the name sent in SNI.
+    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
     job: Job,
     pub common: Common,
     pub clients: Vec<Client>,
@@ -88,8 +94,16 @@ pub struct Load {
 
 impl Load {
     pub fn new(target: Target, job: Job, common: Common) -> Result<Load, String> {
+        let tls = match target.tls {
+            true => Some((
+                duplex_tools::tls::client_config(),
+                duplex_tools::tls::server_name(&target.host)?,
+            )),
+            false => None,
+        };
         Ok(Load {
             poll: Poll::new().map_err(|e| format!("poll: {e}"))?,
+            tls,
             target,
             job,
             common,
@@ -200,7 +214,17 @@ impl Load {
                 && self.clients.len() - self.opened - self.failed < self.common.max_pending
             {
                 let token = Token(self.clients.len());
-                match Conn::connect(self.poll.registry(), self.target.addr, token) {
+                let conn = match &self.tls {
+                    Some((config, name)) => Conn::connect_tls(
+                        self.poll.registry(),
+                        self.target.addr,
+                        token,
+                        config,
+                        name.clone(),
+                    ),
+                    None => Conn::connect(self.poll.registry(), self.target.addr, token),
+                };
+                match conn {
                     Ok(conn) => self.clients.push(Client {
                         conn,
                         phase: Phase::Connecting,

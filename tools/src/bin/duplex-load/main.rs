@@ -5,6 +5,7 @@
 //! duplex-load echo      ws://127.0.0.1:8080/echo -c 100 -d 1 -s 32 -t 10 [--rate 150000]
 //! duplex-load tcp-echo  127.0.0.1:18001 -c 100 -d 16 -s 32 [--join-rooms]
 //! duplex-load idle      ws://127.0.0.1:8080/echo -n 5000 -t 10   (or 127.0.0.1:18001: telnet)
+//! duplex-load echo      wss://127.0.0.1:8443/echo ...            (any mode: TLS, any certificate)
 //! duplex-load broadcast ws://127.0.0.1:8080/chat -n 100 -k 200
 //! common: --server-pid PID (server CPU% and RSS from /proc), --max-pending 64
 //! ```
@@ -58,7 +59,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Mode {
-    /// Echo messages over WebSocket (ws://HOST:PORT/PATH).
+    /// Echo messages over WebSocket (ws://HOST:PORT/PATH, or wss://).
     Echo {
         url: String,
         #[command(flatten)]
@@ -158,13 +159,17 @@ struct Target {
     /// `None` for raw TCP.
     path: Option<String>,
     subprotocol: Option<String>,
+    /// `wss://`: TLS under the WebSocket.
+    tls: bool,
 }
 
 impl Target {
     fn websocket(url: &str, subprotocol: Option<String>) -> Result<Target, String> {
-        let rest = url
-            .strip_prefix("ws://")
-            .ok_or_else(|| format!("{url}: expected ws://HOST:PORT/PATH (no TLS)"))?;
+        let (rest, tls) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
+            (Some(rest), _) => (rest, false),
+            (_, Some(rest)) => (rest, true),
+            _ => return Err(format!("{url}: expected ws://HOST:PORT/PATH or wss://...")),
+        };
         let (host, path) = match rest.find('/') {
             Some(slash) => (&rest[..slash], &rest[slash..]),
             None => (rest, "/"),
@@ -174,6 +179,7 @@ impl Target {
             host: host.to_string(),
             path: Some(path.to_string()),
             subprotocol,
+            tls,
         })
     }
 
@@ -183,6 +189,7 @@ impl Target {
             host: addr.to_string(),
             path: None,
             subprotocol: None,
+            tls: false,
         })
     }
 
@@ -242,7 +249,7 @@ fn run(mode: Mode) -> Result<ExitCode, String> {
         } => {
             // ws://... holds WebSockets; HOST:PORT holds telnet clients,
             // who read whatever the chat sends them and say nothing.
-            let target = if url.starts_with("ws://") {
+            let target = if url.starts_with("ws://") || url.starts_with("wss://") {
                 Target::websocket(&url, None)?
             } else {
                 Target::tcp(&url)?
@@ -272,6 +279,7 @@ mod tests {
         let t = Target::websocket("ws://127.0.0.1:9/chat", None).unwrap();
         assert_eq!(t.path.as_deref(), Some("/chat"));
         assert_eq!(t.host, "127.0.0.1:9");
-        assert!(Target::websocket("wss://127.0.0.1:9/", None).is_err());
+        assert!(Target::websocket("wss://127.0.0.1:9/", None).is_ok_and(|t| t.tls));
+        assert!(Target::websocket("http://127.0.0.1:9/", None).is_err());
     }
 }
