@@ -22,6 +22,11 @@
 #   e-paced  the same at 1,000,000 msg/s                      (server CPU)
 #   e-chat   e against duplex's chat door, each connection in a room of
 #            its own: what the chat (names, rooms, history) costs per line
+#   f        echo over wss://, 100 connections, 1 x 32 B in flight each, against
+#            tokio-tungstenite on tokio-rustls (the same rustls and ring)
+#   f-paced  the same at 60,000 msg/s for everyone                (server CPU)
+#   f-big    echo over wss://, 10 connections, 64 KiB messages    (msg/s, MB/s)
+#   d-tls    2,000 idle wss:// connections after the handshake    (server RSS per connection)
 #
 # When the load tool saturates its own core (small messages against a
 # fast server, marked ! in its CPU column), msg/s is a limit of the pair:
@@ -38,6 +43,7 @@
 # row in every table says "not measured".
 #
 # Options: --scenarios LIST, --servers LIST, --line-servers LIST (for e),
+#          --tls-servers LIST (for f and d-tls),
 #          --uws PATH, --rounds N (2), -t SECS (10),
 #          -w SECS (2), --server-core N (0), --load-core N (1), --no-build,
 #          --report DIR (print the tables of an earlier run's results again)
@@ -48,9 +54,10 @@ ROOT=$(dirname "$HERE")
 PEERS="$HERE/.peers"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
-SCENARIOS="a a-paced b b-paced c c-paced d d-line e e-paced e-chat"
+SCENARIOS="a a-paced b b-paced c c-paced d d-line e e-paced e-chat f f-paced f-big d-tls"
 SERVERS="duplex tt-echo-8k tt-echo fws-echo node-ws uws"
 LINE_SERVERS="duplex tokio-lines node-net"
+TLS_SERVERS="duplex tt-echo-tls-8k tt-echo-tls"
 ROUNDS=2
 SECS=10
 WARMUP=2
@@ -65,6 +72,7 @@ while [ $# -gt 0 ]; do
     --scenarios) SCENARIOS=$2; shift 2 ;;
     --servers) SERVERS=$2; shift 2 ;;
     --line-servers) LINE_SERVERS=$2; shift 2 ;;
+    --tls-servers) TLS_SERVERS=$2; shift 2 ;;
     --uws) UWS=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     -t) SECS=$2; shift 2 ;;
@@ -115,12 +123,20 @@ mkdir -p "$OUT"
 PORT=$((10000 + RANDOM % 20000))
 
 # The command line that starts server $1 listening on port $2 (for duplex,
-# the WebSocket port; its line service gets $2 + 1). It execs the server
-# itself, so $! is the process whose CPU and RSS are read.
+# the WebSocket port; its line service gets $2 + 1; with $3 = tls, $2 is
+# its TLS web door and the plain web door gets $2 + 1). It execs the
+# server itself, so $! is the process whose CPU and RSS are read.
 server_command() {
   local addr="127.0.0.1:$2" next="127.0.0.1:$(($2 + 1))"
   case "$1" in
-    duplex) echo "$DUPLEX --http $addr --tcp $next" ;;
+    duplex) if [ "${3:-}" = tls ]; then
+              echo "$DUPLEX --https $addr --http $next --tcp 127.0.0.1:0"
+            else
+              echo "$DUPLEX --http $addr --tcp $next"
+            fi ;;
+    # Each makes its self-signed certificate at start, as duplex does.
+    tt-echo-tls) echo "$PEERS/rust/target/release/tt-echo-tls $addr" ;;
+    tt-echo-tls-8k) echo "$PEERS/rust/target/release/tt-echo-tls $addr 8192" ;;
     tt-echo|fws-echo|tokio-lines) echo "$PEERS/rust/target/release/$1 $addr" ;;
     # tokio-tungstenite with an 8 KiB read buffer instead of its default
     # 128 KiB, which it zero-fills before every read.
@@ -144,7 +160,8 @@ wait_for_port() {
 run() {
   local scenario=$1 server=$2 round=$3
   PORT=$((PORT + 2))
-  local ws="ws://127.0.0.1:$PORT/echo" line="127.0.0.1:$PORT" join="" mode=""
+  local ws="ws://127.0.0.1:$PORT/echo" wss="wss://127.0.0.1:$PORT/echo" line="127.0.0.1:$PORT" join="" mode="" tls=""
+  [[ "$scenario" = f* || "$scenario" = d-tls ]] && tls=tls
   if [ "$server" = duplex ]; then
     line="127.0.0.1:$((PORT + 1))"
     # The line door is an echo for e, and the chat (one room per
@@ -167,10 +184,14 @@ run() {
     d-line) args=(idle "$line" -n 10000 -t 5 --connect-timeout 200) ;;
     e|e-chat) args=(tcp-echo "$line" -c 100 -d 16 -s 32 $join "${common[@]}") ;;
     e-paced) args=(tcp-echo "$line" -c 100 -d 16 -s 32 --rate 1000000 "${common[@]}") ;;
+    f) args=(echo "$wss" -c 100 -d 1 -s 32 "${common[@]}") ;;
+    f-paced) args=(echo "$wss" -c 100 -d 1 -s 32 --rate 60000 "${common[@]}") ;;
+    f-big) args=(echo "$wss" -c 10 -d 1 -s 65536 "${common[@]}") ;;
+    d-tls) args=(idle "$wss" -n 2000 -t 5) ;;
   esac
   local log="$OUT/$scenario.$server.round$round"
   # shellcheck disable=SC2046
-  taskset -c "$SERVER_CORE" $(server_command "$server" "$PORT") $mode >"$log.server.log" 2>&1 &
+  taskset -c "$SERVER_CORE" $(server_command "$server" "$PORT" "$tls") $mode >"$log.server.log" 2>&1 &
   local pid=$!
   if ! wait_for_port "$PORT"; then
     echo "compare.sh: $server did not start (see $log.server.log)" >&2
@@ -211,6 +232,10 @@ report() {
     e) echo "## e: line echo, 100 conns, 16 x 32 B in flight (duplex --line-echo)" ;;
     e-paced) echo "## e-paced: line echo, 100 conns, 16 x 32 B in flight, paced at 1,000,000 msg/s" ;;
     e-chat) echo "## e-chat: the same load on duplex's chat door, one room per connection" ;;
+    f) echo "## f: echo over wss://, 100 conns, 1 x 32 B in flight" ;;
+    f-paced) echo "## f-paced: echo over wss://, 100 conns, 1 x 32 B in flight, paced at 60,000 msg/s" ;;
+    f-big) echo "## f-big: echo over wss://, 10 conns, 64 KiB messages" ;;
+    d-tls) echo "## d-tls: 2,000 idle wss:// connections (rustls on both sides)" ;;
   esac
   if [[ "$scenario" = d* ]]; then
     printf '%-12s %8s %14s %14s %12s %14s\n' server round ok-conns "rss MB" "kB/conn" "peer/duplex"
@@ -288,6 +313,7 @@ echo "== results in $OUT" >&2
 [ -n "$REPORT" ] || for scenario in $SCENARIOS; do
   list=$SERVERS
   [[ "$scenario" = e* || "$scenario" = d-line ]] && list=$LINE_SERVERS
+  [[ "$scenario" = f* || "$scenario" = d-tls ]] && list=$TLS_SERVERS
   for round in $(seq "$ROUNDS"); do
     for server in $list; do
       [ "$server" = uws ] && [ -z "$UWS" ] && continue
@@ -303,6 +329,7 @@ done
   for scenario in $SCENARIOS; do
     list=$SERVERS
     [[ "$scenario" = e* || "$scenario" = d-line ]] && list=$LINE_SERVERS
+    [[ "$scenario" = f* || "$scenario" = d-tls ]] && list=$TLS_SERVERS
     # shellcheck disable=SC2086
     report "$scenario" $list
   done
