@@ -104,11 +104,19 @@ type SelfSigned = (
 
 fn self_signed() -> io::Result<SelfSigned> {
     let names: Vec<String> = SELF_SIGNED_NAMES.iter().map(|n| n.to_string()).collect();
-    let made = rcgen::generate_simple_self_signed(names).map_err(invalid)?;
-    let spki = rcgen::PublicKeyData::subject_public_key_info(&made.signing_key);
-    let key = PrivateKeyDer::try_from(made.signing_key.serialize_der()).map_err(invalid)?;
-    let cert = made.cert.der().clone();
-    Ok((vec![cert], key, Some(spki_pin(&spki))))
+    // The names a browser checks are the subject alternative names; the
+    // common name is only what `openssl s_client` and the browser's
+    // certificate viewer show a learner.
+    let mut params = rcgen::CertificateParams::new(names).map_err(invalid)?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "duplex, self-signed at start");
+    let key_pair = rcgen::KeyPair::generate().map_err(invalid)?;
+    let cert = params.self_signed(&key_pair).map_err(invalid)?;
+    let spki = rcgen::PublicKeyData::subject_public_key_info(&key_pair);
+    let key = PrivateKeyDer::try_from(key_pair.serialize_der()).map_err(invalid)?;
+    Ok((vec![cert.der().clone()], key, Some(spki_pin(&spki))))
 }
 
 /// The pin of a public key: base64 of the SHA-256 of its DER

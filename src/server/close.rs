@@ -64,8 +64,8 @@ pub(super) enum Why {
     MemberLeft,
     /// A read or write failed.
     Error(String),
-    /// The peer broke TLS, or spoke something else on a TLS door: a fatal
-    /// alert was sent (RFC 8446 §6.2).
+    /// The peer broke TLS, or spoke something else on a TLS door: rustls's
+    /// fatal alert (RFC 8446 §6.2) is the last word, then our FIN.
     Tls(String),
     /// The peer took longer than `--close-timeout` to finish closing.
     CloseTimeout,
