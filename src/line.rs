@@ -688,29 +688,39 @@ const SCAN_BLOCK: usize = 32;
 /// attention and 0 in the others. Read eight at a time as little-endian
 /// words, the marks come out in order: `trailing_zeros / 8` is the
 /// position of the first one, `word & (word - 1)` clears it, and a word
-/// with none (most of them) costs one test. The last, short block is
-/// padded with zeros, which need nothing.
+/// with none (most of them) costs one test.
+///
+/// The bytes after the last whole block are scanned as the input's last
+/// 32 bytes, overlapping the block before, with the marks already seen
+/// skipped; only an input shorter than a block is copied, into a block
+/// padded with zeros (which need nothing).
 fn scan(input: &[u8], mut visit: impl FnMut(usize) -> bool) {
     let mut blocks = input.chunks_exact(SCAN_BLOCK);
     let mut base = 0;
     for block in &mut blocks {
-        if !scan_block(block, base, &mut visit) {
+        if !scan_block(block, base, 0, &mut visit) {
             return;
         }
         base += SCAN_BLOCK;
     }
-    let tail = blocks.remainder();
-    if !tail.is_empty() {
+    let tail = blocks.remainder().len();
+    if tail == 0 {
+        return;
+    }
+    if let Some(start) = input.len().checked_sub(SCAN_BLOCK) {
+        scan_block(&input[start..], start, SCAN_BLOCK - tail, &mut visit);
+    } else {
         let mut padded = [0; SCAN_BLOCK];
-        padded[..tail.len()].copy_from_slice(tail);
-        scan_block(&padded, base, &mut visit);
+        padded[..tail].copy_from_slice(input);
+        scan_block(&padded, 0, 0, &mut visit);
     }
 }
 
-/// [`scan`] for one block of `SCAN_BLOCK` bytes that starts at `base`.
+/// [`scan`] for one block of `SCAN_BLOCK` bytes, which starts at `base`
+/// in the input and whose first `seen` bytes were scanned already.
 /// Returns false when `visit` asked to stop.
 #[inline(always)]
-fn scan_block(block: &[u8], base: usize, visit: &mut impl FnMut(usize) -> bool) -> bool {
+fn scan_block(block: &[u8], base: usize, seen: usize, visit: &mut impl FnMut(usize) -> bool) -> bool {
     let mut marks = [0u8; SCAN_BLOCK];
     for (mark, &byte) in marks.iter_mut().zip(block) {
         *mark = u8::from((byte == b'\n') | (byte == b'\r') | (byte == IAC)) << 7;
@@ -720,7 +730,8 @@ fn scan_block(block: &[u8], base: usize, visit: &mut impl FnMut(usize) -> bool) 
             eight[0], eight[1], eight[2], eight[3], eight[4], eight[5], eight[6], eight[7],
         ]);
         while word != 0 {
-            if !visit(base + 8 * i + (word.trailing_zeros() / 8) as usize) {
+            let at = 8 * i + (word.trailing_zeros() / 8) as usize;
+            if at >= seen && !visit(base + at) {
                 return false;
             }
             word &= word - 1;
