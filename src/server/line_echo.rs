@@ -47,6 +47,10 @@ impl LineEcho {
                 lines += run.lines as u64;
                 pos += run.bytes;
             }
+            if pos == input.len() {
+                // The read ended with a whole line: the common case.
+                break;
+            }
             let (used, event) = self.codec.decode(&input[pos..]);
             pos += used;
             match event {
