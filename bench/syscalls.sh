@@ -3,6 +3,9 @@
 #
 #   bench/syscalls.sh            scenarios a (1 in flight) and b (16 in flight)
 #   bench/syscalls.sh -d 16      one depth only
+#   bench/syscalls.sh --line     the same for the line door as an echo
+#                                (duplex --line-echo, duplex-load tcp-echo:
+#                                scenarios e-like, 32 B lines)
 #
 # Starts duplex on core 0 and duplex-load on core 1, attaches `strace -c -f`
 # to the server for a few seconds in the middle of the run, and divides the
@@ -15,7 +18,14 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 DEPTHS="1 16"
-[ "${1:-}" = -d ] && DEPTHS=$2
+LINE=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -d) DEPTHS=$2; shift 2 ;;
+    --line) LINE=1; shift ;;
+    *) echo "syscalls.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
 command -v strace >/dev/null || { echo "syscalls.sh: needs strace (apt-get install strace)" >&2; exit 2; }
 
 # The server and the load tool (a crate of its own, hence --workspace).
@@ -31,10 +41,15 @@ messages_out() {
 for depth in $DEPTHS; do
   port=$((20000 + RANDOM % 20000))
   http="127.0.0.1:$port"
-  taskset -c 0 "$TARGET/release/duplex" --http "$http" --tcp "127.0.0.1:$((port + 1))" >"$OUT/server.d$depth.log" 2>&1 &
+  mode=() traffic=(echo "ws://$http/echo")
+  if [ "$LINE" = 1 ]; then
+    mode=(--line-echo) traffic=(tcp-echo "127.0.0.1:$((port + 1))")
+  fi
+  taskset -c 0 "$TARGET/release/duplex" --http "$http" --tcp "127.0.0.1:$((port + 1))" "${mode[@]}" \
+    >"$OUT/server.d$depth.log" 2>&1 &
   pid=$!
   sleep 0.5
-  taskset -c 1 "$TARGET/release/duplex-load" echo "ws://$http/echo" -c 100 -d "$depth" -s 32 -w 1 -t 8 \
+  taskset -c 1 "$TARGET/release/duplex-load" "${traffic[@]}" -c 100 -d "$depth" -s 32 -w 1 -t 8 \
     --server-pid "$pid" >"$OUT/load.d$depth.log" 2>&1 &
   load=$!
   sleep 3
