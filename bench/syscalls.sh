@@ -4,9 +4,13 @@
 #   bench/syscalls.sh                          duplex, 1 and 16 messages in flight
 #   bench/syscalls.sh --uws bench/.peers/uws/uws-echo    and uWebSockets beside it
 #   bench/syscalls.sh -d 16 -t 5               one depth only, 5 s each
+#   bench/syscalls.sh --line                   the line door as an echo (duplex
+#                                              --line-echo, duplex-load tcp-echo,
+#                                              32 B lines), beside the tokio line
+#                                              echo from bench/.peers if built
 #
-# Each server runs on core 0 under `duplex-load echo` (100 connections,
-# 32-byte messages) on core 1, from its first connection to its last, with
+# Each server runs on core 0 under `duplex-load echo` (or `tcp-echo`: 100
+# connections, 32-byte messages) on core 1, from its first connection to its last, with
 # `perf stat` counting the server's system calls at their tracepoints. The
 # calls are divided by the messages the load tool had echoed. Tracepoints
 # cost far less than strace, so the server runs near its normal speed, but
@@ -23,12 +27,14 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 DEPTHS="1 16"
 SECS=5
 UWS=${UWS_ECHO:-}
+LINE=0
 
 while [ $# -gt 0 ]; do
   case "$1" in
     -d) DEPTHS=$2; shift 2 ;;
     -t) SECS=$2; shift 2 ;;
     --uws) UWS=$2; shift 2 ;;
+    --line) LINE=1; shift ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
     *) echo "syscalls.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -61,10 +67,13 @@ wait_for_port() {
   return 1
 }
 
-# measure NAME DEPTH COMMAND...: one server under one load.
+# measure NAME DEPTH COMMAND...: one server under one load. The command
+# gets the address to listen on as its last argument.
 measure() {
   local name=$1 depth=$2; shift 2
   local port=$((20000 + RANDOM % 20000))
+  local traffic=(echo "ws://127.0.0.1:$port/echo")
+  [ "$LINE" = 0 ] || traffic=(tcp-echo "127.0.0.1:$port")
   local log="$OUT/$name.d$depth"
   taskset -c 0 "$@" "127.0.0.1:$port" >"$log.server.log" 2>&1 &
   local pid=$!
@@ -74,7 +83,7 @@ measure() {
   # perf attaches in a few milliseconds; what it misses of the first
   # handshakes is nothing beside a few hundred thousand messages.
   sleep 0.2
-  taskset -c 1 "$TARGET/release/duplex-load" echo "ws://127.0.0.1:$port/echo" -c 100 -d "$depth" -s 32 \
+  taskset -c 1 "$TARGET/release/duplex-load" "${traffic[@]}" -c 100 -d "$depth" -s 32 \
     -w 0 -t "$SECS" --server-pid "$pid" >"$log.load.log" 2>&1
   kill -INT "$perf"; wait "$perf" 2>/dev/null || true
   kill "$pid"; wait "$pid" 2>/dev/null || true
@@ -92,8 +101,14 @@ measure() {
       printf "\n" }' "$log.perf.csv" | tee -a "$OUT/summary.txt"
 }
 
+TOKIO_LINES="$HERE/.peers/rust/target/release/tokio-lines"
 for depth in $DEPTHS; do
-  measure duplex "$depth" "$TARGET/release/duplex" --tcp 127.0.0.1:0 --http
-  [ -z "$UWS" ] || measure uws "$depth" "$UWS"
+  if [ "$LINE" = 1 ]; then
+    measure duplex "$depth" "$TARGET/release/duplex" --line-echo --http 127.0.0.1:0 --tcp
+    [ ! -x "$TOKIO_LINES" ] || measure tokio-lines "$depth" "$TOKIO_LINES"
+  else
+    measure duplex "$depth" "$TARGET/release/duplex" --tcp 127.0.0.1:0 --http
+    [ -z "$UWS" ] || measure uws "$depth" "$UWS"
+  fi
 done
 echo "(raw outputs in $OUT)"

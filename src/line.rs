@@ -22,6 +22,18 @@
 //! bytes it used; call it again with the rest. A line that arrives whole in
 //! one read is handed out as a slice of the input, without a copy.
 //!
+//! # The fast path
+//!
+//! Almost every byte a client sends is plain text, and only three bytes
+//! ever need the codec's attention: LF, CR and IAC. `scan` finds them in
+//! one pass over a whole read, 32 bytes at a step, and
+//! [`LineCodec::plain_lines`] uses it to measure the run of ordinary lines
+//! at the front of a read (ended by LF or CR LF, no command in them,
+//! none too long) in one go: an echo sends such a run back with one copy,
+//! however many lines it holds, since each of those lines is its own echo.
+//! Everything else, and only that, takes the byte-by-byte road through
+//! [`LineCodec::decode`].
+//!
 //! # Answering option negotiation
 //!
 //! duplex turns no telnet option on: it is a plain network virtual
@@ -359,6 +371,16 @@ impl LineEnd {
     }
 }
 
+/// A run of whole, ordinary lines at the front of an input: see
+/// [`LineCodec::plain_lines`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlainLines {
+    /// The run's length in bytes, line ends included.
+    pub bytes: usize,
+    /// How many lines it holds.
+    pub lines: usize,
+}
+
 /// Where the telnet command parser stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Telnet {
@@ -413,6 +435,49 @@ impl LineCodec {
         } else {
             self.line.len()
         }
+    }
+
+    /// The fast path for a stream of ordinary lines: the longest run of
+    /// whole lines at the front of `input` that need nothing from the
+    /// codec. Each ends in LF or CR LF, holds no IAC and no other CR, and
+    /// is within the limit: exactly the lines that [`decode`] would hand
+    /// out one by one as `Line(text, LineEnd::Lf)` or `Line(text,
+    /// LineEnd::Cr)`, `text` being the line without its end. So each of
+    /// them is its own echo ([`encode_line`] gives back the same bytes),
+    /// and a run of them can be copied out whole.
+    ///
+    /// The codec does not change: the caller goes on after the run, with
+    /// [`decode`] for whatever stopped it. The run is empty unless the
+    /// codec stands at the start of a line, with no part of a line, a
+    /// command or a CR pending from an earlier read.
+    ///
+    /// [`decode`]: LineCodec::decode
+    pub fn plain_lines(&self, input: &[u8]) -> PlainLines {
+        let mut run = PlainLines::default();
+        let pending = !self.lent && !self.line.is_empty();
+        if pending || self.telnet != Telnet::Data || self.after_cr || self.skipping {
+            return run;
+        }
+        scan(input, |at| match input[at] {
+            b'\n' => {
+                // The line is `input[run.bytes..at]`, less the CR of a CR LF.
+                let cr = usize::from(at > run.bytes && input[at - 1] == b'\r');
+                if at - cr - run.bytes > self.max_line {
+                    // Too long: the slow path reports it.
+                    return false;
+                }
+                run.bytes = at + 1;
+                run.lines += 1;
+                true
+            }
+            // The CR of a CR LF: its LF comes next and ends the line. A CR
+            // NUL, a lone CR and a CR that ends the read are for the slow
+            // path, which knows how to wait for the byte after it.
+            b'\r' => input.get(at + 1) == Some(&b'\n'),
+            // IAC: a telnet command, or a data 255 to take out of IAC IAC.
+            _ => false,
+        });
+        run
     }
 
     /// Decodes from `input`. Returns how many bytes were used and the next
@@ -551,7 +616,12 @@ impl LineCodec {
         // A line end past the limit makes no difference: the slow path
         // reports the line as too long.
         let window = &input[..input.len().min(self.max_line + 1)];
-        let end = find_any(window, [b'\n', b'\r', iac::IAC])?;
+        let mut first = None;
+        scan(window, |at| {
+            first = Some(at);
+            false
+        });
+        let end = first?;
         let used = match (input[end], input.get(end + 1)) {
             (iac::IAC, _) => return None,
             (b'\r', Some(b'\n' | 0)) => end + 2,
@@ -590,7 +660,7 @@ impl LineCodec {
 /// then the line end in the given dialect. The inverse of what
 /// [`LineCodec::decode`] does to a line.
 pub fn encode_line(out: &mut Vec<u8>, line: &[u8], end: LineEnd) {
-    if find_any(line, [IAC]).is_some() {
+    if line.contains(&IAC) {
         for &byte in line {
             out.push(byte);
             if byte == IAC {
@@ -603,35 +673,71 @@ pub fn encode_line(out: &mut Vec<u8>, line: &[u8], end: LineEnd) {
     out.extend_from_slice(end.bytes());
 }
 
-/// The index of the first byte of `haystack` that is one of `needles`.
+/// How many bytes [`scan`] looks at in one step: two SSE2 registers'
+/// worth. On 32-byte lines (callgrind), 16 bytes a step cost a third more
+/// instructions per line, and 64 only 3 % fewer than 32.
+const SCAN_BLOCK: usize = 32;
+
+/// Calls `visit` with the position of each byte of `input` that the codec
+/// must look at (LF, CR, IAC), in order, for as long as it returns true.
 ///
-/// The scanning of a line, done eight bytes at a time: `xor` with the
-/// needle repeated turns a matching byte into zero, and the classic
-/// "has a zero byte" test, `(x - 0x01..) & !x & 0x80..`, marks it. Its
-/// lowest mark is always a true match (a false one can only follow a true
-/// one, through the subtraction's borrow), so on the little-endian word
-/// the trailing zeros count the bytes before the first needle.
-pub fn find_any<const N: usize>(haystack: &[u8], needles: [u8; N]) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
-    let mut words = haystack.chunks_exact(8);
-    let mut offset = 0;
-    for word in &mut words {
-        let word = u64::from_le_bytes([
-            word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
-        ]);
-        let mut marks = 0;
-        for needle in needles {
-            let x = word ^ (ONES * u64::from(needle));
-            marks |= x.wrapping_sub(ONES) & !x & HIGHS;
+/// This is the one pass over the input on the fast path, and it is written
+/// for the compiler to vectorise. Each block of 32 bytes is compared with
+/// the three bytes in a loop without branches (`|`, not `||`), which
+/// becomes a few SIMD compares, leaving 0x80 in each byte that needs
+/// attention and 0 in the others. Read eight at a time as little-endian
+/// words, the marks come out in order: `trailing_zeros / 8` is the
+/// position of the first one, `word & (word - 1)` clears it, and a word
+/// with none (most of them) costs one test.
+///
+/// The bytes after the last whole block are scanned as the input's last
+/// 32 bytes, overlapping the block before, with the marks already seen
+/// skipped; only an input shorter than a block is copied, into a block
+/// padded with zeros (which need nothing).
+fn scan(input: &[u8], mut visit: impl FnMut(usize) -> bool) {
+    let mut blocks = input.chunks_exact(SCAN_BLOCK);
+    let mut base = 0;
+    for block in &mut blocks {
+        if !scan_block(block, base, 0, &mut visit) {
+            return;
         }
-        if marks != 0 {
-            return Some(offset + (marks.trailing_zeros() / 8) as usize);
-        }
-        offset += 8;
+        base += SCAN_BLOCK;
     }
-    let tail = words.remainder();
-    tail.iter().position(|b| needles.contains(b)).map(|i| offset + i)
+    let tail = blocks.remainder().len();
+    if tail == 0 {
+        return;
+    }
+    if let Some(start) = input.len().checked_sub(SCAN_BLOCK) {
+        scan_block(&input[start..], start, SCAN_BLOCK - tail, &mut visit);
+    } else {
+        let mut padded = [0; SCAN_BLOCK];
+        padded[..tail].copy_from_slice(input);
+        scan_block(&padded, 0, 0, &mut visit);
+    }
+}
+
+/// [`scan`] for one block of `SCAN_BLOCK` bytes, which starts at `base`
+/// in the input and whose first `seen` bytes were scanned already.
+/// Returns false when `visit` asked to stop.
+#[inline(always)]
+fn scan_block(block: &[u8], base: usize, seen: usize, visit: &mut impl FnMut(usize) -> bool) -> bool {
+    let mut marks = [0u8; SCAN_BLOCK];
+    for (mark, &byte) in marks.iter_mut().zip(block) {
+        *mark = u8::from((byte == b'\n') | (byte == b'\r') | (byte == IAC)) << 7;
+    }
+    for (i, eight) in marks.chunks_exact(8).enumerate() {
+        let mut word = u64::from_le_bytes([
+            eight[0], eight[1], eight[2], eight[3], eight[4], eight[5], eight[6], eight[7],
+        ]);
+        while word != 0 {
+            let at = 8 * i + (word.trailing_zeros() / 8) as usize;
+            if at >= seen && !visit(base + at) {
+                return false;
+            }
+            word &= word - 1;
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -970,24 +1076,78 @@ mod tests {
     }
 
     #[test]
-    fn find_any_finds_the_first_needle_wherever_it_lies() {
-        let naive = |h: &[u8], n: &[u8]| h.iter().position(|b| n.contains(b));
-        // Every position in and around a word, and bytes that differ from
-        // a needle by one bit or by the borrow of the subtraction.
-        for len in 0..40 {
+    fn scan_finds_every_byte_that_needs_attention_in_order() {
+        let naive = |h: &[u8]| -> Vec<usize> {
+            (0..h.len())
+                .filter(|&i| matches!(h[i], b'\n' | b'\r' | IAC))
+                .collect()
+        };
+        let all = |h: &[u8]| {
+            let mut seen = Vec::new();
+            scan(h, |at| {
+                seen.push(at);
+                true
+            });
+            seen
+        };
+        // Every position in and around a block and its words, next to
+        // bytes one bit or one step away from a needle, and runs of them.
+        for len in 0..100 {
             for at in 0..len {
-                for filler in [0u8, 1, 0x0B, 0x0C, 0x7F, 0x80, 0xFE] {
+                for filler in [0u8, 0x0B, 0x0C, 0x0E, 0x7F, 0x80, 0x8A, 0xFE] {
                     let mut h = vec![filler; len];
                     h[at] = b'\r';
                     if at + 1 < len {
                         h[at + 1] = b'\n';
                     }
-                    assert_eq!(find_any(&h, [b'\n', b'\r', IAC]), naive(&h, b"\n\r\xFF"), "{h:?}");
-                    assert_eq!(find_any(&h, [b'\n']), naive(&h, b"\n"), "{h:?}");
-                    assert_eq!(find_any(&h, [IAC]), naive(&h, b"\xFF"), "{h:?}");
+                    if at + 9 < len {
+                        h[at + 9] = IAC;
+                    }
+                    assert_eq!(all(&h), naive(&h), "{h:?}");
                 }
             }
         }
+        // It stops when asked, and finds nothing where there is nothing.
+        let h = b"a\nb\nc\n";
+        let mut seen = Vec::new();
+        scan(h, |at| {
+            seen.push(at);
+            seen.len() < 2
+        });
+        assert_eq!(seen, [1, 3]);
+        scan(&[b'x'; 70], |_| panic!("nothing to see"));
+    }
+
+    #[test]
+    fn plain_lines_are_measured_up_to_whatever_needs_the_slow_path() {
+        let run = |codec: &LineCodec, input: &[u8]| {
+            let run = codec.plain_lines(input);
+            (run.bytes, run.lines)
+        };
+        let c = LineCodec::new(4);
+        assert_eq!(run(&c, b"ab\ncd\r\n\nrest"), (8, 3));
+        // Stopped by a command, a CR NUL, a lone CR, a CR at the end of
+        // the read, a data 255, a line over the limit.
+        assert_eq!(run(&c, b"ab\ncd\xFF\xF4\n"), (3, 1));
+        assert_eq!(run(&c, b"ab\ncd\r\0"), (3, 1));
+        assert_eq!(run(&c, b"ab\ncd\rx\n"), (3, 1));
+        assert_eq!(run(&c, b"ab\ncd\r"), (3, 1));
+        assert_eq!(run(&c, b"ab\n\xFF\xFF\n"), (3, 1));
+        assert_eq!(run(&c, b"1234\n1234\r\n12345\n"), (11, 2));
+        // Nothing while the codec is in the middle of something.
+        let mut c = LineCodec::new(100);
+        assert_eq!(decode(&mut c, &[b"half"]), []);
+        assert_eq!(run(&c, b"\nab\n"), (0, 0));
+        let mut c = LineCodec::new(100);
+        assert_eq!(decode(&mut c, &[b"ab\r"]), lines(&["ab"]));
+        assert_eq!(run(&c, b"\nab\n"), (0, 0));
+        let mut c = LineCodec::new(100);
+        assert_eq!(decode(&mut c, &[b"\xFF"]), []);
+        assert_eq!(run(&c, b"\xF4ab\n"), (0, 0));
+        // But at a line start again after a line split across reads.
+        let mut c = LineCodec::new(100);
+        assert_eq!(decode(&mut c, &[b"ha", b"lf\n"]), lines(&["half"]));
+        assert_eq!(run(&c, b"ab\n"), (3, 1));
     }
 
     #[test]

@@ -422,6 +422,124 @@ proptest! {
     }
 }
 
+/// A line codec's events as owned values, for comparing two ways of
+/// driving it.
+#[derive(Clone, Debug, PartialEq)]
+enum LineSeen {
+    Line(Vec<u8>, LineEnd),
+    TooLong,
+    Command(String, Option<Vec<u8>>),
+}
+
+impl LineSeen {
+    fn of(event: LineEvent) -> LineSeen {
+        match event {
+            LineEvent::Line(line, end) => LineSeen::Line(line.to_vec(), end),
+            LineEvent::TooLong { .. } => LineSeen::TooLong,
+            LineEvent::Command { command, answer } => {
+                LineSeen::Command(command.to_string(), answer.map(|a| a.bytes().to_vec()))
+            }
+        }
+    }
+}
+
+/// Feeds each read to the line codec: with `fast`, as `--line-echo`
+/// does, a run of plain lines first (turned into the lines it holds, by
+/// splitting it at each LF, the plain way), then one step of `decode`
+/// for whatever stopped it, and again; without, `decode` alone. Returns
+/// the events, what the codec holds at the end, and for the fast way
+/// the runs of plain lines, each with the echo of its lines rebuilt one
+/// by one.
+#[allow(clippy::type_complexity)]
+fn line_codec_ways(
+    max_line: usize,
+    reads: &[&[u8]],
+    fast: bool,
+) -> (Vec<LineSeen>, Option<Vec<u8>>, Vec<(Vec<u8>, Vec<u8>)>) {
+    let mut codec = LineCodec::new(max_line);
+    let mut seen = Vec::new();
+    let mut runs = Vec::new();
+    for read in reads {
+        let mut pos = 0;
+        loop {
+            if fast {
+                let run = codec.plain_lines(&read[pos..]);
+                let bytes = &read[pos..pos + run.bytes];
+                let mut rebuilt = Vec::new();
+                let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
+                assert_eq!(lines.len(), run.lines);
+                for line in lines {
+                    let (text, end) = match line {
+                        [text @ .., b'\r', b'\n'] => (text, LineEnd::Cr),
+                        [text @ .., b'\n'] => (text, LineEnd::Lf),
+                        _ => panic!("a run holds whole lines only: {line:?}"),
+                    };
+                    encode_line(&mut rebuilt, text, end);
+                    seen.push(LineSeen::Line(text.to_vec(), end));
+                }
+                if run.bytes > 0 {
+                    runs.push((bytes.to_vec(), rebuilt));
+                }
+                pos += run.bytes;
+            }
+            let (used, event) = codec.decode(&read[pos..]);
+            pos += used;
+            match event {
+                Some(event) => seen.push(LineSeen::of(event)),
+                None => break,
+            }
+        }
+        assert_eq!(pos, read.len());
+    }
+    let last = codec.finish().map(<[u8]>::to_vec);
+    (seen, last, runs)
+}
+
+/// What a telnet client might send, in the proportions that find the
+/// corners: text, every line end, NUL, IAC (as commands, IAC IAC or
+/// stray), and any byte at all.
+fn telnet_stream() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        8 => "[a-z ]{1,12}".prop_map(String::into_bytes),
+        3 => Just(b"\n".to_vec()),
+        2 => Just(b"\r\n".to_vec()),
+        1 => Just(b"\r".to_vec()),
+        1 => Just(b"\0".to_vec()),
+        1 => Just(vec![255]),
+        1 => telnet_command().prop_map(|(bytes, _)| bytes),
+        1 => any::<u8>().prop_map(|b| vec![b]),
+    ];
+    prop::collection::vec(piece, 0..120).prop_map(|pieces| pieces.concat())
+}
+
+proptest! {
+    /// The fast path is the slow path, faster: for any input, split into
+    /// reads anywhere and with any line limit, taking runs of plain lines
+    /// with `plain_lines` between steps of `decode` gives the same lines,
+    /// commands, answers and too-long notices in the same order, leaves
+    /// the same partial line behind, and every run is, byte for byte, the
+    /// echo of its lines rebuilt one by one.
+    #[test]
+    fn plain_lines_agree_with_decode(
+        wire in telnet_stream(),
+        cuts in prop::collection::vec(any::<usize>(), 0..10),
+        max_line in 1usize..40,
+    ) {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (wire.len() + 1)).collect();
+        points.push(0);
+        points.push(wire.len());
+        points.sort_unstable();
+        let reads: Vec<&[u8]> = points.windows(2).map(|w| &wire[w[0]..w[1]]).collect();
+        let (slow, slow_last, _) = line_codec_ways(max_line, &reads, false);
+        let (fast, fast_last, runs) = line_codec_ways(max_line, &reads, true);
+        prop_assert_eq!(fast, slow);
+        prop_assert_eq!(fast_last, slow_last);
+        for (run, rebuilt) in runs {
+            prop_assert_eq!(run, rebuilt);
+        }
+    }
+}
+
 /// A decoded event, owned: a line and its end, or a command's answer.
 #[derive(Clone, Debug, PartialEq)]
 enum Seen {

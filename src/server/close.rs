@@ -302,6 +302,12 @@ impl Server {
     /// close (so the answer to a last line goes out before the goodbye).
     pub(super) fn follow(&mut self, token: Token, next: Next) {
         match next {
+            // The common case, a message answered: only the hub's actions
+            // (if any) remain to carry out.
+            Next::Continue | Next::WriteThrough { .. } => {
+                self.deliver();
+                self.resume(token);
+            }
             Next::Become(protocol) => {
                 self.become_protocol(token, protocol);
                 self.deliver();

@@ -29,52 +29,51 @@ impl LineEcho {
 
     /// Every line goes back to its sender. Uses all the input.
     ///
-    /// Most lines need no rewriting: no telnet command was dropped from
-    /// them and they end in LF or CR LF, so their echo is exactly the bytes
-    /// that came in. A run of such lines is echoed with one copy of the
-    /// input, however many lines it holds; only the others are rebuilt.
+    /// Most lines need no rewriting: they end in LF or CR LF and hold no
+    /// telnet command, so their echo is exactly the bytes that came in.
+    /// The codec measures a run of such lines in one pass
+    /// ([`LineCodec::plain_lines`]) and the run goes out with one copy,
+    /// however many lines it holds; only what stops a run (a command, a CR
+    /// NUL or lone CR, a line too long or split across reads) takes the
+    /// slow path, one event at a time.
     pub fn on_input(&mut self, cx: &mut Context, input: &mut [u8]) -> (usize, Next) {
         let out = &mut *cx.out;
         let mut pos = 0;
-        // input[run.start..run.end] is a run of lines that are their own echo.
-        let mut run = 0..0;
         let mut lines = 0;
-        while pos < input.len() {
+        loop {
+            let run = self.codec.plain_lines(&input[pos..]);
+            if run.bytes > 0 {
+                out.push_bytes(&input[pos..pos + run.bytes]);
+                lines += run.lines as u64;
+                pos += run.bytes;
+            }
+            if pos == input.len() {
+                // The read ended with a whole line: the common case.
+                break;
+            }
             let (used, event) = self.codec.decode(&input[pos..]);
-            let raw = &input[pos..pos + used];
             pos += used;
             match event {
                 // The rest is part of a line still to come.
                 None => break,
                 Some(LineEvent::Line(line, end)) => {
                     lines += 1;
-                    if is_own_echo(line, end, raw) {
-                        run.end = pos;
-                        continue;
-                    }
-                    push_run(out, &input[run]);
                     echo_line(out, line, end);
                 }
                 Some(LineEvent::Command { command, answer }) => {
-                    // The command's bytes are never echoed: the run so far
-                    // goes out, then the answer, and a new run starts after
-                    // it. A line the command cut is rebuilt (its raw bytes
-                    // then start before this read's run).
-                    push_run(out, &input[run]);
+                    // Never echoed; answered in its place, after the echo
+                    // of every line before it (RFC 860 §4).
                     log::debug!("{}: telnet {command}", cx.peer);
                     if let Some(answer) = answer {
                         out.push_bytes(answer.bytes());
                     }
                 }
                 Some(LineEvent::TooLong { limit }) => {
-                    push_run(out, &input[run]);
                     log::info!("{}: line longer than {limit} bytes skipped", cx.peer);
                     echo_line(out, too_long_notice(limit).as_bytes(), LineEnd::Cr);
                 }
             }
-            run = pos..pos;
         }
-        push_run(out, &input[run]);
         log::trace!("{}: echoing {lines} lines", cx.peer);
         cx.stats.messages_in += lines;
         cx.stats.messages_out += lines;
@@ -92,26 +91,6 @@ impl LineEcho {
 
     pub fn on_timer(&mut self, cx: &mut Context, last_heard: std::time::Instant) -> Next {
         idle(cx, last_heard)
-    }
-}
-
-/// Are a line's raw bytes exactly its echo? The codec only ever removes
-/// bytes: telnet commands, the IAC of an IAC IAC, a swallowed LF or NUL
-/// after a CR, and the line end. So if the raw bytes are the line plus
-/// exactly the line end the echo would add, nothing else was removed and
-/// they are the echo. (A line begun in an earlier read is longer than what
-/// this read holds of it, and never matches.)
-fn is_own_echo(line: &[u8], end: LineEnd, raw: &[u8]) -> bool {
-    matches!(
-        (end, raw.get(line.len()..)),
-        (LineEnd::Lf, Some([b'\n'])) | (LineEnd::Cr, Some([b'\r', b'\n']))
-    )
-}
-
-/// Queues a run of lines that are their own echo.
-fn push_run(out: &mut OutQueue, run: &[u8]) {
-    if !run.is_empty() {
-        out.push_bytes(run);
     }
 }
 
