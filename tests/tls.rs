@@ -530,3 +530,45 @@ fn output_limits_hold_over_tls() {
     let _ = stream.sock.shutdown(std::net::Shutdown::Both);
     server.wait_log("disconnected (");
 }
+
+#[test]
+fn a_request_sent_with_the_last_handshake_flight_is_answered() {
+    // The client's Finished and its request leave in one write, so the
+    // server reads both in one go: the request must be handled then,
+    // not left inside rustls waiting for an event that never comes
+    // (sozu#460).
+    let pki = Pki::new("earlydata");
+    let server = pki.start(&[]);
+    let https = server.https.unwrap();
+    let mut socket = TcpStream::connect(https).unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    let name = ServerName::IpAddress(https.ip().into());
+    let mut session = ClientConnection::new(pki.client.clone(), name).unwrap();
+    // Written before the handshake: rustls sends it right after Finished.
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {https}\r\nConnection: close\r\n\r\n");
+    session.writer().write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert!(Instant::now() < deadline, "no answer");
+        while session.wants_write() {
+            session.write_tls(&mut socket).unwrap();
+        }
+        let mut plain = [0u8; 4096];
+        match session.reader().read(&mut plain) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&plain[..n]);
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("reading the answer: {e}"),
+        }
+        if session.read_tls(&mut socket).expect("records from the server") == 0 {
+            break;
+        }
+        session.process_new_packets().expect("a valid TLS stream");
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
