@@ -42,12 +42,12 @@
 //! [`Transport`] is the view the loop reads and writes through: the
 //! connection's socket, and its session if it has one.
 //!
-//! What an idle TLS connection costs: its `Box<Tls>`, nearly all of it
-//! rustls's `ServerConnection` (1.2 KB: the record layer with both
-//! directions' keys, the handshake's outcome), the keys' own allocations,
-//! and rustls's read buffer, which it keeps at 4 KiB from the first read on
-//! (it frees larger ones once they are empty, and has no call to free the
-//! last). About 7.5 KB in all, measured; see `docs/08-tls.md`.
+//! What an idle TLS connection costs: about 8 KB, nearly all of it
+//! rustls's. Its `ServerConnection` is 1,168 bytes (in the box here), and
+//! holds about 7 KB more on the heap: both directions' keys, and a read
+//! buffer that rustls keeps at 4 KiB from the first read on (it frees
+//! larger ones once they are empty, and has no call to free the last).
+//! See `docs/08-tls.md` for the measurements.
 
 use mio::net::TcpStream;
 use mio::Token;
