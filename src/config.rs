@@ -66,7 +66,8 @@ pub struct Config {
     // rustls's own default is 64 KiB too. Records wait here only while the
     // socket is full, so its size is a bound, not a cost.
     /// Most bytes rustls may hold for one TLS connection: plaintext written
-    /// before the handshake is done, or records waiting for the socket.
+    /// before the handshake is done, or records waiting for the socket (at
+    /// least one record, 16 KiB).
     #[arg(long, default_value = "64KiB", value_parser = parse_size, value_name = "SIZE")]
     pub tls_buffer: usize,
 

@@ -57,6 +57,9 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
 use std::sync::Arc;
 
+/// The most plaintext one TLS record carries (RFC 8446 §5.1).
+const MAX_RECORD: usize = 1 << 14;
+
 /// The loop's TLS sessions, by connection token. Boxed, so the table's
 /// slots are a pointer each and a session is allocated once, where it
 /// stays.
@@ -69,8 +72,10 @@ impl Sessions {
     pub fn open(&mut self, token: Token, config: Arc<ServerConfig>, buffer: usize) -> io::Result<()> {
         let mut session = ServerConnection::new(config).map_err(|e| io::Error::other(format!("TLS: {e}")))?;
         // Bounds both the plaintext written before the handshake is done
-        // and the records waiting for the socket after it.
-        session.set_buffer_limit(Some(buffer));
+        // and the records waiting for the socket after it. At least one
+        // full record (RFC 8446 §5.1: 2^14 bytes of plaintext), or a
+        // `--tls-buffer` of 0 would let nothing be sealed, ever.
+        session.set_buffer_limit(Some(buffer.max(MAX_RECORD)));
         let tls = Tls {
             session,
             input: Input::Records,
