@@ -62,8 +62,14 @@ fn the_page_over_https_talks_wss_in_a_real_browser() {
     run_page(&server, &url, Some(&pin), "page-https");
 }
 
+/// One Chromium at a time: two starting together on a small machine can
+/// each miss the script's 10 s bound for a launch.
+static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `page_test.mjs` against `url`, screenshots named after `shot`.
 fn run_page(server: &Duplex, url: &str, pin: Option<&str>, shot: &str) {
+    // A test that failed while holding it leaves nothing to protect.
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let missing = missing_tools(&root);
     assert!(
