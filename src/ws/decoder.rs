@@ -63,7 +63,7 @@
 //! ```
 
 use super::close::{parse_close_payload, CloseFrame};
-use super::frame::{apply_mask, FrameHeader, Opcode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use super::frame::{apply_mask, apply_mask_ascii, FrameHeader, Opcode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use super::utf8::Utf8Validator;
 use super::ProtocolError;
 
@@ -566,15 +566,22 @@ impl Decoder {
 }
 
 /// Unmasks a piece of a text message (`offset` bytes into its frame) and
-/// checks its UTF-8 (§8.1).
+/// checks its UTF-8 (§8.1). ASCII is UTF-8 by itself, and the unmasking
+/// pass notices whether every byte is ASCII for free, so most text is
+/// looked at once, not twice. The validator still sees an ASCII piece when
+/// an earlier one ended in the middle of a character.
 fn unmask_text(
     piece: &mut [u8],
     key: Option<[u8; 4]>,
     offset: usize,
     utf8: &mut Utf8Validator,
 ) -> Result<(), ProtocolError> {
-    if let Some(key) = key {
-        apply_mask(piece, key, offset);
+    let ascii = match key {
+        Some(key) => apply_mask_ascii(piece, key, offset),
+        None => false,
+    };
+    if ascii && utf8.at_boundary() {
+        return Ok(());
     }
     utf8.feed(piece).map_err(|_| ProtocolError::InvalidUtf8)
 }
