@@ -3,6 +3,7 @@
 #
 #   bench/syscalls.sh            scenarios a (1 in flight) and b (16 in flight)
 #   bench/syscalls.sh -d 16      one depth only
+#   bench/syscalls.sh -d 1 -c 10 -s 65536 [--binary]    scenario c (64 KiB)
 #
 # Starts duplex on core 0 and duplex-load on core 1, attaches `strace -c -f`
 # to the server for a few seconds in the middle of the run, and divides the
@@ -15,7 +16,18 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 DEPTHS="1 16"
-[ "${1:-}" = -d ] && DEPTHS=$2
+CONNS=100
+SIZE=32
+BINARY=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -d) DEPTHS=$2; shift 2 ;;
+    -c) CONNS=$2; shift 2 ;;
+    -s) SIZE=$2; shift 2 ;;
+    --binary) BINARY=(--binary); shift ;;
+    *) echo "syscalls.sh: unknown option $1 (see the head of the script)" >&2; exit 2 ;;
+  esac
+done
 command -v strace >/dev/null || { echo "syscalls.sh: needs strace (apt-get install strace)" >&2; exit 2; }
 
 # The server and the load tool (a crate of its own, hence --workspace).
@@ -34,8 +46,8 @@ for depth in $DEPTHS; do
   taskset -c 0 "$TARGET/release/duplex" --http "$http" --tcp "127.0.0.1:$((port + 1))" >"$OUT/server.d$depth.log" 2>&1 &
   pid=$!
   sleep 0.5
-  taskset -c 1 "$TARGET/release/duplex-load" echo "ws://$http/echo" -c 100 -d "$depth" -s 32 -w 1 -t 8 \
-    --server-pid "$pid" >"$OUT/load.d$depth.log" 2>&1 &
+  taskset -c 1 "$TARGET/release/duplex-load" echo "ws://$http/echo" -c "$CONNS" -d "$depth" -s "$SIZE" -w 1 -t 8 \
+    "${BINARY[@]}" --server-pid "$pid" >"$OUT/load.d$depth.log" 2>&1 &
   load=$!
   sleep 3
   before=$(messages_out "$http")
