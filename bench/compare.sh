@@ -7,6 +7,7 @@
 #   bench/compare.sh --scenarios "a b" --rounds 1 -t 5
 #   bench/compare.sh --servers "duplex fws-echo"
 #   bench/compare.sh --uws bench/.peers/uws/uws-echo
+#   bench/compare.sh --scenarios "c c-paced" --binary   binary frames, not text
 #
 # Scenarios:
 #   a        echo, 100 connections, 1 x 32 B in flight each   (msg/s)
@@ -37,8 +38,11 @@
 # with --uws PATH, or in the environment as UWS_ECHO=PATH. Without it, its
 # row in every table says "not measured".
 #
+# The WebSocket echoes (a to c) send text by default, which every server
+# checks for UTF-8; --binary sends binary frames, which none checks.
+#
 # Options: --scenarios LIST, --servers LIST, --line-servers LIST (for e),
-#          --uws PATH, --rounds N (2), -t SECS (10),
+#          --uws PATH, --binary, --rounds N (2), -t SECS (10),
 #          -w SECS (2), --server-core N (0), --load-core N (1), --no-build,
 #          --report DIR (print the tables of an earlier run's results again)
 set -euo pipefail
@@ -59,6 +63,7 @@ LOAD_CORE=1
 BUILD=1
 REPORT=""
 UWS=${UWS_ECHO:-}
+BINARY=()
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -66,6 +71,7 @@ while [ $# -gt 0 ]; do
     --servers) SERVERS=$2; shift 2 ;;
     --line-servers) LINE_SERVERS=$2; shift 2 ;;
     --uws) UWS=$2; shift 2 ;;
+    --binary) BINARY=(--binary); shift ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     -t) SECS=$2; shift 2 ;;
     -w) WARMUP=$2; shift 2 ;;
@@ -155,14 +161,16 @@ run() {
     esac
   fi
   local common=(-t "$SECS" -w "$WARMUP")
+  # Text or binary: for the WebSocket echoes only (a to c).
+  local kind=("${BINARY[@]}")
   local args
   case "$scenario" in
-    a) args=(echo "$ws" -c 100 -d 1 -s 32 "${common[@]}") ;;
-    a-paced) args=(echo "$ws" -c 100 -d 1 -s 32 --rate 150000 "${common[@]}") ;;
-    b) args=(echo "$ws" -c 100 -d 16 -s 32 "${common[@]}") ;;
-    b-paced) args=(echo "$ws" -c 100 -d 16 -s 32 --rate 1000000 "${common[@]}") ;;
-    c) args=(echo "$ws" -c 10 -d 1 -s 65536 "${common[@]}") ;;
-    c-paced) args=(echo "$ws" -c 10 -d 1 -s 65536 --rate 30000 "${common[@]}") ;;
+    a) args=(echo "$ws" -c 100 -d 1 -s 32 "${common[@]}" "${kind[@]}") ;;
+    a-paced) args=(echo "$ws" -c 100 -d 1 -s 32 --rate 150000 "${common[@]}" "${kind[@]}") ;;
+    b) args=(echo "$ws" -c 100 -d 16 -s 32 "${common[@]}" "${kind[@]}") ;;
+    b-paced) args=(echo "$ws" -c 100 -d 16 -s 32 --rate 1000000 "${common[@]}" "${kind[@]}") ;;
+    c) args=(echo "$ws" -c 10 -d 1 -s 65536 "${common[@]}" "${kind[@]}") ;;
+    c-paced) args=(echo "$ws" -c 10 -d 1 -s 65536 --rate 30000 "${common[@]}" "${kind[@]}") ;;
     d) args=(idle "$ws" -n 5000 -t 5) ;;
     d-line) args=(idle "$line" -n 10000 -t 5 --connect-timeout 200) ;;
     e|e-chat) args=(tcp-echo "$line" -c 100 -d 16 -s 32 $join "${common[@]}") ;;
@@ -299,6 +307,7 @@ done
 {
   echo "# duplex compare: $(date -u '+%Y-%m-%d %H:%M UTC'), $ROUNDS round(s), ${SECS} s measured after ${WARMUP} s"
   echo "# server on core $SERVER_CORE, duplex-load on core $LOAD_CORE; 'others' = CPU used by anything else (noise)"
+  [ ${#BINARY[@]} -eq 0 ] || echo "# WebSocket echoes in binary frames (--binary)"
   [ -z "$UWS" ] || echo "# uws: $UWS"
   for scenario in $SCENARIOS; do
     list=$SERVERS
