@@ -7,6 +7,7 @@
 #   bench/compare.sh --scenarios "a b" --rounds 1 -t 5
 #   bench/compare.sh --servers "duplex fws-echo"
 #   bench/compare.sh --uws bench/.peers/uws/uws-echo
+#   bench/compare.sh --scenarios "c c-paced" --binary   binary frames, not text
 #
 # Scenarios:
 #   a        echo, 100 connections, 1 x 32 B in flight each   (msg/s)
@@ -42,9 +43,12 @@
 # with --uws PATH, or in the environment as UWS_ECHO=PATH. Without it, its
 # row in every table says "not measured".
 #
+# The WebSocket echoes (a to c, f) send text by default, which every server
+# checks for UTF-8; --binary sends binary frames, which none checks.
+#
 # Options: --scenarios LIST, --servers LIST, --line-servers LIST (for e),
 #          --tls-servers LIST (for f and d-tls),
-#          --uws PATH, --rounds N (2), -t SECS (10),
+#          --uws PATH, --binary, --rounds N (2), -t SECS (10),
 #          -w SECS (2), --server-core N (0), --load-core N (1), --no-build,
 #          --report DIR (print the tables of an earlier run's results again)
 set -euo pipefail
@@ -66,6 +70,7 @@ LOAD_CORE=1
 BUILD=1
 REPORT=""
 UWS=${UWS_ECHO:-}
+BINARY=()
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -74,6 +79,7 @@ while [ $# -gt 0 ]; do
     --line-servers) LINE_SERVERS=$2; shift 2 ;;
     --tls-servers) TLS_SERVERS=$2; shift 2 ;;
     --uws) UWS=$2; shift 2 ;;
+    --binary) BINARY=(--binary); shift ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     -t) SECS=$2; shift 2 ;;
     -w) WARMUP=$2; shift 2 ;;
@@ -172,21 +178,23 @@ run() {
     esac
   fi
   local common=(-t "$SECS" -w "$WARMUP")
+  # Text or binary: for the WebSocket echoes only (a to c, and f over TLS).
+  local kind=("${BINARY[@]}")
   local args
   case "$scenario" in
-    a) args=(echo "$ws" -c 100 -d 1 -s 32 "${common[@]}") ;;
-    a-paced) args=(echo "$ws" -c 100 -d 1 -s 32 --rate 150000 "${common[@]}") ;;
-    b) args=(echo "$ws" -c 100 -d 16 -s 32 "${common[@]}") ;;
-    b-paced) args=(echo "$ws" -c 100 -d 16 -s 32 --rate 1000000 "${common[@]}") ;;
-    c) args=(echo "$ws" -c 10 -d 1 -s 65536 "${common[@]}") ;;
-    c-paced) args=(echo "$ws" -c 10 -d 1 -s 65536 --rate 30000 "${common[@]}") ;;
+    a) args=(echo "$ws" -c 100 -d 1 -s 32 "${common[@]}" "${kind[@]}") ;;
+    a-paced) args=(echo "$ws" -c 100 -d 1 -s 32 --rate 150000 "${common[@]}" "${kind[@]}") ;;
+    b) args=(echo "$ws" -c 100 -d 16 -s 32 "${common[@]}" "${kind[@]}") ;;
+    b-paced) args=(echo "$ws" -c 100 -d 16 -s 32 --rate 1000000 "${common[@]}" "${kind[@]}") ;;
+    c) args=(echo "$ws" -c 10 -d 1 -s 65536 "${common[@]}" "${kind[@]}") ;;
+    c-paced) args=(echo "$ws" -c 10 -d 1 -s 65536 --rate 30000 "${common[@]}" "${kind[@]}") ;;
     d) args=(idle "$ws" -n 5000 -t 5) ;;
     d-line) args=(idle "$line" -n 10000 -t 5 --connect-timeout 200) ;;
     e|e-chat) args=(tcp-echo "$line" -c 100 -d 16 -s 32 $join "${common[@]}") ;;
     e-paced) args=(tcp-echo "$line" -c 100 -d 16 -s 32 --rate 1000000 "${common[@]}") ;;
-    f) args=(echo "$wss" -c 100 -d 1 -s 32 "${common[@]}") ;;
-    f-paced) args=(echo "$wss" -c 100 -d 1 -s 32 --rate 60000 "${common[@]}") ;;
-    f-big) args=(echo "$wss" -c 10 -d 1 -s 65536 "${common[@]}") ;;
+    f) args=(echo "$wss" -c 100 -d 1 -s 32 "${common[@]}" "${kind[@]}") ;;
+    f-paced) args=(echo "$wss" -c 100 -d 1 -s 32 --rate 60000 "${common[@]}" "${kind[@]}") ;;
+    f-big) args=(echo "$wss" -c 10 -d 1 -s 65536 "${common[@]}" "${kind[@]}") ;;
     d-tls) args=(idle "$wss" -n 2000 -t 5) ;;
   esac
   local log="$OUT/$scenario.$server.round$round"
@@ -325,6 +333,7 @@ done
 {
   echo "# duplex compare: $(date -u '+%Y-%m-%d %H:%M UTC'), $ROUNDS round(s), ${SECS} s measured after ${WARMUP} s"
   echo "# server on core $SERVER_CORE, duplex-load on core $LOAD_CORE; 'others' = CPU used by anything else (noise)"
+  [ ${#BINARY[@]} -eq 0 ] || echo "# WebSocket echoes in binary frames (--binary)"
   [ -z "$UWS" ] || echo "# uws: $UWS"
   for scenario in $SCENARIOS; do
     list=$SERVERS

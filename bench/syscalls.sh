@@ -4,13 +4,14 @@
 #   bench/syscalls.sh                          duplex, 1 and 16 messages in flight
 #   bench/syscalls.sh --uws bench/.peers/uws/uws-echo    and uWebSockets beside it
 #   bench/syscalls.sh -d 16 -t 5               one depth only, 5 s each
+#   bench/syscalls.sh -d 1 -c 10 -s 65536 [--binary]   scenario c (64 KiB)
 #   bench/syscalls.sh --line                   the line door as an echo (duplex
 #                                              --line-echo, duplex-load tcp-echo,
 #                                              32 B lines), beside the tokio line
 #                                              echo from bench/.peers if built
 #
-# Each server runs on core 0 under `duplex-load echo` (or `tcp-echo`: 100
-# connections, 32-byte messages) on core 1, from its first connection to its last, with
+# Each server runs on core 0 under `duplex-load echo` (or `tcp-echo`; by
+# default 100 connections, 32-byte messages) on core 1, from its first connection to its last, with
 # `perf stat` counting the server's system calls at their tracepoints. The
 # calls are divided by the messages the load tool had echoed. Tracepoints
 # cost far less than strace, so the server runs near its normal speed, but
@@ -28,6 +29,9 @@ DEPTHS="1 16"
 SECS=5
 UWS=${UWS_ECHO:-}
 LINE=0
+CONNS=100
+SIZE=32
+BINARY=()
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,6 +39,9 @@ while [ $# -gt 0 ]; do
     -t) SECS=$2; shift 2 ;;
     --uws) UWS=$2; shift 2 ;;
     --line) LINE=1; shift ;;
+    -c) CONNS=$2; shift 2 ;;
+    -s) SIZE=$2; shift 2 ;;
+    --binary) BINARY=(--binary); shift ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
     *) echo "syscalls.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -83,8 +90,8 @@ measure() {
   # perf attaches in a few milliseconds; what it misses of the first
   # handshakes is nothing beside a few hundred thousand messages.
   sleep 0.2
-  taskset -c 1 "$TARGET/release/duplex-load" "${traffic[@]}" -c 100 -d "$depth" -s 32 \
-    -w 0 -t "$SECS" --server-pid "$pid" >"$log.load.log" 2>&1
+  taskset -c 1 "$TARGET/release/duplex-load" "${traffic[@]}" -c "$CONNS" -d "$depth" -s "$SIZE" \
+    -w 0 -t "$SECS" "${BINARY[@]}" --server-pid "$pid" >"$log.load.log" 2>&1
   kill -INT "$perf"; wait "$perf" 2>/dev/null || true
   kill "$pid"; wait "$pid" 2>/dev/null || true
   local echoed

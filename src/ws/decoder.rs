@@ -8,10 +8,12 @@
 //!
 //! * **In place when possible.** A frame that is entirely in the input is
 //!   unmasked where it lies and handed out as a slice of the input: no copy.
-//! * **Copy only what must outlive the read.** A header split across reads
-//!   waits in a 14-byte array; the payload of a fragmented message, or of a
-//!   frame split across reads, is unmasked into the decoder's buffer as it
-//!   arrives. Between messages the decoder holds no heap memory at all.
+//! * **Copy only what must outlive the read.** A header split across reads,
+//!   the payload of a fragmented message, or of a frame split across reads,
+//!   goes into one box that the decoder allocates when that first happens;
+//!   a frame's payload is unmasked into it as it arrives, into room reserved
+//!   once from the length its header announced. Between messages the box
+//!   is gone: an idle decoder is four words and holds no heap memory.
 //! * **Refuse early.** Lengths are checked against the limits on the header,
 //!   before a byte of payload arrives, and text is checked for UTF-8 as it
 //!   arrives, so a bad message fails at its first bad byte (§8.1).
@@ -61,9 +63,17 @@
 //! ```
 
 use super::close::{parse_close_payload, CloseFrame};
-use super::frame::{apply_mask, FrameHeader, Opcode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use super::frame::{apply_mask, apply_mask_ascii, FrameHeader, Opcode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use super::utf8::Utf8Validator;
 use super::ProtocolError;
+
+/// Most bytes reserved for a frame's payload on the word of its header
+/// alone. Up to this, a frame that spans reads is given its whole length
+/// at once and never regrown (a 64 KiB message cut in two costs one
+/// allocation and one copy). Beyond it the buffer grows as bytes actually
+/// arrive: a peer that announces 16 MiB and sends one byte must not make
+/// us hold 16 MiB.
+const RESERVE_AHEAD: usize = 1 << 20;
 
 /// Which end of the connection this decoder sits on; it decides which way
 /// masking must go (RFC 6455 §5.1).
@@ -132,7 +142,7 @@ pub enum Event<'a> {
     Close(Option<CloseFrame<'a>>),
 }
 
-/// The frame whose payload is arriving.
+/// The frame whose payload is arriving over several reads.
 #[derive(Clone, Copy, Debug)]
 struct InFrame {
     header: FrameHeader,
@@ -140,6 +150,17 @@ struct InFrame {
     remaining: u64,
     /// Payload bytes already seen: where the mask key stands.
     received: u64,
+}
+
+/// The data message whose frames are arriving.
+#[derive(Clone, Copy, Debug)]
+struct InMessage {
+    kind: MessageKind,
+    /// Continuation frames so far (see [`Limits::max_fragments`]).
+    continuations: u32,
+    /// Where a text message's UTF-8 stands, a character possibly cut
+    /// between two fragments (§5.6).
+    utf8: Utf8Validator,
 }
 
 /// Where the payload of a finished event lies, worked out before the event
@@ -152,25 +173,118 @@ enum Ready {
 }
 
 /// The receiving state of one WebSocket connection.
+///
+/// Idle, between messages, it is four words: the role, the limits, and
+/// what the last event lent. Everything about a frame or message that must
+/// outlive a read sits in one box ([`Partial`]), allocated when that first
+/// happens and freed once the decoder is idle again. A frame that arrives
+/// whole in one read, the common case, allocates nothing.
 #[derive(Debug)]
 pub struct Decoder {
     role: Role,
+    /// What the last event lent out, to be let go on the next call.
+    lent: Lent,
     limits: Limits,
+    partial: Option<Box<Partial>>,
+}
+
+/// A header, frame or message cut by the end of a read.
+#[derive(Debug)]
+struct Partial {
     /// A header split across reads.
     head: [u8; MAX_HEADER_LEN],
     head_len: u8,
     /// The frame being received, once its header is complete.
     frame: Option<InFrame>,
-    /// The data message in progress and how many continuation frames it
-    /// has had.
-    message: Option<(MessageKind, u32)>,
-    /// Its payload so far, unmasked, when it could not stay in the input.
+    /// The data message in progress.
+    message: Option<InMessage>,
+    /// Its payload so far, unmasked; once complete, lent out until the
+    /// next call.
     buffer: Vec<u8>,
-    utf8: Utf8Validator,
-    /// A control frame's payload split across reads (at most 125 bytes).
-    control: Vec<u8>,
-    /// What the last event lent out, to be emptied on the next call.
-    lent: Lent,
+    /// A control frame's payload split across reads (§5.5: at most 125
+    /// bytes, so it lives in the box itself).
+    control: [u8; MAX_CONTROL_PAYLOAD],
+    control_len: u8,
+}
+
+impl Partial {
+    fn new() -> Partial {
+        Partial {
+            head: [0; MAX_HEADER_LEN],
+            head_len: 0,
+            frame: None,
+            message: None,
+            buffer: Vec::new(),
+            control: [0; MAX_CONTROL_PAYLOAD],
+            control_len: 0,
+        }
+    }
+
+    /// Something is still arriving: a header, a frame or a message.
+    fn in_progress(&self) -> bool {
+        self.head_len > 0 || self.frame.is_some() || self.message.is_some()
+    }
+
+    /// Takes the next piece of the frame in progress from the front of
+    /// `input`: unmasks it into the buffer it will be kept in and checks
+    /// it. Returns how many bytes it used, and where the event lies if the
+    /// piece completed one.
+    fn receive(&mut self, input: &[u8], mut frame: InFrame) -> Result<(usize, Option<Ready>), ProtocolError> {
+        let take = (input.len() as u64).min(frame.remaining) as usize;
+        let opcode = frame.header.opcode;
+        let key = frame.header.mask;
+        if opcode.is_control() {
+            let start = usize::from(self.control_len);
+            let piece = &mut self.control[start..start + take];
+            piece.copy_from_slice(&input[..take]);
+            if let Some(key) = key {
+                apply_mask(piece, key, start);
+            }
+            self.control_len += take as u8;
+        } else {
+            let Some(message) = self.message.as_mut() else {
+                // begin_frame opened the message; unreachable otherwise.
+                return Err(ProtocolError::UnexpectedContinuation);
+            };
+            if frame.received == 0 {
+                // The header's length was checked against the message
+                // limit, so this is bounded; see RESERVE_AHEAD.
+                let announced = usize::try_from(frame.remaining).unwrap_or(usize::MAX);
+                self.buffer.reserve(announced.min(RESERVE_AHEAD));
+            }
+            let start = self.buffer.len();
+            self.buffer.extend_from_slice(&input[..take]);
+            let piece = &mut self.buffer[start..];
+            // RFC 6455 §8.1 and Autobahn's "fail fast": invalid UTF-8 is
+            // refused on the read that brings it.
+            if message.kind == MessageKind::Text {
+                unmask_text(piece, key, frame.received as usize, &mut message.utf8)?;
+            } else if let Some(key) = key {
+                apply_mask(piece, key, frame.received as usize);
+            }
+        }
+        frame.received += take as u64;
+        frame.remaining -= take as u64;
+        if frame.remaining > 0 {
+            self.frame = Some(frame);
+            return Ok((take, None));
+        }
+        self.frame = None;
+        if opcode.is_control() {
+            return Ok((take, Some(Ready::ControlInBuffer(opcode))));
+        }
+        if !frame.header.fin {
+            // A fragment ended; the message goes on in the next frame.
+            return Ok((take, None));
+        }
+        let Some(mut message) = self.message.take() else {
+            return Err(ProtocolError::UnexpectedContinuation);
+        };
+        if message.kind == MessageKind::Text {
+            message.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok((take, Some(Ready::MessageInBuffer(message.kind))))
+    }
 }
 
 /// Which of the decoder's buffers the last event borrowed.
@@ -190,21 +304,26 @@ impl Decoder {
     pub fn new(role: Role, limits: Limits) -> Decoder {
         Decoder {
             role,
-            limits,
-            head: [0; MAX_HEADER_LEN],
-            head_len: 0,
-            frame: None,
-            message: None,
-            buffer: Vec::new(),
-            utf8: Utf8Validator::new(),
-            control: Vec::new(),
             lent: Lent::Nothing,
+            limits,
+            partial: None,
         }
     }
 
-    /// Bytes held for a message or frame not yet complete.
+    /// Bytes held for a message or frame not yet complete (and, until the
+    /// next call, for the one the last event lent out).
     pub fn buffered(&self) -> usize {
-        self.buffer.len() + self.control.len() + usize::from(self.head_len)
+        self.partial.as_ref().map_or(0, |p| {
+            p.buffer.len() + usize::from(p.control_len) + usize::from(p.head_len)
+        })
+    }
+
+    /// Heap memory the decoder holds, in bytes: zero when it is idle, which
+    /// is how an idle connection should be.
+    pub fn heap_size(&self) -> usize {
+        self.partial
+            .as_ref()
+            .map_or(0, |p| std::mem::size_of::<Partial>() + p.buffer.capacity())
     }
 
     /// The message the last event lent out of the decoder's own buffer (a
@@ -212,9 +331,9 @@ impl Decoder {
     /// the next call to [`Decoder::decode`]; empty otherwise. Lets a caller
     /// that has let go of the event still write the payload where it lies.
     pub fn lent_message(&self) -> &[u8] {
-        match self.lent {
-            Lent::Buffer => &self.buffer,
-            Lent::Nothing | Lent::Control => &[],
+        match (self.lent, &self.partial) {
+            (Lent::Buffer, Some(partial)) => &partial.buffer,
+            _ => &[],
         }
     }
 
@@ -226,161 +345,155 @@ impl Decoder {
         &'a mut self,
         input: &'a mut [u8],
     ) -> Result<(usize, Option<Event<'a>>), ProtocolError> {
-        // Free the memory rather than keep it: an idle connection should
-        // cost no buffer.
-        match std::mem::replace(&mut self.lent, Lent::Nothing) {
-            Lent::Nothing => {}
-            Lent::Buffer => self.buffer = Vec::new(),
-            Lent::Control => self.control = Vec::new(),
-        }
+        self.let_go();
         let mut pos = 0;
         let ready = loop {
-            if self.frame.is_none() {
-                match self.read_header(&input[pos..])? {
-                    Some(used) => pos += used,
-                    None => return Ok((input.len(), None)),
+            // A frame whose payload an earlier read cut short.
+            if let Some(partial) = self.partial.as_deref_mut() {
+                if let Some(frame) = partial.frame {
+                    let (used, ready) = partial.receive(&input[pos..], frame)?;
+                    pos += used;
+                    match ready {
+                        Some(ready) => break ready,
+                        None if pos == input.len() => return Ok((pos, None)),
+                        None => continue,
+                    }
                 }
             }
-            let Some(frame) = self.frame.as_mut() else {
-                continue;
+            let Some(header) = self.read_header(input, &mut pos)? else {
+                return Ok((input.len(), None));
             };
-            let available = (input.len() - pos) as u64;
-            let opcode = frame.header.opcode;
-            let key = frame.header.mask;
-
-            if opcode.is_control() {
-                if self.control.is_empty() && available >= frame.remaining {
-                    // The whole control frame is here: unmask it in place.
-                    let end = pos + frame.remaining as usize;
-                    if let Some(key) = key {
+            let kind = self.begin_frame(&header)?;
+            let end = (input.len() - pos) as u64 >= header.payload_len;
+            let end = end.then(|| pos + header.payload_len as usize);
+            match (kind, end) {
+                // The whole control frame is here: unmask it in place.
+                (None, Some(end)) => {
+                    if let Some(key) = header.mask {
                         apply_mask(&mut input[pos..end], key, 0);
                     }
-                    self.frame = None;
-                    let ready = Ready::ControlInInput(opcode, pos, end);
+                    let ready = Ready::ControlInInput(header.opcode, pos, end);
                     pos = end;
                     break ready;
                 }
-                let take = available.min(frame.remaining) as usize;
-                let start = self.control.len();
-                self.control.extend_from_slice(&input[pos..pos + take]);
-                if let Some(key) = key {
-                    apply_mask(&mut self.control[start..], key, start);
-                }
-                pos += take;
-                frame.remaining -= take as u64;
-                if frame.remaining > 0 {
-                    return Ok((pos, None));
-                }
-                self.frame = None;
-                break Ready::ControlInBuffer(opcode);
-            }
-
-            let Some((kind, _)) = self.message else {
-                // begin_frame opened the message; unreachable otherwise.
-                return Err(ProtocolError::UnexpectedContinuation);
-            };
-            let fin = frame.header.fin;
-            if fin && self.buffer.is_empty() && frame.received == 0 && available >= frame.remaining {
                 // The common case: a whole, unfragmented message in one
                 // read. Unmask and check it where it lies.
-                let end = pos + frame.remaining as usize;
-                let payload = &mut input[pos..end];
-                if let Some(key) = key {
-                    apply_mask(payload, key, 0);
+                (Some(kind), Some(end)) if header.fin && header.opcode != Opcode::Continuation => {
+                    let payload = &mut input[pos..end];
+                    if kind == MessageKind::Text {
+                        let mut utf8 = Utf8Validator::new();
+                        unmask_text(payload, header.mask, 0, &mut utf8)?;
+                        utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                    } else if let Some(key) = header.mask {
+                        apply_mask(payload, key, 0);
+                    }
+                    let ready = Ready::MessageInInput(kind, pos, end);
+                    pos = end;
+                    break ready;
                 }
-                if kind == MessageKind::Text {
-                    self.utf8.feed(payload).map_err(|_| ProtocolError::InvalidUtf8)?;
-                    self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                // Part of a message that must outlive this read: from here
+                // on its payload is copied into the decoder's buffer.
+                _ => {
+                    let partial = self.partial.get_or_insert_with(|| Box::new(Partial::new()));
+                    if let (Some(kind), None) = (kind, &partial.message) {
+                        partial.message = Some(InMessage {
+                            kind,
+                            continuations: 0,
+                            utf8: Utf8Validator::new(),
+                        });
+                    }
+                    partial.frame = Some(InFrame {
+                        header,
+                        remaining: header.payload_len,
+                        received: 0,
+                    });
                 }
-                self.frame = None;
-                self.message = None;
-                let ready = Ready::MessageInInput(kind, pos, end);
-                pos = end;
-                break ready;
             }
-
-            // Part of a message that must outlive this read: copy what is
-            // here into the buffer, unmask and check just that part.
-            let take = available.min(frame.remaining) as usize;
-            let start = self.buffer.len();
-            self.buffer.extend_from_slice(&input[pos..pos + take]);
-            let piece = &mut self.buffer[start..];
-            if let Some(key) = key {
-                apply_mask(piece, key, frame.received as usize);
-            }
-            if kind == MessageKind::Text {
-                // RFC 6455 §8.1 and Autobahn's "fail fast": invalid
-                // UTF-8 is refused on the read that brings it.
-                self.utf8.feed(piece).map_err(|_| ProtocolError::InvalidUtf8)?;
-            }
-            pos += take;
-            frame.received += take as u64;
-            frame.remaining -= take as u64;
-            if frame.remaining > 0 {
-                return Ok((pos, None));
-            }
-            self.frame = None;
-            if fin {
-                if kind == MessageKind::Text {
-                    self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
-                }
-                self.message = None;
-                break Ready::MessageInBuffer(kind);
-            }
-            // A fragment ended; the message goes on in the next frame.
         };
 
         let event = match ready {
-            Ready::MessageInInput(kind, start, end) => Event::Message(kind, &input[start..end]),
+            Ready::MessageInInput(kind, start, end) => {
+                self.settle();
+                Event::Message(kind, &input[start..end])
+            }
+            Ready::ControlInInput(opcode, start, end) => {
+                self.settle();
+                control_event(opcode, &input[start..end])?
+            }
             Ready::MessageInBuffer(kind) => {
                 self.lent = Lent::Buffer;
-                Event::Message(kind, &self.buffer)
+                Event::Message(kind, self.lent_message())
             }
-            Ready::ControlInInput(opcode, start, end) => control_event(opcode, &input[start..end])?,
             Ready::ControlInBuffer(opcode) => {
                 self.lent = Lent::Control;
-                control_event(opcode, &self.control)?
+                let payload = self
+                    .partial
+                    .as_ref()
+                    .map_or(&[][..], |p| &p.control[..usize::from(p.control_len)]);
+                control_event(opcode, payload)?
             }
         };
         Ok((pos, Some(event)))
     }
 
-    /// Completes a frame header from `input` (and any earlier piece).
-    /// Returns how many bytes of `input` it used, or `None` when the header
+    /// Lets go of what the last event lent out, and of the box if nothing
+    /// else is in it: an idle connection should cost no heap memory.
+    fn let_go(&mut self) {
+        if let Some(partial) = self.partial.as_deref_mut() {
+            match std::mem::replace(&mut self.lent, Lent::Nothing) {
+                Lent::Nothing => {}
+                Lent::Buffer => partial.buffer = Vec::new(),
+                Lent::Control => partial.control_len = 0,
+            }
+        }
+        self.settle();
+    }
+
+    /// Frees the box once nothing is in progress or lent out.
+    fn settle(&mut self) {
+        if self.lent == Lent::Nothing && self.partial.as_ref().is_some_and(|p| !p.in_progress()) {
+            self.partial = None;
+        }
+    }
+
+    /// Reads a frame header from `input` at `pos` (completing any piece an
+    /// earlier read left), and moves `pos` past it. `None` when the header
     /// is still incomplete and all of `input` was kept.
-    fn read_header(&mut self, input: &[u8]) -> Result<Option<usize>, ProtocolError> {
-        let (header, used) = if self.head_len == 0 {
-            match FrameHeader::parse(input)? {
-                Some(parsed) => parsed,
-                None => {
-                    // Shorter than 14 bytes, or it would have parsed.
-                    self.head[..input.len()].copy_from_slice(input);
-                    self.head_len = input.len() as u8;
-                    return Ok(None);
-                }
+    fn read_header(&mut self, input: &[u8], pos: &mut usize) -> Result<Option<FrameHeader>, ProtocolError> {
+        let rest = &input[*pos..];
+        let split = self.partial.as_ref().is_some_and(|p| p.head_len > 0);
+        if !split {
+            if let Some((header, used)) = FrameHeader::parse(rest)? {
+                *pos += used;
+                return Ok(Some(header));
             }
-        } else {
-            let have = usize::from(self.head_len);
-            let take = (MAX_HEADER_LEN - have).min(input.len());
-            self.head[have..have + take].copy_from_slice(&input[..take]);
-            match FrameHeader::parse(&self.head[..have + take])? {
-                Some((header, len)) => {
-                    self.head_len = 0;
-                    (header, len - have)
-                }
-                None => {
-                    self.head_len = (have + take) as u8;
-                    return Ok(None);
-                }
+            if rest.is_empty() {
+                return Ok(None);
             }
-        };
-        self.begin_frame(header)?;
-        Ok(Some(used))
+        }
+        // A header cut by the end of a read: kept in the box (at most 13
+        // bytes, or it would have parsed) until the rest arrives.
+        let partial = self.partial.get_or_insert_with(|| Box::new(Partial::new()));
+        let have = usize::from(partial.head_len);
+        let take = (MAX_HEADER_LEN - have).min(rest.len());
+        partial.head[have..have + take].copy_from_slice(&rest[..take]);
+        match FrameHeader::parse(&partial.head[..have + take])? {
+            Some((header, len)) => {
+                partial.head_len = 0;
+                *pos += len - have;
+                Ok(Some(header))
+            }
+            None => {
+                partial.head_len = (have + take) as u8;
+                Ok(None)
+            }
+        }
     }
 
     /// Checks a new frame's header against the protocol and the limits,
-    /// before any of its payload is read.
-    fn begin_frame(&mut self, header: FrameHeader) -> Result<(), ProtocolError> {
+    /// before any of its payload is read. Returns the kind of message a
+    /// data frame belongs to; `None` for a control frame.
+    fn begin_frame(&mut self, header: &FrameHeader) -> Result<Option<MessageKind>, ProtocolError> {
         log::trace!(
             "frame in: fin={} opcode={} masked={} len={}",
             u8::from(header.fin),
@@ -400,7 +513,12 @@ impl Decoder {
             _ => {}
         }
         let len = header.payload_len;
-        match header.opcode {
+        let partial = self.partial.as_deref_mut();
+        let (message, buffered) = match partial {
+            Some(p) => (p.message.as_mut(), p.buffer.len() as u64),
+            None => (None, 0),
+        };
+        let kind = match header.opcode {
             Opcode::Reserved(bits) => return Err(ProtocolError::ReservedOpcode(bits)),
             opcode if opcode.is_control() => {
                 // §5.5: control frames are never fragmented and carry at
@@ -411,47 +529,61 @@ impl Decoder {
                 if len > MAX_CONTROL_PAYLOAD as u64 {
                     return Err(ProtocolError::ControlTooLong(len));
                 }
+                return Ok(None);
             }
             Opcode::Continuation => {
-                let Some((_, fragments)) = self.message.as_mut() else {
+                let Some(message) = message else {
                     return Err(ProtocolError::UnexpectedContinuation);
                 };
-                *fragments += 1;
-                if *fragments > self.limits.max_fragments {
+                message.continuations += 1;
+                if message.continuations > self.limits.max_fragments {
                     return Err(ProtocolError::TooManyFragments {
                         limit: self.limits.max_fragments,
                     });
                 }
+                message.kind
             }
             opcode => {
-                if self.message.is_some() {
+                if message.is_some() {
                     return Err(ProtocolError::ExpectedContinuation);
                 }
-                let kind = if opcode == Opcode::Text {
+                if opcode == Opcode::Text {
                     MessageKind::Text
                 } else {
                     MessageKind::Binary
-                };
-                self.message = Some((kind, 0));
+                }
             }
+        };
+        // Refuse on the header: never wait for (or allocate) a payload
+        // that could not be accepted anyway.
+        if buffered + len > self.limits.max_message as u64 {
+            return Err(ProtocolError::MessageTooBig {
+                limit: self.limits.max_message,
+            });
         }
-        if !header.opcode.is_control() {
-            // Refuse on the header: never wait for (or allocate) a payload
-            // that could not be accepted anyway.
-            let total = self.buffer.len() as u64 + len;
-            if total > self.limits.max_message as u64 {
-                return Err(ProtocolError::MessageTooBig {
-                    limit: self.limits.max_message,
-                });
-            }
-        }
-        self.frame = Some(InFrame {
-            header,
-            remaining: len,
-            received: 0,
-        });
-        Ok(())
+        Ok(Some(kind))
     }
+}
+
+/// Unmasks a piece of a text message (`offset` bytes into its frame) and
+/// checks its UTF-8 (§8.1). ASCII is UTF-8 by itself, and the unmasking
+/// pass notices whether every byte is ASCII for free, so most text is
+/// looked at once, not twice. The validator still sees an ASCII piece when
+/// an earlier one ended in the middle of a character.
+fn unmask_text(
+    piece: &mut [u8],
+    key: Option<[u8; 4]>,
+    offset: usize,
+    utf8: &mut Utf8Validator,
+) -> Result<(), ProtocolError> {
+    let ascii = match key {
+        Some(key) => apply_mask_ascii(piece, key, offset),
+        None => false,
+    };
+    if ascii && utf8.at_boundary() {
+        return Ok(());
+    }
+    utf8.feed(piece).map_err(|_| ProtocolError::InvalidUtf8)
 }
 
 fn control_event(opcode: Opcode, payload: &[u8]) -> Result<Event<'_>, ProtocolError> {
@@ -682,6 +814,116 @@ mod tests {
         let mut empty = [];
         assert_eq!(d.decode(&mut empty).unwrap(), (0, None));
         assert_eq!(d.buffered(), 0);
-        assert_eq!(d.buffer.capacity(), 0);
+        assert_eq!(d.heap_size(), 0);
+    }
+
+    /// An idle decoder lives in every open WebSocket: it must stay small,
+    /// with what a message in progress needs boxed away.
+    #[test]
+    fn an_idle_decoder_is_small() {
+        assert!(
+            std::mem::size_of::<Decoder>() <= 32,
+            "{}",
+            std::mem::size_of::<Decoder>()
+        );
+    }
+
+    /// Whole frames within one read, the common case, allocate nothing.
+    #[test]
+    fn whole_frames_allocate_nothing() {
+        let mut bytes = masked(true, Opcode::Text, b"Hello");
+        bytes.extend(masked(true, Opcode::Ping, b"beat"));
+        bytes.extend(masked(true, Opcode::Binary, &[1; 70_000]));
+        let mut d = server();
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let (used, event) = d.decode(&mut bytes[pos..]).unwrap();
+            assert!(event.is_some());
+            pos += used;
+            assert_eq!(d.heap_size(), 0);
+        }
+    }
+
+    /// A fragmented message, and a frame cut across reads, need the box
+    /// while they arrive; once the message is out and let go, it is gone.
+    #[test]
+    fn the_box_is_freed_once_idle_again() {
+        let mut bytes = masked(false, Opcode::Text, b"Hel");
+        bytes.extend(masked(true, Opcode::Ping, b"beat"));
+        bytes.extend(masked(true, Opcode::Continuation, b"lo"));
+        for step in [1, 3, 7, bytes.len()] {
+            let mut d = server();
+            let events = decode_all(&mut d, &bytes, step).unwrap();
+            assert_eq!(
+                events.last(),
+                Some(&Owned::Message(MessageKind::Text, b"Hello".to_vec()))
+            );
+            // decode_all called once more after the message: let go.
+            assert_eq!((d.buffered(), d.heap_size()), (0, 0), "step {step}");
+        }
+        // The message stays lent out until the next call.
+        let mut d = server();
+        let mut first = masked(false, Opcode::Text, b"Hel");
+        let mut last = masked(true, Opcode::Continuation, b"lo");
+        let len = first.len();
+        assert_eq!(d.decode(&mut first).unwrap(), (len, None));
+        let (_, event) = d.decode(&mut last).unwrap();
+        assert_eq!(event, Some(Event::Message(MessageKind::Text, &b"Hello"[..])));
+        assert_eq!(d.lent_message(), b"Hello");
+        assert!(d.heap_size() > 0);
+        assert_eq!(d.decode(&mut []).unwrap(), (0, None));
+        assert_eq!((d.buffered(), d.heap_size(), d.lent_message()), (0, 0, &[][..]));
+        // A header cut in two, then a whole frame: freed on the way out.
+        let mut d = server();
+        let mut frame = masked(true, Opcode::Binary, &[9; 20]);
+        assert_eq!(d.decode(&mut frame[..3]).unwrap(), (3, None));
+        assert!(d.heap_size() > 0);
+        let len = frame.len();
+        let (used, event) = d.decode(&mut frame[3..]).unwrap();
+        assert_eq!(
+            (used, event),
+            (len - 3, Some(Event::Message(MessageKind::Binary, &[9; 20][..])))
+        );
+        assert_eq!(d.heap_size(), 0);
+    }
+
+    /// A frame cut across reads is given its announced length once, up to
+    /// RESERVE_AHEAD, instead of regrowing as its pieces arrive.
+    #[test]
+    fn a_split_frame_is_reserved_once() {
+        let bytes = masked(true, Opcode::Binary, &[5; 65_536]);
+        let mut d = server();
+        let cut = bytes.len() - 67;
+        let mut first = bytes[..cut].to_vec();
+        assert_eq!(d.decode(&mut first).unwrap(), (cut, None));
+        let size = d.heap_size();
+        assert_eq!(size, std::mem::size_of::<Partial>() + 65_536);
+        let mut rest = bytes[cut..].to_vec();
+        let (_, event) = d.decode(&mut rest).unwrap();
+        assert_eq!(event, Some(Event::Message(MessageKind::Binary, &[5; 65_536][..])));
+        assert_eq!(d.heap_size(), size);
+        // An announced length beyond RESERVE_AHEAD is not taken on trust.
+        let mut d = server();
+        let mut head = masked(true, Opcode::Binary, &vec![0; 4 << 20])[..20].to_vec();
+        d.decode(&mut head).unwrap();
+        assert!(d.heap_size() <= std::mem::size_of::<Partial>() + RESERVE_AHEAD);
+    }
+
+    /// ASCII that follows a character cut between fragments is still
+    /// checked: the cut character needs continuation bytes, not ASCII.
+    #[test]
+    fn ascii_after_a_cut_character_is_invalid() {
+        let mut bytes = masked(false, Opcode::Text, &[b'a', 0xCE]);
+        bytes.extend(masked(true, Opcode::Continuation, b"bc"));
+        assert_eq!(
+            decode_all(&mut server(), &bytes, 100),
+            Err(ProtocolError::InvalidUtf8)
+        );
+        let mut bytes = masked(false, Opcode::Text, &[b'a', 0xCE]);
+        bytes.extend(masked(true, Opcode::Continuation, &[0xBA, b'c']));
+        assert_eq!(
+            decode_all(&mut server(), &bytes, 100).unwrap(),
+            [Owned::Message(MessageKind::Text, "aκc".as_bytes().to_vec())]
+        );
     }
 }

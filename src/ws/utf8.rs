@@ -66,6 +66,12 @@ impl Utf8Validator {
         }
     }
 
+    /// No character is cut short: what came so far is complete UTF-8, so
+    /// an ASCII piece may follow unchecked.
+    pub fn at_boundary(&self) -> bool {
+        self.pending_len == 0
+    }
+
     /// The stream ended: it is valid only if no character is left unfinished.
     pub fn finish(&mut self) -> Result<(), InvalidUtf8> {
         let complete = self.pending_len == 0;

@@ -36,6 +36,8 @@ pub struct Conn {
     pub socket: TcpStream,
     /// TLS over the socket, for `wss://`.
     tls: Option<Box<ClientConnection>>,
+    /// TLS's end was met behind plaintext that the last read returned.
+    ended: bool,
     /// Bytes to write; the first `written` of them are already out.
     pub out: Vec<u8>,
     written: usize,
@@ -68,6 +70,7 @@ impl Conn {
         Ok(Conn {
             socket,
             tls: None,
+            ended: false,
             out: Vec::new(),
             written: 0,
             input: Vec::new(),
@@ -182,7 +185,7 @@ impl Conn {
     #[inline]
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         if let Some(tls) = &mut self.tls {
-            return read_tls(tls, &mut self.socket, buf);
+            return read_tls(tls, &mut self.socket, buf, &mut self.ended);
         }
         loop {
             match self.socket.read(buf) {
@@ -192,6 +195,13 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// A read returned fewer bytes than asked, yet the socket is not
+    /// drained: over TLS, the end of the stream came right behind them,
+    /// and the next read reports it.
+    pub fn read_again(&self) -> bool {
+        self.ended
     }
 
     /// Reads everything there is into `input`, through `buf`: edge-triggered
@@ -258,18 +268,42 @@ fn send_records(tls: &mut ClientConnection, socket: &mut TcpStream) -> io::Resul
     Ok(())
 }
 
-/// [`Conn::read`] over TLS: plaintext rustls has, or more records from the
-/// socket until it would block. The end of the stream, clean or not, is
-/// `Some(0)`.
-fn read_tls(tls: &mut ClientConnection, socket: &mut TcpStream, buf: &mut [u8]) -> io::Result<Option<usize>> {
+/// [`Conn::read`] over TLS, meaning what a read means on a plain socket:
+/// as much plaintext as fits in `buf`, and less only once the socket is
+/// drained. The end of the stream, clean or not, is `Some(0)`; met behind
+/// plaintext, it is left for the next read (see [`Conn::read_again`]).
+fn read_tls(
+    tls: &mut ClientConnection,
+    socket: &mut TcpStream,
+    buf: &mut [u8],
+    ended: &mut bool,
+) -> io::Result<Option<usize>> {
+    let mut filled = 0;
+    // The last socket read got less than rustls asked for.
+    let mut drained = false;
     loop {
-        match tls.reader().read(buf) {
-            Ok(n) => return Ok(Some(n)),
+        match tls.reader().read(&mut buf[filled..]) {
+            Ok(n) if n > 0 => {
+                filled += n;
+                if filled == buf.len() {
+                    return Ok(Some(filled));
+                }
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && drained && filled > 0 => {
+                return Ok(Some(filled));
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Some(0)),
+            // The end: close_notify (Ok(0)) or a cut (UnexpectedEof).
+            Ok(_) => return Ok(Some(end(filled, ended))),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Some(end(filled, ended))),
             Err(e) => return Err(e),
         }
-        match tls.read_tls(socket) {
+        let mut from = Drained {
+            socket,
+            drained: &mut drained,
+        };
+        match tls.read_tls(&mut from) {
             // The end: the reader says so on the next turn.
             Ok(0) => {}
             Ok(_) => {
@@ -277,10 +311,32 @@ fn read_tls(tls: &mut ClientConnection, socket: &mut TcpStream, buf: &mut [u8]) 
                 // The handshake's answers, and plaintext it held back.
                 send_records(tls, socket)?;
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Ok((filled > 0).then_some(filled));
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// The stream ended after `filled` bytes of plaintext: those first.
+fn end(filled: usize, ended: &mut bool) -> usize {
+    *ended = filled > 0;
+    filled
+}
+
+/// The socket as rustls reads it, noting whether a read drained it.
+struct Drained<'a> {
+    socket: &'a mut TcpStream,
+    drained: &'a mut bool,
+}
+
+impl Read for Drained<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.socket.read(buf)?;
+        *self.drained = n < buf.len();
+        Ok(n)
     }
 }
 
