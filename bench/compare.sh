@@ -246,7 +246,12 @@ report() {
     d-tls) echo "## d-tls: 2,000 idle wss:// connections (rustls on both sides)" ;;
   esac
   if [[ "$scenario" = d* ]]; then
-    printf '%-12s %8s %14s %14s %12s %14s\n' server round ok-conns "rss MB" "kB/conn" "peer/duplex"
+    # kB/conn: the growth from the start over all connections; marginal:
+    # the growth over the second half alone, what one more connection
+    # costs once the code is paged in and the pools are set up.
+    printf '%-12s %8s %10s %8s %10s %10s %12s %12s\n' server round ok-conns "rss MB" "kB/conn" "marginal" \
+      "peer/duplex" "peer/duplex"
+    printf '%-12s %8s %10s %8s %10s %10s %12s %12s\n' "" "" "" "" "" "" "(kB/conn)" "(marginal)"
   else
     printf '%-12s %6s %11s %8s %8s %8s %9s %7s %12s %9s %9s\n' \
       server round "msg/s" "p50 ms" "p99 ms" "srv cpu" "load cpu" others "msg/cpu-s" "duplex/x" "duplex/x"
@@ -268,9 +273,13 @@ report() {
       [ -f "$f" ] || continue
       if [[ "$scenario" = d* ]]; then
         local kb ok rss
+        local marginal
         kb=$(field "$f" 'per-conn [0-9.]+') ; ok=$(field "$f" '[0-9]+ ok') ; rss=$(field "$f" 'srv-rss [0-9.]+')
-        printf '%-12s %8s %14s %14s %12s\n' "$server" "$round" "${ok:-?}" "${rss:-?}" "${kb:-?}"
-        [ -n "$kb" ] && { sum=$(echo "$sum + $kb" | bc -l); n=$((n + 1)); }
+        marginal=$(field "$f" 'marginal [0-9.]+')
+        printf '%-12s %8s %10s %8s %10s %10s\n' "$server" "$round" "${ok:-?}" "${rss:-?}" "${kb:-?}" "${marginal:-?}"
+        if [ -n "$kb" ] && [ -n "$marginal" ]; then
+          sum=$(echo "$sum + $kb" | bc -l); sum_cost=$(echo "$sum_cost + $marginal" | bc -l); n=$((n + 1))
+        fi
       else
         local rate p50 p99 cpu load others per_cpu
         rate=$(field "$f" '[0-9.]+ msg/s') ; p50=$(field "$f" 'p50 [0-9.]+')
@@ -296,9 +305,13 @@ report() {
   for server in "${servers[@]}"; do
     [ -n "${value[$server]:-}" ] || continue
     if [[ "$scenario" = d* ]]; then
-      local ratio="-"
-      [ -n "${value[duplex]:-}" ] && ratio=$(printf '%.2f' "$(echo "${value[$server]} / ${value[duplex]}" | bc -l)")
-      printf '%-12s %8s %14s %14s %12.2f %14s\n' "$server" mean "" "" "${value[$server]}" "$ratio"
+      local ratio="-" ratio_marginal="-"
+      if [ -n "${value[duplex]:-}" ]; then
+        ratio=$(printf '%.2f' "$(echo "${value[$server]} / ${value[duplex]}" | bc -l)")
+        ratio_marginal=$(printf '%.2f' "$(echo "${cost[$server]} / ${cost[duplex]}" | bc -l)")
+      fi
+      printf '%-12s %8s %10s %8s %10.2f %10.2f %12s %12s\n' "$server" mean "" "" "${value[$server]}" \
+        "${cost[$server]}" "$ratio" "$ratio_marginal"
     else
       local r1="-" r2="-"
       if [ -n "${value[duplex]:-}" ]; then

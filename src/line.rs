@@ -402,7 +402,9 @@ enum Telnet {
 /// is split across reads.
 #[derive(Debug)]
 pub struct LineCodec {
-    max_line: usize,
+    /// Four bytes, not eight: a codec lives in every telnet connection,
+    /// and no line limit needs more (`new` saturates).
+    max_line: u32,
     /// A line split across reads (or cleaned of telnet commands).
     line: Vec<u8>,
     telnet: Telnet,
@@ -419,13 +421,18 @@ impl LineCodec {
     /// excluded.
     pub fn new(max_line: usize) -> LineCodec {
         LineCodec {
-            max_line,
+            max_line: u32::try_from(max_line).unwrap_or(u32::MAX),
             line: Vec::new(),
             telnet: Telnet::Data,
             after_cr: false,
             skipping: false,
             lent: false,
         }
+    }
+
+    /// The longest line accepted, line end excluded.
+    pub fn max_line(&self) -> usize {
+        self.max_line as usize
     }
 
     /// Bytes held for a line not yet complete.
@@ -462,7 +469,7 @@ impl LineCodec {
             b'\n' => {
                 // The line is `input[run.bytes..at]`, less the CR of a CR LF.
                 let cr = usize::from(at > run.bytes && input[at - 1] == b'\r');
-                if at - cr - run.bytes > self.max_line {
+                if at - cr - run.bytes > self.max_line() {
                     // Too long: the slow path reports it.
                     return false;
                 }
@@ -512,7 +519,12 @@ impl LineCodec {
                         }
                         _ => {
                             if self.push(byte) {
-                                return (i + 1, Some(LineEvent::TooLong { limit: self.max_line }));
+                                return (
+                                    i + 1,
+                                    Some(LineEvent::TooLong {
+                                        limit: self.max_line(),
+                                    }),
+                                );
                             }
                         }
                     }
@@ -524,7 +536,12 @@ impl LineCodec {
                         iac::IAC => {
                             // IAC IAC: a data byte 255.
                             if self.push(byte) {
-                                return (i + 1, Some(LineEvent::TooLong { limit: self.max_line }));
+                                return (
+                                    i + 1,
+                                    Some(LineEvent::TooLong {
+                                        limit: self.max_line(),
+                                    }),
+                                );
                             }
                             continue;
                         }
@@ -615,7 +632,7 @@ impl LineCodec {
     fn whole_line<'a>(&mut self, input: &'a [u8]) -> Option<(usize, Option<LineEvent<'a>>)> {
         // A line end past the limit makes no difference: the slow path
         // reports the line as too long.
-        let window = &input[..input.len().min(self.max_line + 1)];
+        let window = &input[..input.len().min(self.max_line() + 1)];
         let mut first = None;
         scan(window, |at| {
             first = Some(at);
@@ -645,7 +662,7 @@ impl LineCodec {
         if self.skipping {
             return false;
         }
-        if self.line.len() >= self.max_line {
+        if self.line.len() >= self.max_line() {
             self.skipping = true;
             self.line = Vec::new();
             return true;

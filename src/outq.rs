@@ -32,14 +32,22 @@ mod spare {
     const LARGEST_KEPT: usize = 16 * 1024;
     const BYTES_KEPT: usize = 1024 * 1024;
 
+    /// Buffers kept however little the last turn took: enough for the
+    /// replies of a quiet server without calling the allocator.
+    const FEWEST_KEPT: usize = 16;
+
     struct Spare {
         buffers: Vec<Vec<u8>>,
         /// The capacity of `buffers`, summed.
         bytes: usize,
+        /// Buffers taken since the last `trim`.
+        taken: usize,
     }
 
     thread_local! {
-        static SPARE: RefCell<Spare> = const { RefCell::new(Spare { buffers: Vec::new(), bytes: 0 }) };
+        static SPARE: RefCell<Spare> = const {
+            RefCell::new(Spare { buffers: Vec::new(), bytes: 0, taken: 0 })
+        };
     }
 
     /// An empty buffer, reused if one is spare.
@@ -47,11 +55,30 @@ mod spare {
         SPARE
             .with(|spare| {
                 let mut spare = spare.borrow_mut();
+                spare.taken += 1;
                 let buffer = spare.buffers.pop()?;
                 spare.bytes -= buffer.capacity();
                 Some(buffer)
             })
             .unwrap_or_else(|| Vec::with_capacity(FIRST_CAPACITY))
+    }
+
+    /// Frees the buffers beyond what was taken since the last call. The
+    /// loop calls it once a turn, before it sleeps: a steady load takes
+    /// back as many buffers as it gave, so nothing changes, but what a
+    /// burst left behind (ten thousand handshakes answered in a few turns)
+    /// is given back instead of held by a server gone quiet.
+    pub fn trim() {
+        SPARE.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            let keep = spare.taken.max(FEWEST_KEPT);
+            while spare.buffers.len() > keep {
+                if let Some(buffer) = spare.buffers.pop() {
+                    spare.bytes -= buffer.capacity();
+                }
+            }
+            spare.taken = 0;
+        });
     }
 
     /// A written buffer, kept if it is small and there is room; freed
@@ -154,6 +181,12 @@ impl Chunks {
             .iter()
             .chain(self.rest.iter().flat_map(|rest| rest.iter()))
     }
+}
+
+/// Gives back what the spare buffers hold beyond the last turn's needs
+/// (see `spare::trim`). The loop calls it once a turn.
+pub fn trim_spare_buffers() {
+    spare::trim();
 }
 
 /// Bytes queued for one connection, oldest first. It does not bound

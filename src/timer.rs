@@ -13,12 +13,17 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-/// One pending timer. Every connection keeps one or two of these for its
-/// whole life, so the entry is kept small: the deadline in nanoseconds
-/// since the heap was made (8 bytes, good for 584 years) rather than an
-/// `Instant` (16).
+/// A moment as nanoseconds since the heap was made: 8 bytes, good for 584
+/// years, where an `Instant` takes 16. Timer entries and what every
+/// connection remembers (when it last heard from its peer) are kept this
+/// way; [`Timers::stamp`] and [`Timers::instant`] convert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stamp(u64);
+
+/// One pending timer. Every connection keeps one of these for its whole
+/// life, so the entry is kept small: 32 bytes with the server's `T`.
 struct Entry<T> {
-    at: u64,
+    at: Stamp,
     /// Breaks ties so that timers due at the same instant fire in the
     /// order they were set.
     seq: u64,
@@ -67,11 +72,22 @@ impl<T> Timers<T> {
         Timers::default()
     }
 
+    /// No timers pending, with room for `n` before the heap must grow.
+    /// Growing a large heap copies it and leaves the old copy's pages to
+    /// the allocator; reserving up front costs address space only, since
+    /// the kernel backs a page when it is first written.
+    pub fn with_capacity(n: usize) -> Timers<T> {
+        Timers {
+            heap: BinaryHeap::with_capacity(n),
+            ..Timers::default()
+        }
+    }
+
     /// Arranges for `what` to come out of [`Timers::pop_due`] at `at`.
     pub fn schedule(&mut self, at: Instant, what: T) {
         self.seq += 1;
         self.heap.push(Reverse(Entry {
-            at: self.nanos(at),
+            at: self.stamp(at),
             seq: self.seq,
             what,
         }));
@@ -93,15 +109,16 @@ impl<T> Timers<T> {
         Some((self.instant(entry.at), entry.what))
     }
 
-    /// `at` as nanoseconds since the epoch. A deadline before the epoch is
-    /// already due, so it counts as the epoch itself.
-    fn nanos(&self, at: Instant) -> u64 {
+    /// `at` as a [`Stamp`]. A moment before the heap was made counts as
+    /// that moment: as a deadline, it is already due.
+    pub fn stamp(&self, at: Instant) -> Stamp {
         let since = at.saturating_duration_since(self.epoch);
-        u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        Stamp(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
     }
 
-    fn instant(&self, nanos: u64) -> Instant {
-        self.epoch + Duration::from_nanos(nanos)
+    /// The moment a [`Stamp`] stands for.
+    pub fn instant(&self, stamp: Stamp) -> Instant {
+        self.epoch + Duration::from_nanos(stamp.0)
     }
 
     /// Timers pending, stale ones included.

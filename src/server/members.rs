@@ -37,17 +37,33 @@ use std::time::{Instant, SystemTime};
 const INBOX_LIMIT: usize = 100;
 
 /// An HTTP member's name in the loop: its slot, and which of the slot's
-/// occupants it is.
+/// occupants it is. Eight bytes: an event stream carries one, and the
+/// largest kind of connection sets every connection's size. Slots are
+/// bounded by `--max-http-members`; generations wrap after four billion
+/// members, and a stale key would have to outlive all of them, on the
+/// same slot, to be mistaken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct MemberKey {
-    slot: usize,
-    generation: u64,
+    slot: u32,
+    generation: u32,
+}
+
+impl MemberKey {
+    fn new(slot: usize, generation: u32) -> MemberKey {
+        // Checked rather than truncated (see above for why it fits).
+        let slot = u32::try_from(slot).unwrap_or(u32::MAX);
+        MemberKey { slot, generation }
+    }
+
+    fn slot(self) -> usize {
+        self.slot as usize
+    }
 }
 
 /// An HTTP chat member, as the loop knows it.
 #[derive(Debug)]
 pub(super) struct HttpMember {
-    generation: u64,
+    generation: u32,
     pub token: String,
     pub member: MemberId,
     pub last_seen: Instant,
@@ -63,7 +79,7 @@ pub(super) struct HttpMember {
 pub(super) struct HttpMembers {
     slots: Slab<HttpMember>,
     tokens: HashMap<String, MemberKey>,
-    generations: u64,
+    generations: u32,
     /// The sweep for members that stopped polling is scheduled: there is
     /// never more than one.
     sweeping: bool,
@@ -76,13 +92,13 @@ impl HttpMembers {
 
     pub fn get(&self, key: MemberKey) -> Option<&HttpMember> {
         self.slots
-            .get(key.slot)
+            .get(key.slot())
             .filter(|m| m.generation == key.generation)
     }
 
     pub fn get_mut(&mut self, key: MemberKey) -> Option<&mut HttpMember> {
         self.slots
-            .get_mut(key.slot)
+            .get_mut(key.slot())
             .filter(|m| m.generation == key.generation)
     }
 
@@ -110,11 +126,8 @@ impl HttpMembers {
 
     /// The key the next member will have.
     fn next_key(&mut self) -> MemberKey {
-        self.generations += 1;
-        MemberKey {
-            slot: self.slots.vacant_key(),
-            generation: self.generations,
-        }
+        self.generations = self.generations.wrapping_add(1);
+        MemberKey::new(self.slots.vacant_key(), self.generations)
     }
 
     /// Adds the member whose key `next_key` gave, with a fresh secret.
@@ -134,12 +147,12 @@ impl HttpMembers {
             inbox: VecDeque::new(),
             inbox_dropped: 0,
         });
-        debug_assert_eq!(slot, key.slot);
+        debug_assert_eq!(slot, key.slot());
     }
 
     fn remove(&mut self, key: MemberKey) -> Option<HttpMember> {
         self.get(key)?;
-        let m = self.slots.remove(key.slot);
+        let m = self.slots.remove(key.slot());
         self.tokens.remove(&m.token);
         Some(m)
     }
@@ -336,10 +349,7 @@ impl Server {
             .slots
             .iter()
             .filter(|(_, m)| m.attached == 0 && now.duration_since(m.last_seen) >= timeout)
-            .map(|(slot, m)| MemberKey {
-                slot,
-                generation: m.generation,
-            })
+            .map(|(slot, m)| MemberKey::new(slot, m.generation))
             .collect();
         log::trace!(
             "sweep: {} HTTP members, {} gone",

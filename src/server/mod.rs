@@ -160,6 +160,9 @@ impl Server {
         Ok(Server {
             poll,
             doors,
+            // Reserved for the most connections allowed: address space
+            // only until a connection is written into it, and growing
+            // never copies the live ones.
             conns: Slab::with_capacity(config.max_connections),
             sessions: Sessions::default(),
             shared: Shared {
@@ -167,7 +170,9 @@ impl Server {
                 policy,
                 hub: Hub::new(config.max_line, config.history_limits()),
                 stats: Stats::new(now),
-                timers: Timers::new(),
+                // One timer per connection, most of the time (see
+                // `timers.rs`).
+                timers: Timers::with_capacity(config.max_connections),
                 members: HttpMembers::default(),
                 waiters: Vec::new(),
                 config,
@@ -230,6 +235,9 @@ impl Server {
     /// A connection that still has bytes to read (its share of the last
     /// turn ran out) means no sleep at all.
     fn wait(&mut self, events: &mut Events) -> stdio::Result<()> {
+        // Before sleeping, the output buffers kept for reuse shrink to what
+        // the last turn used (`outq::trim_spare_buffers`).
+        crate::outq::trim_spare_buffers();
         loop {
             let timeout = if self.again.is_empty() {
                 self.shared.timers.timeout(Instant::now())

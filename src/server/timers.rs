@@ -124,7 +124,7 @@ impl Server {
             ConnTimer::TlsHandshake => {}
             _ if !conn.close.is_open() => {}
             _ => {
-                let last_heard = conn.last_heard;
+                let last_heard = self.shared.timers.instant(conn.last_heard);
                 let Some((protocol, mut cx)) = self.split(token) else {
                     return;
                 };

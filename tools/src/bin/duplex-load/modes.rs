@@ -151,6 +151,11 @@ pub fn run_idle(load: &mut Load, conns: usize, secs: f64) -> ExitCode {
     let pid = load.common.server_pid;
     let base = pid.and_then(procfs::rss);
     let began = Instant::now();
+    // Half first, then the rest: the second half's growth is the cost of
+    // one more connection alone, without what the first ones paid once
+    // (the code paged in, pools and tables set up).
+    load.open_all(conns / 2, &mut events);
+    let (half, opened_half) = (pid.and_then(procfs::rss), load.opened);
     load.open_all(conns, &mut events);
     let setup = began.elapsed().as_secs_f64();
     load.counting = true;
@@ -165,14 +170,17 @@ pub fn run_idle(load: &mut Load, conns: usize, secs: f64) -> ExitCode {
         load.failed,
         held_from.elapsed().as_secs_f64()
     );
-    if let (Some(pid), Some(base)) = (pid, base) {
+    if let (Some(pid), Some(base), Some(half)) = (pid, base, half) {
         let rss = procfs::rss(pid).unwrap_or(0);
         let per_conn = rss.saturating_sub(base) as f64 / load.opened.max(1) as f64;
+        let second_half = load.opened.saturating_sub(opened_half).max(1) as f64;
+        let marginal = rss.saturating_sub(half) as f64 / second_half;
         line += &format!(
-            ", srv-rss-base {:.1} MB, srv-rss {:.1} MB, per-conn {:.2} kB",
+            ", srv-rss-base {:.1} MB, srv-rss {:.1} MB, per-conn {:.2} kB, marginal {:.2} kB",
             mb(base),
             mb(rss),
-            per_conn / 1e3
+            per_conn / 1e3,
+            marginal / 1e3
         );
     }
     println!("{line}");
