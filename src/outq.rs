@@ -255,7 +255,12 @@ impl OutQueue {
         let was_empty = self.is_empty();
         if was_empty {
             loop {
-                match out.write_vectored(&[IoSlice::new(head), IoSlice::new(body)]) {
+                let result = if head.is_empty() {
+                    out.write(body)
+                } else {
+                    out.write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
+                };
+                match result {
                     Ok(n) => written = n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => {}

@@ -143,8 +143,10 @@ pub(super) enum Next {
     /// A chat request over plain HTTP, answered by the loop in two steps
     /// (see `Server::chat_request`).
     Chat(Box<ChatRequest>),
-    /// A large echo to write straight from where it lies: this frame
-    /// header, then the payload (see `Server::write`).
+    /// An echo to write straight from where it lies, with no copy into
+    /// the queue: this header (a WebSocket frame's, or none for the line
+    /// echo), then the payload (see `Server::write`). Used for large
+    /// WebSocket echoes and for a read that is all plain lines.
     WriteThrough {
         head: ([u8; crate::ws::frame::MAX_HEADER_LEN], usize),
         body: Body,

@@ -19,8 +19,9 @@ use super::{Server, READS_PER_TURN};
 use mio::Token;
 use std::io::{self, Read};
 
-/// A large echo written through: a frame header, and its payload where it
-/// lies (`None`: in the WebSocket decoder's own buffer).
+/// An echo written through: a header (a WebSocket frame's, or none), and
+/// the payload where it lies (`None`: in the WebSocket decoder's own
+/// buffer).
 pub(super) struct Through<'a> {
     pub head: &'a [u8],
     pub body: Option<&'a [u8]>,
@@ -256,11 +257,13 @@ impl Server {
     /// or the socket is full, then enforces the output limits and moves a
     /// closing connection on.
     ///
-    /// `through` is a large WebSocket echo (a header and a payload that
-    /// still lies in the loop's read buffer). When nothing is queued ahead
-    /// of it, it goes to the socket in one `writev` straight from where it
-    /// lies, and only what the socket did not take is copied into the
-    /// queue. For 64 KiB messages that saves a copy of every byte; with
+    /// `through` is an echo that still lies where it was read: a large
+    /// WebSocket message (a header, and a payload in the read buffer or the
+    /// decoder's), or a read of plain telnet lines (no header; the line
+    /// echo). When nothing is queued ahead of it, it goes to the socket in
+    /// one `writev` straight from where it lies, and only what the socket
+    /// did not take is copied into the queue. For 64 KiB messages that
+    /// saves a copy of every byte, and for lines the queue's work; with
     /// output already waiting, it is queued behind it, in order.
     pub(super) fn write(&mut self, token: Token, through: Option<Through>) {
         let Some(conn) = self.conns.get_mut(token.0) else {
@@ -290,7 +293,6 @@ impl Server {
                     (None, Protocol::WebSocket(ws)) => ws.lent_message(),
                     (None, _) => &[],
                 };
-                stats.messages_out += 1;
                 Ok(out.write_through(&mut socket, head, body))
             }
             None if out.is_empty() => Ok(0),

@@ -3,7 +3,7 @@
 //! `net.createServer(s => s.pipe(s))`, but line by line).
 
 use super::close::Why;
-use super::context::{Context, Next};
+use super::context::{Body, Context, Next};
 use super::line::{idle, schedule_idle, too_long_notice};
 use crate::line::{LineCodec, LineEnd, LineEvent};
 use crate::outq::OutQueue;
@@ -37,6 +37,19 @@ impl LineEcho {
     /// NUL or lone CR, a line too long or split across reads) takes the
     /// slow path, one event at a time.
     pub fn on_input(&mut self, cx: &mut Context, input: &mut [u8]) -> (usize, Next) {
+        let run = self.codec.plain_lines(input);
+        if run.bytes == input.len() && cx.out.is_empty() {
+            // The whole read is plain lines and nothing waits ahead of
+            // them: their echo is the read itself, written from where it
+            // lies (`Server::write`), with no copy into the queue.
+            let lines = run.lines as u64;
+            log::trace!("{}: echoing {lines} lines", cx.peer);
+            cx.stats.messages_in += lines;
+            cx.stats.messages_out += lines;
+            let head = ([0; crate::ws::frame::MAX_HEADER_LEN], 0);
+            let body = Body::Input(0..run.bytes);
+            return (input.len(), Next::WriteThrough { head, body });
+        }
         let out = &mut *cx.out;
         let mut pos = 0;
         let mut lines = 0;

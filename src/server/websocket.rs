@@ -260,6 +260,7 @@ fn echo(
         cx.stats.messages_out += 1;
         return None;
     }
+    cx.stats.messages_out += 1;
     let head = server_header(kind.opcode(), payload.len());
     // Comparing addresses only, never dereferencing: the decoder's buffer
     // is its own allocation, so it cannot overlap the input.
