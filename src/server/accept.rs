@@ -243,7 +243,7 @@ impl Server {
             close: Close::Open,
             why: None,
             out: crate::outq::OutQueue::new(),
-            last_heard: self.shared.timers.stamp(self.shared.now),
+            last_heard: self.shared.stamp,
             over_limit: false,
             crossings: 0,
             dirty: false,

@@ -30,7 +30,7 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::origin::OriginPolicy;
 use crate::outq::OutQueue;
-use crate::timer::Timers;
+use crate::timer::{Stamp, Timers};
 use mio::net::TcpStream;
 use mio::Token;
 use std::net::SocketAddr;
@@ -53,6 +53,9 @@ pub(super) enum Link {
 pub(super) struct Shared {
     /// The time at the start of this turn; one clock read per turn.
     pub now: Instant,
+    /// The same moment as a `Stamp`, what connections keep (converted
+    /// once a turn, not once a read).
+    pub stamp: Stamp,
     pub config: Config,
     pub policy: OriginPolicy,
     pub hub: Hub<Link>,
@@ -92,6 +95,14 @@ impl Deref for Context<'_> {
 impl DerefMut for Context<'_> {
     fn deref_mut(&mut self) -> &mut Shared {
         self.shared
+    }
+}
+
+impl Shared {
+    /// The clock has been read: this is the time of the turn from now on.
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = now;
+        self.stamp = self.timers.stamp(now);
     }
 }
 

@@ -157,7 +157,7 @@ impl Server {
             return;
         };
         let n = bytes.len();
-        conn.last_heard = self.shared.timers.stamp(self.shared.now);
+        conn.last_heard = self.shared.stamp;
         let stats = &mut self.shared.stats;
         stats.bytes_in += n as u64;
         // HTTP requests are counted whole, under the transport their path

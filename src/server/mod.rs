@@ -155,6 +155,8 @@ impl Server {
             &config.allow_hosts,
             doors.web_addr.ip().is_loopback(),
         );
+        // One timer per connection, most of the time (see `timers.rs`).
+        let timers = Timers::with_capacity(config.max_connections);
         let now = Instant::now();
         let read_buf = ReadBuffer::new(config.read_buffer.max(1024));
         Ok(Server {
@@ -167,12 +169,11 @@ impl Server {
             sessions: Sessions::default(),
             shared: Shared {
                 now,
+                stamp: timers.stamp(now),
                 policy,
                 hub: Hub::new(config.max_line, config.history_limits()),
                 stats: Stats::new(now),
-                // One timer per connection, most of the time (see
-                // `timers.rs`).
-                timers: Timers::with_capacity(config.max_connections),
+                timers,
                 members: HttpMembers::default(),
                 waiters: Vec::new(),
                 config,
@@ -251,7 +252,7 @@ impl Server {
                 Err(e) => return Err(e),
             }
         }
-        self.shared.now = Instant::now();
+        self.shared.set_now(Instant::now());
         log::trace!(
             "turn: {} events, {} connections, {} timers",
             events.iter().count(),

@@ -77,7 +77,7 @@ impl Server {
     /// actions after each.
     pub(super) fn run_timers(&mut self) {
         let now = Instant::now();
-        self.shared.now = now;
+        self.shared.set_now(now);
         while let Some((_, timer)) = self.shared.timers.pop_due(now) {
             match timer {
                 Timer::ResumeAccept => self.resume_accept(),
