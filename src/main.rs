@@ -41,12 +41,16 @@ fn main() -> ExitCode {
         println!("duplex tls: to trust it in Chromium: --ignore-certificate-errors-spki-list={pin}");
     }
     let _ = std::io::stdout().flush();
-    log::info!(
+    let mut try_it = format!(
         "telnet {} {} | open http://{}/",
         server.line_addr().ip(),
         server.line_addr().port(),
         server.web_addr()
     );
+    if let Some(addr) = server.https_addr() {
+        try_it += &format!(" or https://{addr}/");
+    }
+    log::info!("{try_it}");
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

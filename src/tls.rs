@@ -121,8 +121,17 @@ fn self_signed() -> io::Result<SelfSigned> {
 
 /// The pin of a public key: base64 of the SHA-256 of its DER
 /// SubjectPublicKeyInfo (RFC 7469 §2.4).
+///
+/// The hash is the provider's own SHA-256, the one a TLS 1.3 handshake
+/// with `TLS13_AES_128_GCM_SHA256` uses (RFC 8446 §B.4): no second crypto
+/// library for one digest.
 pub fn spki_pin(spki_der: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, spki_der);
+    let suite = provider::cipher_suite::TLS13_AES_128_GCM_SHA256;
+    let digest = match suite.tls13() {
+        Some(tls13) => tls13.common.hash_provider.hash(spki_der),
+        // A TLS 1.3 suite is always one: `tls13()` is `None` only for 1.2.
+        None => unreachable!("TLS13_AES_128_GCM_SHA256 is a TLS 1.3 suite"),
+    };
     base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
 }
 

@@ -89,7 +89,7 @@ impl Server {
                 // came before it was authenticated and is handled; the
                 // end is logged for what it is, and is the end.
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    log::debug!("{}: {e}", conn.peer);
+                    log::info!("{}: {e}", conn.peer);
                     conn.eof = true;
                     self.on_eof(token);
                     share_used = false;
@@ -100,7 +100,7 @@ impl Server {
                 // write point sends it, then our FIN. Nothing queued
                 // before can follow it: the session is over.
                 Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                    log::debug!("{}: {e}", conn.peer);
+                    log::info!("{}: {e}", conn.peer);
                     conn.out.clear();
                     self.close(token, Why::Tls(e.to_string()));
                     share_used = false;

@@ -115,7 +115,7 @@ impl Server {
                 // would make sense of it (RFC 8446 §6.2 has none for
                 // "too slow"), so the socket is simply closed.
                 let limit = self.shared.config.handshake_timeout;
-                log::debug!("{}: TLS handshake not done within {limit:?}", conn.peer);
+                log::info!("{}: TLS handshake not done within {limit:?}", conn.peer);
                 self.abort(
                     token,
                     Why::Error(format!("TLS handshake not done within {limit:?}")),
