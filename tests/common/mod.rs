@@ -125,6 +125,18 @@ impl Duplex {
         panic!("stdout never showed {needle:?}");
     }
 
+    /// The SPKI pin of the self-signed certificate, as the server printed
+    /// it in the Chromium flag a learner copies.
+    pub fn printed_pin(&self) -> String {
+        const FLAG: &str = "--ignore-certificate-errors-spki-list=";
+        let said = self.wait_stdout(FLAG);
+        said.split(FLAG)
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("a pin after the flag")
+            .to_string()
+    }
+
     /// Everything the server logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()

@@ -1,8 +1,11 @@
-//! What the three peer servers share: the listen address from the command
-//! line and a single-threaded tokio runtime (duplex is single-threaded too,
+//! What the peer servers share: the listen address from the command
+//! line, a single-threaded tokio runtime and tungstenite's echo loop (duplex is single-threaded too,
 //! and each server is pinned to one core anyway).
 
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::future::Future;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
 
 /// The address to listen on: the first argument, e.g. `127.0.0.1:9001`.
 pub fn listen_addr(program: &str) -> String {
@@ -22,6 +25,29 @@ pub fn run<F: Future<Output = ()>>(main: F) {
         .build()
         .expect("tokio runtime")
         .block_on(main)
+}
+
+/// Echoes every text and binary message, as tungstenite's users write it:
+/// each one fed to the sink, with whatever else has already arrived, then
+/// one flush.
+pub async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut ws: WebSocketStream<S>) {
+    while let Some(Ok(message)) = ws.next().await {
+        if !(message.is_text() || message.is_binary()) {
+            continue;
+        }
+        if ws.feed(message).await.is_err() {
+            return;
+        }
+        // Take whatever else is already here before flushing.
+        while let Some(Some(Ok(message))) = ws.next().now_or_never() {
+            if (message.is_text() || message.is_binary()) && ws.feed(message).await.is_err() {
+                return;
+            }
+        }
+        if ws.flush().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// `Sec-WebSocket-Accept` for a key (RFC 6455 §4.2.2): base64 of the SHA-1

@@ -4,7 +4,6 @@
 //! buffer is the second argument if given (`tt-echo-tls ADDR 8192`), its
 //! default otherwise, as in `tt-echo`.
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls::pki_types::PrivateKeyDer;
@@ -45,24 +44,8 @@ async fn serve(socket: TcpStream, acceptor: TlsAcceptor, config: WebSocketConfig
     let Ok(stream) = acceptor.accept(socket).await else {
         return;
     };
-    let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else {
+    let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else {
         return;
     };
-    while let Some(Ok(message)) = ws.next().await {
-        if !(message.is_text() || message.is_binary()) {
-            continue;
-        }
-        if ws.feed(message).await.is_err() {
-            return;
-        }
-        // Take whatever else is already here before flushing.
-        while let Some(Some(Ok(message))) = ws.next().now_or_never() {
-            if (message.is_text() || message.is_binary()) && ws.feed(message).await.is_err() {
-                return;
-            }
-        }
-        if ws.flush().await.is_err() {
-            return;
-        }
-    }
+    duplex_bench_peers::echo(ws).await;
 }

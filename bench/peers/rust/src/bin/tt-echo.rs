@@ -5,7 +5,6 @@
 //! Answers are fed into the sink as messages arrive and flushed once no
 //! more are ready, so a burst of messages goes out in one write.
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -28,24 +27,8 @@ fn main() {
 
 async fn serve(socket: TcpStream, config: WebSocketConfig) {
     let _ = socket.set_nodelay(true);
-    let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(socket, Some(config)).await else {
+    let Ok(ws) = tokio_tungstenite::accept_async_with_config(socket, Some(config)).await else {
         return;
     };
-    while let Some(Ok(message)) = ws.next().await {
-        if !(message.is_text() || message.is_binary()) {
-            continue;
-        }
-        if ws.feed(message).await.is_err() {
-            return;
-        }
-        // Take whatever else is already here before flushing.
-        while let Some(Some(Ok(message))) = ws.next().now_or_never() {
-            if (message.is_text() || message.is_binary()) && ws.feed(message).await.is_err() {
-                return;
-            }
-        }
-        if ws.flush().await.is_err() {
-            return;
-        }
-    }
+    duplex_bench_peers::echo(ws).await;
 }
