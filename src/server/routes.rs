@@ -48,6 +48,13 @@ pub(super) fn route(http: &mut Http, cx: &mut Context, request: Request) -> Next
         Some(Via::Send) => send(http, cx, request),
         Some(via) => {
             count_request(cx, via, &request);
+            // A poll or a stream without a token makes a member: it acts,
+            // so a page on another site may not make one (docs/07).
+            if let Err(forbidden) = cx.policy.check_origin(&request, Purpose::Action) {
+                log::warn!("{}: refused: {forbidden}", cx.peer);
+                let response = Response::refusal(Status::FORBIDDEN, &forbidden.to_string());
+                return http.respond(cx, response.close(true));
+            }
             Next::Chat(Box::new(ChatRequest { via, request }))
         }
         None => {
