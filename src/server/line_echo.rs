@@ -4,7 +4,7 @@
 
 use super::close::Why;
 use super::context::{Body, Context, Next};
-use super::line::{idle, schedule_idle, too_long_notice};
+use super::line::{idle, schedule_idle, subnegotiation_notice, too_long_notice};
 use crate::line::{LineCodec, LineEnd, LineEvent};
 use crate::outq::OutQueue;
 
@@ -84,6 +84,11 @@ impl LineEcho {
                 Some(LineEvent::TooLong { limit }) => {
                     log::info!("{}: line longer than {limit} bytes skipped", cx.peer);
                     echo_line(out, too_long_notice(limit).as_bytes(), LineEnd::Cr);
+                }
+                Some(LineEvent::SubnegotiationTooLong { option, limit }) => {
+                    let notice = subnegotiation_notice(option, limit);
+                    log::info!("{}: {notice}", cx.peer);
+                    echo_line(out, format!("! {notice}").as_bytes(), LineEnd::Cr);
                 }
             }
         }
