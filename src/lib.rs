@@ -56,7 +56,9 @@
 //!             commands.push(command.to_string());
 //!             answers.extend(answer.map(|a| a.bytes().to_vec()));
 //!         }
-//!         Some(LineEvent::TooLong { .. }) => unreachable!("no line here is long"),
+//!         Some(LineEvent::TooLong { .. } | LineEvent::SubnegotiationTooLong { .. }) => {
+//!             unreachable!("nothing here is long")
+//!         }
 //!         None => break,
 //!     }
 //!     input = &input[used..];
