@@ -69,6 +69,9 @@ pub(super) enum Why {
     Tls(String),
     /// The peer took longer than `--close-timeout` to finish closing.
     CloseTimeout,
+    /// A file from `--static` changed, shrank or failed while it went
+    /// out: its `Content-Length` cannot be kept.
+    FileChanged(String),
 }
 
 impl fmt::Display for Why {
@@ -92,6 +95,7 @@ impl fmt::Display for Why {
             Why::MemberLeft => f.write_str("its member left"),
             Why::Error(text) | Why::Tls(text) => f.write_str(text),
             Why::CloseTimeout => f.write_str("close timeout"),
+            Why::FileChanged(text) => write!(f, "static file: {text}"),
         }
     }
 }
@@ -316,6 +320,7 @@ impl Server {
                 self.deliver();
                 self.chat_request(token, *chat);
             }
+            Next::File(request) => self.serve_file(token, *request),
             next => {
                 self.deliver();
                 self.apply(token, next);
@@ -332,8 +337,8 @@ impl Server {
         match next {
             Next::Continue | Next::WriteThrough { .. } => {}
             Next::Become(protocol) => self.become_protocol(token, protocol),
-            Next::Chat(_) => {
-                log::error!("a chat request cannot start while the hub's actions are carried out")
+            Next::Chat(_) | Next::File(_) => {
+                log::error!("a request cannot be answered while the hub's actions are carried out")
             }
             Next::Close(why @ (Why::HandshakeComplete | Why::PeerCloseFrame(_))) => self.finish(token, why),
             Next::Close(why) => self.close(token, why),

@@ -172,6 +172,7 @@ impl Protocol {
             Protocol::Line(_) => "Line",
             Protocol::LineEcho(_) => "LineEcho",
             Protocol::Http(http) if http.is_parked() => "LongPoll",
+            Protocol::Http(http) if http.is_sending_file() => "HttpFile",
             Protocol::Http(_) => "HttpRequest",
             Protocol::WebSocket(ws) => match ws.endpoint {
                 Endpoint::Echo => "WebSocket(/echo)",

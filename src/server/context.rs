@@ -154,6 +154,9 @@ pub(super) enum Next {
     /// A chat request over plain HTTP, answered by the loop in two steps
     /// (see `Server::chat_request`).
     Chat(Box<ChatRequest>),
+    /// A request for a file under `--static`, answered by the loop, which
+    /// owns the file system work (see `Server::serve_file`).
+    File(Box<crate::http::Request>),
     /// An echo to write straight from where it lies, with no copy into
     /// the queue: this header (a WebSocket frame's, or none for the line
     /// echo), then the payload (see `Server::write`). Used for large
