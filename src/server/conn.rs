@@ -183,6 +183,14 @@ impl Protocol {
         }
     }
 
+    /// The door a connection of this kind came through.
+    pub fn door(&self) -> Door {
+        match self {
+            Protocol::Line(_) | Protocol::LineEcho(_) => Door::Line,
+            Protocol::Http(_) | Protocol::WebSocket(_) | Protocol::EventStream(_) => Door::Web,
+        }
+    }
+
     /// How hub messages to this connection's member are framed.
     pub fn framing(&self) -> Framing {
         match self {

@@ -172,6 +172,7 @@ impl Http {
     /// request, or closes if the response said so.
     pub fn respond(&mut self, cx: &mut Context, response: Response) -> Next {
         let status = response.status();
+        cx.stats.answered(status);
         if status.0 >= 400 {
             log::debug!("{}: answered {} {}", cx.peer, status.0, status.1);
         }

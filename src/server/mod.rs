@@ -50,6 +50,7 @@ mod line;
 mod line_echo;
 mod long_poll;
 mod members;
+mod metrics;
 mod routes;
 mod shutdown;
 mod stats;
@@ -148,6 +149,9 @@ pub struct Server {
     signals: Option<signal_hook_mio::v1_0::Signals>,
     /// Set once shutdown has begun: the instant it must be over.
     shutdown: Option<Instant>,
+    /// When the current turn began (the clock read after `poll`), for the
+    /// loop-turn histogram; none before the first turn.
+    turn_began: Option<Instant>,
 }
 
 impl Server {
@@ -199,6 +203,7 @@ impl Server {
             static_root,
             signals: None,
             shutdown: None,
+            turn_began: None,
         })
     }
 
@@ -252,20 +257,31 @@ impl Server {
         // Before sleeping, the output buffers kept for reuse shrink to what
         // the last turn used (`outq::trim_spare_buffers`).
         crate::outq::trim_spare_buffers();
+        // The clock read that sets the timeout also ends the last turn:
+        // its length goes into the histogram `GET /metrics` shows.
+        let mut now = Instant::now();
+        if let Some(began) = self.turn_began {
+            self.shared
+                .stats
+                .turns
+                .record(now.saturating_duration_since(began));
+        }
         loop {
             let timeout = if self.again.is_empty() && self.write_again.is_empty() {
-                self.shared.timers.timeout(Instant::now())
+                self.shared.timers.timeout(now)
             } else {
                 Some(Duration::ZERO)
             };
             match self.poll.poll(events, timeout) {
                 Ok(()) => break,
                 // A signal arrived during the sleep: just sleep again.
-                Err(e) if e.kind() == stdio::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == stdio::ErrorKind::Interrupted => now = Instant::now(),
                 Err(e) => return Err(e),
             }
         }
-        self.shared.set_now(Instant::now());
+        let now = Instant::now();
+        self.shared.set_now(now);
+        self.turn_began = Some(now);
         log::trace!(
             "turn: {} events, {} connections, {} timers",
             events.iter().count(),

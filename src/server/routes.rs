@@ -53,6 +53,9 @@ pub(super) fn route(http: &mut Http, cx: &mut Context, request: Request) -> Next
         None => {
             *cx.via = Via::Other;
             cx.stats.via(Via::Other).bytes_in += request.wire_len as u64;
+            if request.path() == "/metrics" && matches!(request.method.as_str(), "GET" | "HEAD") {
+                return Next::Metrics(Box::new(request));
+            }
             if cx.config.static_dir.is_some() && is_static(&request) {
                 return Next::File(Box::new(request));
             }
@@ -123,7 +126,9 @@ fn plain(cx: &Context, request: &Request) -> Response {
         )),
         // RFC 9112 §3.2.4: asterisk-form asks about the server as a whole.
         ("OPTIONS", "*") => Response::new(Status::OK).header("Allow", "GET, HEAD, POST, OPTIONS"),
-        (_, "/" | "/healthz" | "/stats" | "/echo" | "/chat" | "/clock") => not_allowed("GET, HEAD"),
+        (_, "/" | "/healthz" | "/stats" | "/metrics" | "/echo" | "/chat" | "/clock") => {
+            not_allowed("GET, HEAD")
+        }
         // A poll acts (it can make a member), so it is GET only.
         (_, "/poll" | "/longpoll" | "/events") => not_allowed("GET"),
         (_, "/send") => Response::refusal(Status::METHOD_NOT_ALLOWED, "send a line with POST /send?token=T")
