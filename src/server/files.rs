@@ -183,13 +183,15 @@ impl Server {
             if !conn.close.is_open() || !http.is_sending_file() || conn.out.len() >= FILE_CHUNK {
                 return;
             }
-            match self.read_file_chunk(token) {
-                Ok(true) => return self.file_sent(token),
-                Ok(false) => {}
+            let all_read = match self.read_file_chunk(token) {
+                Ok(all_read) => all_read,
                 Err(why) => return self.close(token, why),
-            }
+            };
             if !self.write_queue(token, None) {
                 return;
+            }
+            if all_read {
+                return self.file_sent(token);
             }
         }
         // The share is used and the socket may still have room, in which
