@@ -183,9 +183,13 @@ impl Server {
             if !conn.close.is_open() || !http.is_sending_file() || conn.out.len() >= FILE_CHUNK {
                 return;
             }
+            let peer = conn.peer;
             let all_read = match self.read_file_chunk(token) {
                 Ok(all_read) => all_read,
-                Err(why) => return self.close(token, why),
+                Err(why) => {
+                    log::info!("{peer}: {why}; closing after what was sent");
+                    return self.close(token, why);
+                }
             };
             if !self.write_queue(token, None) {
                 return;
