@@ -24,7 +24,9 @@ try {
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    timeout: 30_000,
+    // Starting Chromium is the slowest step: on a busy two-core machine the
+    // first launch has taken more than 30 s.
+    timeout: 60_000,
   });
   const page = await browser.newPage();
   page.setDefaultTimeout(10_000);
