@@ -210,6 +210,21 @@ pub struct Config {
     #[arg(long, default_value = "256KiB", value_parser = parse_size, value_name = "SIZE")]
     pub read_buffer: usize,
 
+    /// Serve the files in DIR on the web door, as `express.static` does:
+    /// `/a/b.html` is DIR/a/b.html, a folder is its `index.html`. The
+    /// built-in page stays at `/` unless DIR has an index.html; the
+    /// WebSocket endpoints and the chat transports keep their paths, and
+    /// win over files of the same name. Dotfiles are hidden, folders are
+    /// not listed, and nothing outside DIR is served (symlinks included).
+    #[arg(long = "static", value_name = "DIR")]
+    pub static_dir: Option<PathBuf>,
+
+    /// Largest file `--static` serves; a larger one is refused (403) with
+    /// its size. Files are streamed in chunks, never held whole in memory:
+    /// this bounds what one request can make the server send.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub static_max_file: usize,
+
     /// Print the raw bytes of handshakes and frames (for learners; noisy).
     #[arg(long)]
     pub hexdump: bool,

@@ -103,7 +103,15 @@ fn run_page(server: &Duplex, url: &str, pin: Option<&str>, shot: &str) {
         "browser test failed ({status}):\n{stdout}\n{stderr}\nserver log:\n{}",
         server.log()
     );
-    // The script's own verdict: every declared check ran and passed.
+    assert_every_check_passed(&stdout);
+    for shot in [&screenshot, &mobile] {
+        let size = std::fs::metadata(shot).map_or(0, |m| m.len());
+        assert!(size > 1000, "no screenshot at {} ({size} bytes)", shot.display());
+    }
+}
+
+/// The script's own verdict: every declared check ran and passed.
+fn assert_every_check_passed(stdout: &str) {
     let summary = stdout
         .lines()
         .find(|l| l.starts_with("browser: ") && l.contains(" passed, "))
@@ -117,8 +125,33 @@ fn run_page(server: &Duplex, url: &str, pin: Option<&str>, shot: &str) {
         summary.starts_with(&format!("browser: {declared} passed, 0 failed")),
         "{summary} (declared {declared})"
     );
-    for shot in [&screenshot, &mobile] {
-        let size = std::fs::metadata(shot).map_or(0, |m| m.len());
-        assert!(size > 1000, "no screenshot at {} ({size} bytes)", shot.display());
-    }
+}
+
+/// The classic `1.html` of the tutorials (the `echo-protocol` echo page,
+/// the project's own copy in `tests/browser/classic/`), served from a folder
+/// with `--static` and run by `classic_test.mjs`: it loads, connects back
+/// to `/` with its subprotocol, and has its text and binary echoed.
+#[test]
+fn the_classic_echo_page_served_from_a_folder_runs_in_a_real_browser() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let missing = missing_tools(&root);
+    assert!(
+        missing.is_empty(),
+        "the browser test needs {}: run scripts/install-browser.sh",
+        missing.join(", ")
+    );
+    let folder = root.join("tests/browser/classic");
+    let server = Duplex::start(&["--static", folder.to_str().expect("a UTF-8 path")]);
+    let mut node = Command::new("node");
+    node.arg(root.join("tests/browser/classic_test.mjs"))
+        .args(["--url", &format!("http://{}/1.html", server.http)]);
+    let (status, stdout, stderr) = ProcessTree::spawn(node).wait(BROWSER_TIMEOUT);
+    println!("{stdout}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the classic page test failed ({status:?}):\n{stdout}\n{stderr}\nserver log:\n{}",
+        server.log()
+    );
+    assert_every_check_passed(&stdout);
 }

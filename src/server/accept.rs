@@ -306,6 +306,9 @@ impl Server {
         let answer = match door {
             Door::Line => format!("! server busy: {why}; try again later\r\n").into_bytes(),
             Door::Web => {
+                self.shared
+                    .stats
+                    .answered(crate::http::Status::SERVICE_UNAVAILABLE);
                 let mut out = Vec::new();
                 crate::http::Response::refusal(
                     crate::http::Status::SERVICE_UNAVAILABLE,

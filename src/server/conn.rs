@@ -172,6 +172,7 @@ impl Protocol {
             Protocol::Line(_) => "Line",
             Protocol::LineEcho(_) => "LineEcho",
             Protocol::Http(http) if http.is_parked() => "LongPoll",
+            Protocol::Http(http) if http.is_sending_file() => "HttpFile",
             Protocol::Http(_) => "HttpRequest",
             Protocol::WebSocket(ws) => match ws.endpoint {
                 Endpoint::Echo => "WebSocket(/echo)",
@@ -179,6 +180,14 @@ impl Protocol {
                 Endpoint::Clock => "WebSocket(/clock)",
             },
             Protocol::EventStream(_) => "EventStream",
+        }
+    }
+
+    /// The door a connection of this kind came through.
+    pub fn door(&self) -> Door {
+        match self {
+            Protocol::Line(_) | Protocol::LineEcho(_) => Door::Line,
+            Protocol::Http(_) | Protocol::WebSocket(_) | Protocol::EventStream(_) => Door::Web,
         }
     }
 

@@ -42,7 +42,7 @@ impl LineChat {
             match event {
                 None => break,
                 Some(LineEvent::Line(bytes, _)) => {
-                    cx.stats.messages_in += 1;
+                    cx.message_in(1);
                     // Telnet sends whatever the terminal's encoding is;
                     // invalid UTF-8 becomes U+FFFD rather than an error.
                     // Valid UTF-8 (the common case) is used where it lies.

@@ -406,7 +406,7 @@ impl Server {
                 break;
             };
             let member = m.member;
-            self.shared.stats.messages_in += 1;
+            self.shared.stats.message_in(Via::Send, 1);
             self.shared.hub.text(member, line, SystemTime::now());
             self.deliver();
         }

@@ -111,7 +111,7 @@ impl WebSocket {
             pos += used;
             let next = match event {
                 Event::Message(kind, payload) => {
-                    cx.stats.messages_in += 1;
+                    cx.message_in(1);
                     if !open {
                         // §5.5.1: after our close frame, data is dropped.
                         continue;
@@ -179,7 +179,7 @@ impl WebSocket {
     fn tick(&mut self, cx: &mut Context) {
         let now = crate::clock::format_utc(SystemTime::now());
         encode(cx.out, Opcode::Text, now.as_bytes());
-        cx.stats.messages_out += 1;
+        cx.message_out(1);
         let at = cx.now + Duration::from_secs(1);
         cx.schedule(ConnTimer::Clock(0), at);
     }
@@ -257,10 +257,10 @@ fn echo(
 ) -> Option<Next> {
     if payload.len() < WRITE_THROUGH {
         encode(cx.out, kind.opcode(), payload);
-        cx.stats.messages_out += 1;
+        cx.message_out(1);
         return None;
     }
-    cx.stats.messages_out += 1;
+    cx.message_out(1);
     let head = server_header(kind.opcode(), payload.len());
     // Comparing addresses only, never dereferencing: the decoder's buffer
     // is its own allocation, so it cannot overlap the input.
