@@ -225,6 +225,33 @@ pub struct Config {
     #[arg(long, default_value = "64MiB", value_parser = parse_size, value_name = "SIZE")]
     pub static_max_file: usize,
 
+    // Node's socket.io: 25 s and 20 s (engine.io 6).
+    /// socket.io: the server pings each session this often (Engine.IO's
+    /// `pingInterval`).
+    #[arg(long, default_value = "25s", value_parser = parse_duration, value_name = "TIME")]
+    pub sio_ping_interval: Duration,
+
+    /// socket.io: a session that has not answered a ping within this long
+    /// is closed (Engine.IO's `pingTimeout`).
+    #[arg(long, default_value = "20s", value_parser = parse_duration, value_name = "TIME")]
+    pub sio_ping_timeout: Duration,
+
+    // Node's default (maxHttpBufferSize) is 1 MB; 64 KiB is this server's
+    // request body limit, and a chat line is a few hundred bytes.
+    /// socket.io: the largest polling body or WebSocket message (Engine.IO's
+    /// `maxPayload`, at most `--max-body`): 413, or close 1009, beyond it.
+    #[arg(long, default_value = "64KiB", value_parser = parse_size, value_name = "SIZE")]
+    pub sio_max_payload: usize,
+
+    /// socket.io: deepest JSON nesting in an event's arguments, checked
+    /// before parsing; deeper ends the session.
+    #[arg(long, default_value_t = crate::socketio::MAX_DEPTH, value_name = "N")]
+    pub sio_max_depth: usize,
+
+    /// socket.io sessions open at once (a new one beyond is refused, 400).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub sio_max_sessions: usize,
+
     /// Print the raw bytes of handshakes and frames (for learners; noisy).
     #[arg(long)]
     pub hexdump: bool,
@@ -245,6 +272,13 @@ impl Config {
             room_bytes: self.history_bytes,
             total_bytes: self.history_total_bytes,
         }
+    }
+
+    /// socket.io's `maxPayload`: `--sio-max-payload`, but no more than a
+    /// polling POST may carry (`--max-body`), so both transports keep one
+    /// promise.
+    pub fn sio_max_payload(&self) -> usize {
+        self.sio_max_payload.min(self.max_body)
     }
 
     /// A configuration for tests and examples: both doors on free ports.

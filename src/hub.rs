@@ -81,6 +81,9 @@ pub enum Transport {
     Line,
     /// `/chat` over WebSocket: text and binary frames.
     WebSocket,
+    /// socket.io (Engine.IO over polling or WebSocket): text lines, each
+    /// pushed to the member as a `servermessage` event.
+    SocketIo,
     /// Plain HTTP (polling, long polling, server-sent events): the member
     /// reads its room's history by sequence number instead of being sent
     /// each line, and answers to its commands wait in its inbox.

@@ -83,6 +83,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod engineio;
 pub mod files;
 pub mod hexdump;
 pub mod http;
@@ -92,6 +93,7 @@ pub mod origin;
 pub mod outq;
 pub mod random;
 pub mod server;
+pub mod socketio;
 pub mod timer;
 pub mod tls;
 pub mod ws;

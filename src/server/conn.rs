@@ -57,6 +57,9 @@ pub enum Endpoint {
     Chat,
     /// `/clock`: a timestamp pushed every second.
     Clock,
+    /// `/socket.io/`: Engine.IO's WebSocket transport, reached through
+    /// its own route (`engineio.rs`), never by `from_path`.
+    SocketIo,
 }
 
 impl Endpoint {
@@ -76,7 +79,7 @@ impl Endpoint {
         match self {
             Endpoint::Echo => &["echo-protocol"],
             Endpoint::Chat => &["chat"],
-            Endpoint::Clock => &[],
+            Endpoint::Clock | Endpoint::SocketIo => &[],
         }
     }
 
@@ -86,6 +89,7 @@ impl Endpoint {
             Endpoint::Echo => "/echo",
             Endpoint::Chat => "/chat",
             Endpoint::Clock => "/clock",
+            Endpoint::SocketIo => "/socket.io/",
         }
     }
 }
@@ -172,12 +176,14 @@ impl Protocol {
             Protocol::Line(_) => "Line",
             Protocol::LineEcho(_) => "LineEcho",
             Protocol::Http(http) if http.is_parked() => "LongPoll",
+            Protocol::Http(http) if http.polled_session().is_some() => "EngineIoPoll",
             Protocol::Http(http) if http.is_sending_file() => "HttpFile",
             Protocol::Http(_) => "HttpRequest",
             Protocol::WebSocket(ws) => match ws.endpoint {
                 Endpoint::Echo => "WebSocket(/echo)",
                 Endpoint::Chat => "WebSocket(/chat)",
                 Endpoint::Clock => "WebSocket(/clock)",
+                Endpoint::SocketIo => "WebSocket(/socket.io/)",
             },
             Protocol::EventStream(_) => "EventStream",
         }
@@ -213,7 +219,17 @@ impl Protocol {
     pub fn take_member(&mut self) -> Option<MemberId> {
         match self {
             Protocol::Line(line) => line.member.take(),
-            Protocol::WebSocket(ws) => ws.member.take(),
+            Protocol::WebSocket(ws) => ws.role.take_member(),
+            _ => None,
+        }
+    }
+
+    /// Forgets the socket.io session this connection serves (a WebSocket
+    /// carrying or probing it, or a poll parked for it), returning it.
+    pub fn take_session(&mut self) -> Option<super::engineio::SessionKey> {
+        match self {
+            Protocol::WebSocket(ws) => ws.role.take_session(),
+            Protocol::Http(http) => http.take_poll(),
             _ => None,
         }
     }

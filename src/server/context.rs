@@ -47,6 +47,9 @@ pub(super) enum Link {
     /// An HTTP member, which has no lasting connection: its key in the
     /// loop's member table.
     Http(MemberKey),
+    /// A socket.io client: its Engine.IO session, whichever connection
+    /// carries it now (`engineio.rs`).
+    Sio(super::engineio::SessionKey),
 }
 
 /// The loop's state that every connection shares.
@@ -66,6 +69,8 @@ pub(super) struct Shared {
     /// Connections waiting for chat lines: parked long polls and event
     /// streams.
     pub waiters: Vec<Token>,
+    /// socket.io's Engine.IO sessions, by sid.
+    pub sio: super::engineio::Sessions,
 }
 
 /// One connection's view of the loop, for the length of one call.

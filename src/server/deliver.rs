@@ -32,13 +32,23 @@ const EAGER_FLUSH_CHUNKS: usize = 8;
 
 impl Server {
     /// Carries out everything the hub has asked for, until it asks no more.
+    ///
+    /// Then socket.io sessions with output have it moved to their carriers
+    /// (`Server::flush_sessions`); ending one may make the hub say more
+    /// (a departure), so the two take turns until both are quiet.
     pub(super) fn deliver(&mut self) {
-        while self.shared.hub.has_actions() {
-            let outbox = self.shared.hub.drain();
-            for action in &outbox.actions {
-                self.carry_out(action, &outbox);
+        loop {
+            while self.shared.hub.has_actions() {
+                let outbox = self.shared.hub.drain();
+                for action in &outbox.actions {
+                    self.carry_out(action, &outbox);
+                }
+                self.shared.hub.recycle(outbox);
             }
-            self.shared.hub.recycle(outbox);
+            self.flush_sessions();
+            if !self.shared.hub.has_actions() {
+                return;
+            }
         }
     }
 
@@ -47,12 +57,14 @@ impl Server {
             Action::Send { recipients, payload } => {
                 self.send(&outbox.recipients[recipients.clone()], payload);
             }
-            Action::StartClock { member, generation } => {
-                if let Some(Link::Conn(token)) = self.shared.hub.link(*member) {
+            Action::StartClock { member, generation } => match self.shared.hub.link(*member) {
+                Some(Link::Conn(token)) => {
                     let at = self.shared.now + Duration::from_secs(1);
                     self.schedule(token, ConnTimer::Clock(*generation), at);
                 }
-            }
+                Some(Link::Sio(key)) => self.session_clock(key, *generation),
+                _ => {}
+            },
             Action::Stats { member } => {
                 let line = super::stats::line(&self.shared);
                 self.shared.hub.reply(*member, &line);
@@ -60,6 +72,7 @@ impl Server {
             Action::Quit { member } => match self.shared.hub.link(*member) {
                 Some(Link::Conn(token)) => self.close(token, Why::Quit),
                 Some(Link::Http(key)) => self.remove_http_member(key, "said /quit"),
+                Some(Link::Sio(key)) => self.session_quit(key),
                 None => {}
             },
             Action::Appended { room, .. } => {
@@ -80,6 +93,10 @@ impl Server {
             let token = match link {
                 Link::Http(key) => {
                     self.http_inbox(key, payload.text());
+                    continue;
+                }
+                Link::Sio(key) => {
+                    self.sio_deliver(key, payload.text(), &mut shared.socket_io);
                     continue;
                 }
                 Link::Conn(token) => token,
@@ -119,6 +136,9 @@ impl Server {
         if let Some(member) = conn.protocol.take_member() {
             self.shared.hub.leave(member);
         }
+        if let Some(key) = conn.protocol.take_session() {
+            self.session_connection_gone(token, key);
+        }
     }
 
     /// A parked long poll or an event stream is over: the HTTP member it
@@ -144,6 +164,8 @@ impl Server {
 struct Shared {
     frame: Option<Rc<[u8]>>,
     line: Option<Rc<[u8]>>,
+    /// The Engine.IO packet `42["servermessage",…]` for socket.io members.
+    socket_io: Option<Rc<[u8]>>,
 }
 
 impl Shared {

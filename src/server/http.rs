@@ -3,6 +3,7 @@
 
 use super::close::Why;
 use super::context::{Context, Next};
+use super::engineio::SessionKey;
 use super::files::FileSend;
 use super::long_poll::LongPoll;
 use super::members::MemberKey;
@@ -34,6 +35,9 @@ pub(super) enum Pending {
     LongPoll(LongPoll),
     /// A file from `--static` going out chunk by chunk (`files.rs`).
     File(Box<FileSend>),
+    /// A socket.io poll, parked until its session has packets to send
+    /// (`engineio.rs`); whether the request allowed keep-alive.
+    EngineIoPoll(SessionKey, bool),
 }
 
 impl Http {
@@ -81,6 +85,39 @@ impl Http {
                 None
             }
         }
+    }
+
+    /// Parks the current request, a socket.io poll for `session`.
+    pub fn park_poll(&mut self, session: SessionKey, keep_alive: bool) {
+        self.pending = Some(Pending::EngineIoPoll(session, keep_alive));
+    }
+
+    /// The session a parked socket.io poll waits for.
+    pub fn polled_session(&self) -> Option<SessionKey> {
+        match self.pending {
+            Some(Pending::EngineIoPoll(session, _)) => Some(session),
+            _ => None,
+        }
+    }
+
+    /// Takes the parked socket.io poll for `session` away, to answer it:
+    /// whether it may keep the connection open.
+    pub fn unpark_poll(&mut self, session: SessionKey) -> Option<bool> {
+        match self.pending {
+            Some(Pending::EngineIoPoll(parked, keep_alive)) if parked == session => {
+                self.pending = None;
+                Some(keep_alive)
+            }
+            _ => None,
+        }
+    }
+
+    /// Forgets the parked socket.io poll, unanswered (the connection is
+    /// going), returning its session.
+    pub fn take_poll(&mut self) -> Option<SessionKey> {
+        let session = self.polled_session()?;
+        self.pending = None;
+        Some(session)
     }
 
     /// The current request's answer is a file, going out from now on.
@@ -219,6 +256,14 @@ impl Http {
                 // idle connection: its own deadline answers it, and the
                 // next request's time starts with that answer.
                 let at = parked.deadline.max(self.deadline);
+                cx.schedule(ConnTimer::RequestDeadline, at);
+                return Next::Continue;
+            }
+            Some(Pending::EngineIoPoll(..)) => {
+                // Answered by its session's heartbeat within the ping
+                // interval at the latest; until then it is no idle
+                // connection.
+                let at = cx.now + cx.config.handshake_timeout;
                 cx.schedule(ConnTimer::RequestDeadline, at);
                 return Next::Continue;
             }

@@ -97,6 +97,7 @@ pub(super) fn text(shared: &Shared, queues: Queues) -> String {
         ("web", "/echo", s.ws_echo),
         ("web", "/chat", s.ws_chat),
         ("web", "/clock", s.ws_clock),
+        ("web", "/socket.io/", s.ws_socketio),
         ("web", "/events", s.event_streams),
     ] {
         out.sample("duplex_connections", &[("door", door), ("endpoint", endpoint)], n);

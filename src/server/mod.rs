@@ -42,6 +42,7 @@ mod conn;
 mod context;
 mod deliver;
 mod descriptors;
+mod engineio;
 mod event_stream;
 mod files;
 mod http;
@@ -191,6 +192,7 @@ impl Server {
                 timers,
                 members: HttpMembers::default(),
                 waiters: Vec::new(),
+                sio: engineio::Sessions::new()?,
                 config,
             },
             read_buf,

@@ -34,6 +34,17 @@ pub(super) fn route(http: &mut Http, cx: &mut Context, request: Request) -> Next
         let response = Response::refusal(Status::FORBIDDEN, &forbidden.to_string());
         return http.respond(cx, response.close(true));
     }
+    // socket.io: Engine.IO's polling and WebSocket transports, and the
+    // upgrade between them (`engineio.rs`).
+    if super::engineio::is_endpoint(request.path()) {
+        *cx.via = Via::Other;
+        cx.stats.via(Via::Other).bytes_in += request.wire_len as u64;
+        return if handshake::is_upgrade(&request) {
+            super::engineio::upgrade(http, cx, &request)
+        } else {
+            super::engineio::request(http, cx, &request)
+        };
+    }
     if handshake::is_upgrade(&request) {
         return upgrade(http, cx, &request);
     }
@@ -75,7 +86,7 @@ pub(super) fn route(http: &mut Http, cx: &mut Context, request: Request) -> Next
 
 /// The paths the server answers itself. With `--static DIR` they win over
 /// files of the same name: a DIR/stats is never served, nor a DIR/chat.
-const BUILT_IN: [&str; 10] = [
+const BUILT_IN: [&str; 11] = [
     "/healthz",
     "/stats",
     "/echo",
@@ -85,6 +96,7 @@ const BUILT_IN: [&str; 10] = [
     "/longpoll",
     "/events",
     "/send",
+    "/socket.io/",
     "*",
 ];
 

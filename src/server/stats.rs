@@ -26,6 +26,8 @@ pub struct Stats {
     pub ws_chat: usize,
     /// WebSockets open on `/clock`.
     pub ws_clock: usize,
+    /// WebSockets open on `/socket.io/` (carrying or probing a session).
+    pub ws_socketio: usize,
     /// Connections on their way out: flushing, then draining the peer.
     pub closing: usize,
     /// Connections accepted since start.
@@ -130,6 +132,7 @@ impl Stats {
             http: 0,
             ws_echo: 0,
             ws_chat: 0,
+            ws_socketio: 0,
             ws_clock: 0,
             closing: 0,
             accepted: 0,
@@ -182,7 +185,7 @@ impl Stats {
 
     /// Open WebSockets on every endpoint.
     pub fn websocket_total(&self) -> usize {
-        self.ws_echo + self.ws_chat + self.ws_clock
+        self.ws_echo + self.ws_chat + self.ws_clock + self.ws_socketio
     }
 
     pub(super) fn connected(&mut self, protocol: &Protocol) {
@@ -216,6 +219,7 @@ impl Stats {
                 Endpoint::Echo => &mut self.ws_echo,
                 Endpoint::Chat => &mut self.ws_chat,
                 Endpoint::Clock => &mut self.ws_clock,
+                Endpoint::SocketIo => &mut self.ws_socketio,
             },
             Protocol::EventStream(_) => &mut self.event_streams,
         }
@@ -259,11 +263,11 @@ pub(super) fn json(shared: &Shared) -> String {
     format!(
         concat!(
             "{{\"connections\":{{\"total\":{},\"telnet\":{},\"http\":{},\"closing\":{},",
-            "\"websocket\":{{\"echo\":{},\"chat\":{},\"clock\":{}}}}},",
+            "\"websocket\":{{\"echo\":{},\"chat\":{},\"clock\":{},\"socketio\":{}}}}},",
             "\"accepted\":{},\"refused\":{},\"http_requests\":{},",
             "\"hub\":{{\"members\":{},\"rooms\":{},\"messages\":{}}},",
             "\"messages\":{{\"in\":{},\"out\":{}}},\"bytes\":{{\"in\":{},\"out\":{}}},",
-            "\"http_members\":{},\"event_streams\":{},\"transports\":{{{}}},",
+            "\"http_members\":{},\"socketio_sessions\":{},\"event_streams\":{},\"transports\":{{{}}},",
             "\"uptime_seconds\":{}}}\n"
         ),
         s.open(),
@@ -273,6 +277,7 @@ pub(super) fn json(shared: &Shared) -> String {
         s.ws_echo,
         s.ws_chat,
         s.ws_clock,
+        s.ws_socketio,
         s.accepted,
         s.refused,
         s.http_requests,
@@ -284,6 +289,7 @@ pub(super) fn json(shared: &Shared) -> String {
         s.bytes_in,
         s.bytes_out,
         shared.members.len(),
+        shared.sio.len(),
         s.event_streams,
         transports(s),
         shared.now.duration_since(s.started).as_secs()

@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::conn::Endpoint;
+use super::engineio::SessionKey;
 
 /// Echoes at least this large are written straight from where they lie
 /// (see `Server::write`); smaller ones are cheaper to copy into the queue
@@ -42,8 +43,45 @@ pub(super) struct WebSocket {
     /// due is the heartbeat timer's business: the one pending heartbeat
     /// was set for `--pong-timeout` after the ping.
     ping_sent: bool,
+    /// Whom it speaks for: one enum rather than two options, since an
+    /// idle WebSocket's size is every WebSocket's cost.
+    pub role: Role,
+}
+
+/// Whom a WebSocket speaks for, besides itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Role {
+    /// Nobody: `/echo`, `/clock`, or a member that has left.
+    None,
     /// The chat member, on `/chat`, until it leaves.
-    pub member: Option<MemberId>,
+    Member(MemberId),
+    /// On `/socket.io/`: the Engine.IO session it carries or probes
+    /// (`engineio.rs`).
+    Session(SessionKey),
+}
+
+impl Role {
+    /// Takes the chat member away (it is leaving).
+    pub fn take_member(&mut self) -> Option<MemberId> {
+        match *self {
+            Role::Member(member) => {
+                *self = Role::None;
+                Some(member)
+            }
+            _ => None,
+        }
+    }
+
+    /// Takes the socket.io session away (the connection is going).
+    pub fn take_session(&mut self) -> Option<SessionKey> {
+        match *self {
+            Role::Session(key) => {
+                *self = Role::None;
+                Some(key)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl WebSocket {
@@ -59,7 +97,7 @@ impl WebSocket {
             decoder: Decoder::new(crate::ws::Role::Server, limits),
             handshake: Handshake::Open,
             ping_sent: false,
-            member: None,
+            role: Role::None,
         };
         if !inherits_request_deadline(cx) {
             let at = cx.now + cx.config.ping_interval;
@@ -69,10 +107,26 @@ impl WebSocket {
             Endpoint::Echo => {}
             Endpoint::Chat => {
                 let (welcome, link) = (cx.welcome(""), Link::Conn(cx.token));
-                ws.member = Some(cx.hub.join(link, Transport::WebSocket, &welcome));
+                ws.role = Role::Member(cx.hub.join(link, Transport::WebSocket, &welcome));
             }
             Endpoint::Clock => ws.tick(cx),
+            // Its session is made by the caller (`socket_io`).
+            Endpoint::SocketIo => {}
         }
+        ws
+    }
+
+    /// A WebSocket at `/socket.io/`, carrying or probing `session`.
+    pub fn socket_io(cx: &mut Context, session: SessionKey) -> WebSocket {
+        let mut ws = WebSocket::open(cx, Endpoint::SocketIo);
+        // Engine.IO's maxPayload bounds a message here, as the reference
+        // server's WebSocket does: close 1009 beyond it.
+        let limits = crate::ws::Limits {
+            max_message: cx.config.sio_max_payload(),
+            max_fragments: cx.config.max_fragments,
+        };
+        ws.decoder = Decoder::new(crate::ws::Role::Server, limits);
+        ws.role = Role::Session(session);
         ws
     }
 
@@ -116,9 +170,12 @@ impl WebSocket {
                         // §5.5.1: after our close frame, data is dropped.
                         continue;
                     }
-                    match (self.endpoint, self.member) {
+                    match (self.endpoint, self.role) {
                         (Endpoint::Echo, _) => echo(cx, kind, payload, &input_at),
-                        (Endpoint::Chat, Some(member)) => chat(cx, member, kind, payload),
+                        (Endpoint::Chat, Role::Member(member)) => chat(cx, member, kind, payload),
+                        (Endpoint::SocketIo, Role::Session(key)) => {
+                            super::engineio::on_frame(cx, key, kind, payload)
+                        }
                         // The clock only talks; what a client says to it
                         // is read and ignored.
                         _ => None,
@@ -156,7 +213,7 @@ impl WebSocket {
         if !self.is_open() {
             return Next::Continue;
         }
-        match (timer, self.endpoint, self.member) {
+        match (timer, self.endpoint, self.role) {
             (ConnTimer::Heartbeat, _, _) => self.heartbeat(cx, last_heard),
             (ConnTimer::RequestDeadline, _, _) if inherits_request_deadline(cx) => {
                 // The first heartbeat (see `inherits_request_deadline`): no
@@ -167,7 +224,7 @@ impl WebSocket {
                 self.tick(cx);
                 Next::Continue
             }
-            (ConnTimer::Clock(generation), Endpoint::Chat, Some(member)) => {
+            (ConnTimer::Clock(generation), Endpoint::Chat, Role::Member(member)) => {
                 cx.clock_tick(member, generation);
                 Next::Continue
             }
