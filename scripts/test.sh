@@ -3,7 +3,8 @@
 # the doc examples, the headless-browser test of the built-in page, and the
 # load tools' own tests (--workspace: they are a crate of their own, tools/).
 # Installs what the browser test needs first (Chromium, playwright-core), and
-# the Prometheus parser the /metrics test reads with (prometheus_client).
+# the Prometheus parser the /metrics test reads with (prometheus_client), and
+# the official socket.io client the socket.io tests drive.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ doc_tests_at_least=8
 
 ./scripts/install-browser.sh
 ./scripts/install-metrics-parser.sh
+./scripts/install-socketio.sh
 cargo test --workspace --all-targets
 
 doc_log=$(mktemp)

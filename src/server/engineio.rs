@@ -635,11 +635,12 @@ pub(super) fn request(http: &mut Http, cx: &mut Context, request: &Request) -> N
 /// parked until there are (the heartbeat's ping comes within the ping
 /// interval at the latest).
 fn poll(http: &mut Http, cx: &mut Context, key: SessionKey, keep_alive: bool) -> Next {
-    let token = cx.token;
+    let (token, peer) = (cx.token, cx.peer);
     let Some(session) = cx.sio.get_mut(key) else {
         return Next::Continue;
     };
     session.carrier = Carrier::Polling { get: Some(token) };
+    log::debug!("{peer}: socket.io poll parked for session {}", session.sid);
     http.park_poll(key, keep_alive);
     let waiting = !session.queue.is_empty() || session.noop_due || session.ending.is_some();
     if waiting {
