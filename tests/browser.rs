@@ -155,3 +155,46 @@ fn the_classic_echo_page_served_from_a_folder_runs_in_a_real_browser() {
     );
     assert_every_check_passed(&stdout);
 }
+
+/// The tutorials' socket.io chat page (`tests/browser/socketio/index.html`),
+/// laid out with npm's client bundle by `scripts/socketio-chat.sh` as a
+/// user would, served with `--static` and run by `socketio_test.mjs`: it
+/// connects with `io()`, upgrades to WebSocket, and chats with a telnet user.
+#[test]
+fn the_socketio_tutorial_page_chats_with_telnet_in_a_real_browser() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut missing = missing_tools(&root);
+    if !root.join("tests/socketio/node_modules/socket.io-client").exists() {
+        missing.push("tests/socketio/node_modules (scripts/install-socketio.sh)".to_string());
+    }
+    assert!(
+        missing.is_empty(),
+        "the browser test needs {}: run scripts/install-browser.sh and scripts/install-socketio.sh",
+        missing.join(", ")
+    );
+    let folder = std::env::temp_dir().join(format!("duplex-socketio-chat-{}", std::process::id()));
+    let layout = Command::new(root.join("scripts/socketio-chat.sh"))
+        .arg(&folder)
+        .output()
+        .expect("run scripts/socketio-chat.sh");
+    assert!(
+        layout.status.success(),
+        "scripts/socketio-chat.sh failed: {}",
+        String::from_utf8_lossy(&layout.stderr)
+    );
+    let server = Duplex::start(&["--static", folder.to_str().expect("a UTF-8 path")]);
+    let mut node = Command::new("node");
+    node.arg(root.join("tests/browser/socketio_test.mjs"))
+        .args(["--url", &format!("http://{}/", server.http)])
+        .args(["--telnet", &server.tcp.to_string()]);
+    let (status, stdout, stderr) = ProcessTree::spawn(node).wait(BROWSER_TIMEOUT);
+    let _ = std::fs::remove_dir_all(&folder);
+    println!("{stdout}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the socket.io page test failed ({status:?}):\n{stdout}\n{stderr}\nserver log:\n{}",
+        server.log()
+    );
+    assert_every_check_passed(&stdout);
+}

@@ -1,0 +1,108 @@
+// The tutorials' socket.io chat page (socketio/index.html), served by duplex
+// from a --static folder with npm's socket.io-client bundle at
+// /socket.io/socket.io.js, checked in a real browser beside a telnet user.
+// The checks use only what every driver's page object has (`goto`,
+// `evaluate`), so any harness can run them against any browser:
+//
+//   import { socketioChecks } from './socketio_checks.mjs';
+//   for (const [name, fn] of socketioChecks(page, 'http://127.0.0.1:PORT/', '127.0.0.1:TELNET')) await check(name, fn);
+//
+// The page loads jQuery from its CDN, as the tutorial wrote it: the harness
+// answers that one URL (JQUERY_URL) with npm's copy (tests/socketio). Each
+// check throws on failure; every wait is bounded (WAIT_MS).
+
+import net from 'node:net';
+
+const WAIT_MS = 10_000;
+export const JQUERY_URL = 'https://code.jquery.com/jquery-3.4.1.min.js';
+
+// Waits inside the page until `want(document, window)` returns something
+// truthy, and returns it; throws after WAIT_MS saying `what`.
+async function waitInPage(page, want, what) {
+  const found = await page.evaluate(async ({ want, waitMs }) => {
+    const test = new Function('document', 'window', `return (${want})(document, window);`);
+    const deadline = Date.now() + waitMs;
+    while (Date.now() < deadline) {
+      const value = test(document, window);
+      if (value) return value;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return null;
+  }, { want: want.toString(), waitMs: WAIT_MS });
+  if (!found) {
+    const items = await page.evaluate(() => [...document.querySelectorAll('#messages li')].map((li) => li.textContent));
+    throw new Error(`timed out after ${WAIT_MS / 1000} s: ${what}; the list shows ${JSON.stringify(items)}`);
+  }
+  return found;
+}
+
+function telnet(address) {
+  const [host, port] = address.split(':');
+  const conn = net.connect(Number(port), host);
+  const lines = [];
+  let partial = '';
+  conn.setEncoding('utf8');
+  conn.on('data', (data) => {
+    partial += data;
+    const parts = partial.split('\r\n');
+    partial = parts.pop();
+    lines.push(...parts);
+  });
+  return { conn, lines, say: (line) => conn.write(`${line}\r\n`) };
+}
+
+async function until(test, what) {
+  const deadline = Date.now() + WAIT_MS;
+  while (Date.now() < deadline) {
+    const value = test();
+    if (value) return value;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`timed out after ${WAIT_MS / 1000} s: ${what}`);
+}
+
+export function socketioChecks(page, url, telnetAddress) {
+  const state = {};
+  return [
+    ['the tutorial page loads from the static folder, with the npm bundle', async () => {
+      const response = await page.goto(url, { waitUntil: 'load', timeout: WAIT_MS });
+      const status = response && response.status();
+      if (status !== 200) throw new Error(`GET ${url} answered ${status}`);
+      const ready = await page.evaluate(() => typeof window.io === 'function' && typeof window.jQuery === 'function');
+      if (!ready) throw new Error('io() or jQuery did not load');
+    }],
+    ['io() connects back, and is welcomed', async () => {
+      await waitInPage(page, (d) => [...d.querySelectorAll('#messages li')]
+        .some((li) => li.textContent.startsWith('* welcome to duplex')), 'no welcome in the list');
+    }],
+    ['it upgrades from polling to WebSocket', async () => {
+      await waitInPage(page, (d, w) => w.socket.io.engine.transport.name === 'websocket', 'still polling');
+    }],
+    ['Send puts the line in the room, under the name the page gives', async () => {
+      await page.evaluate(() => { document.querySelector('#msg').value = 'hello from the tutorial'; document.querySelector('#send').click(); });
+      await waitInPage(page, (d) => [...d.querySelectorAll('#messages li')]
+        .some((li) => li.textContent === '[lobby] laney: hello from the tutorial'), 'the line never came back');
+    }],
+    ['a telnet user in the same room reads it, and is read', async () => {
+      state.t = telnet(telnetAddress);
+      const t = state.t;
+      const welcome = await until(() => t.lines.find((l) => l.startsWith('* welcome')), 'no telnet welcome');
+      const guest = /your name is ([^,]+)/.exec(welcome)[1];
+      t.say('hello from telnet');
+      await waitInPage(page, (d) => [...d.querySelectorAll('#messages li')]
+        .some((li) => li.textContent.endsWith(': hello from telnet')), 'the telnet line never arrived');
+      await page.evaluate(() => { document.querySelector('#msg').value = 'hi telnet'; document.querySelector('#send').click(); });
+      await until(() => t.lines.includes('[lobby] laney: hi telnet'), `telnet saw ${JSON.stringify(t.lines)}`);
+      if (!guest) throw new Error('no guest name');
+    }],
+    ['a command is answered to the page alone (socket.emit)', async () => {
+      await page.evaluate(() => { document.querySelector('#msg').value = '/echo robot says hi'; document.querySelector('#send').click(); });
+      await waitInPage(page, (d) => [...d.querySelectorAll('#messages li')]
+        .some((li) => li.textContent === 'robot says hi'), 'no reply');
+      state.t.say('/echo done');
+      await until(() => state.t.lines.includes('done'), 'telnet did not answer');
+      if (state.t.lines.includes('robot says hi')) throw new Error('the reply reached telnet');
+      state.t.conn.destroy();
+    }],
+  ];
+}
