@@ -160,6 +160,7 @@ fn the_classic_echo_page_served_from_a_folder_runs_in_a_real_browser() {
 /// laid out with npm's client bundle by `scripts/socketio-chat.sh` as a
 /// user would, served with `--static` and run by `socketio_test.mjs`: it
 /// connects with `io()`, upgrades to WebSocket, and chats with a telnet user.
+/// Then the built-in page on socket.io: its frame log decodes each packet.
 #[test]
 fn the_socketio_tutorial_page_chats_with_telnet_in_a_real_browser() {
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
@@ -184,10 +185,13 @@ fn the_socketio_tutorial_page_chats_with_telnet_in_a_real_browser() {
         String::from_utf8_lossy(&layout.stderr)
     );
     let server = Duplex::start(&["--static", folder.to_str().expect("a UTF-8 path")]);
+    // The built-in page, for its frame log on socket.io.
+    let plain = Duplex::start(&[]);
     let mut node = Command::new("node");
     node.arg(root.join("tests/browser/socketio_test.mjs"))
         .args(["--url", &format!("http://{}/", server.http)])
-        .args(["--telnet", &server.tcp.to_string()]);
+        .args(["--telnet", &server.tcp.to_string()])
+        .args(["--page", &format!("http://{}/", plain.http)]);
     let (status, stdout, stderr) = ProcessTree::spawn(node).wait(BROWSER_TIMEOUT);
     let _ = std::fs::remove_dir_all(&folder);
     println!("{stdout}");

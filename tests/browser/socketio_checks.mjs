@@ -106,3 +106,45 @@ export function socketioChecks(page, url, telnetAddress) {
     }],
   ];
 }
+
+// The built-in page (served without --static), connected to socket.io's
+// WebSocket transport: its frame log decodes each Engine.IO and Socket.IO
+// packet beside the raw frame, and the page's chat works over it.
+export function frameLogChecks(page, url) {
+  const decoded = () => [...document.querySelectorAll('#frame-log .frame')]
+    .map((row) => `${row.dataset.dir} ${row.querySelector('.f-preview')?.firstChild?.textContent ?? ''} | ${row.querySelector('.f-decoded')?.textContent ?? ''}`);
+  const seen = async (test, what) => {
+    try {
+      return await waitInPage(page, test, what);
+    } catch (e) {
+      const rows = await page.evaluate(`(${decoded})()`);
+      throw new Error(`${e.message}; the frame log: ${JSON.stringify(rows.slice(-12))}`);
+    }
+  };
+  return [
+    ['the built-in page connects to /socket.io/ and decodes the open and CONNECT', async () => {
+      const response = await page.goto(url, { waitUntil: 'load', timeout: WAIT_MS });
+      if (!response || response.status() !== 200) throw new Error(`GET ${url} failed`);
+      await page.evaluate(() => connectTo('/socket.io/?EIO=4&transport=websocket'));
+      await seen((d) => [...d.querySelectorAll('#frame-log .frame.in .f-decoded')]
+        .some((x) => x.textContent.startsWith('engine.io open "{"sid"')), 'no decoded open packet');
+      await seen((d) => [...d.querySelectorAll('#frame-log .frame.out .f-decoded')]
+        .some((x) => x.textContent === 'engine.io message · socket.io CONNECT'), 'no decoded CONNECT sent');
+      await seen((d) => [...d.querySelectorAll('#frame-log .frame.in .f-decoded')]
+        .some((x) => x.textContent.startsWith('engine.io message · socket.io CONNECT {"sid"')), 'no CONNECT answer');
+    }],
+    ['a chat line goes out as an EVENT and comes back as one, each decoded', async () => {
+      await seen(() => chatLink() && chat.name, 'no welcome read by the page');
+      await page.evaluate(() => chatSend(chatLink(), 'hello frames'));
+      await seen((d) => [...d.querySelectorAll('#frame-log .frame.out')].some((row) =>
+        row.querySelector('.f-preview').firstChild.textContent === '42["message","hello frames"]'
+        && row.querySelector('.f-decoded')?.textContent === 'engine.io message · socket.io EVENT "message" ["hello frames"]'),
+      'the line did not go out as 42["message",…]');
+      await seen((d) => [...d.querySelectorAll('#frame-log .frame.in .f-decoded')].some((x) =>
+        /^engine\.io message · socket\.io EVENT "servermessage" \["\[lobby\] guest-\d+: hello frames"\]$/.test(x.textContent)),
+      'the line did not come back as a servermessage EVENT');
+      await seen((d) => [...d.querySelectorAll('#chat-log *, #chat *')].some((x) => x.textContent.includes('hello frames')),
+        'the chat panel does not show it');
+    }],
+  ];
+}
