@@ -28,6 +28,11 @@
 #   f-paced  the same at 60,000 msg/s for everyone                (server CPU)
 #   f-big    echo over wss://, 10 connections, 64 KiB messages    (msg/s, MB/s)
 #   d-tls    2,000 idle wss:// connections after the handshake    (server RSS per connection)
+#   g        socket.io echo over its WebSocket transport, 100 clients, 1 x 32 B in
+#            flight each: 42["message","/echo …"] out, 42["servermessage","…"] back,
+#            against Node's socket.io server (npm)                  (msg/s)
+#   g-paced  the same at 20,000 msg/s                               (server CPU)
+#   d-sio    2,000 idle socket.io clients (WebSocket, connected)    (server RSS per client)
 #
 # When the load tool saturates its own core (small messages against a
 # fast server, marked ! in its CPU column), msg/s is a limit of the pair:
@@ -47,7 +52,7 @@
 # checks for UTF-8; --binary sends binary frames, which none checks.
 #
 # Options: --scenarios LIST, --servers LIST, --line-servers LIST (for e),
-#          --tls-servers LIST (for f and d-tls),
+#          --tls-servers LIST (for f and d-tls), --sio-servers LIST (for g, d-sio),
 #          --uws PATH, --binary, --rounds N (2), -t SECS (10),
 #          -w SECS (2), --server-core N (0), --load-core N (1), --no-build,
 #          --report DIR (print the tables of an earlier run's results again)
@@ -58,10 +63,11 @@ ROOT=$(dirname "$HERE")
 PEERS="$HERE/.peers"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
-SCENARIOS="a a-paced b b-paced c c-paced d d-line e e-paced e-chat f f-paced f-big d-tls"
+SCENARIOS="a a-paced b b-paced c c-paced d d-line e e-paced e-chat f f-paced f-big d-tls g g-paced d-sio"
 SERVERS="duplex tt-echo-8k tt-echo fws-echo node-ws uws"
 LINE_SERVERS="duplex tokio-lines node-net"
 TLS_SERVERS="duplex tt-echo-tls-8k tt-echo-tls"
+SIO_SERVERS="duplex node-sio"
 ROUNDS=2
 SECS=10
 WARMUP=2
@@ -78,6 +84,7 @@ while [ $# -gt 0 ]; do
     --servers) SERVERS=$2; shift 2 ;;
     --line-servers) LINE_SERVERS=$2; shift 2 ;;
     --tls-servers) TLS_SERVERS=$2; shift 2 ;;
+    --sio-servers) SIO_SERVERS=$2; shift 2 ;;
     --uws) UWS=$2; shift 2 ;;
     --binary) BINARY=(--binary); shift ;;
     --rounds) ROUNDS=$2; shift 2 ;;
@@ -149,6 +156,7 @@ server_command() {
     tt-echo-8k) echo "$PEERS/rust/target/release/tt-echo $addr 8192" ;;
     node-ws) echo "node $PEERS/node/ws-echo.js $addr" ;;
     node-net) echo "node $PEERS/node/net-lines.js $addr" ;;
+    node-sio) echo "node $PEERS/node/sio-echo.js $addr" ;;
     uws) echo "$UWS $addr" ;;
     *) echo "compare.sh: unknown server $1" >&2; return 2 ;;
   esac
@@ -166,6 +174,7 @@ wait_for_port() {
 run() {
   local scenario=$1 server=$2 round=$3
   PORT=$((PORT + 2))
+  local sio="ws://127.0.0.1:$PORT/socket.io/?EIO=4&transport=websocket"
   local ws="ws://127.0.0.1:$PORT/echo" wss="wss://127.0.0.1:$PORT/echo" line="127.0.0.1:$PORT" join="" mode="" tls=""
   [[ "$scenario" = f* || "$scenario" = d-tls ]] && tls=tls
   if [ "$server" = duplex ]; then
@@ -196,6 +205,9 @@ run() {
     f-paced) args=(echo "$wss" -c 100 -d 1 -s 32 --rate 60000 "${common[@]}" "${kind[@]}") ;;
     f-big) args=(echo "$wss" -c 10 -d 1 -s 65536 "${common[@]}" "${kind[@]}") ;;
     d-tls) args=(idle "$wss" -n 2000 -t 5) ;;
+    g) args=(echo "$sio" --socketio -c 100 -d 1 -s 32 "${common[@]}") ;;
+    g-paced) args=(echo "$sio" --socketio -c 100 -d 1 -s 32 --rate 20000 "${common[@]}") ;;
+    d-sio) args=(idle "$sio" --socketio -n 2000 -t 5) ;;
   esac
   local log="$OUT/$scenario.$server.round$round"
   # shellcheck disable=SC2046
@@ -335,6 +347,7 @@ echo "== results in $OUT" >&2
   list=$SERVERS
   [[ "$scenario" = e* || "$scenario" = d-line ]] && list=$LINE_SERVERS
   [[ "$scenario" = f* || "$scenario" = d-tls ]] && list=$TLS_SERVERS
+  [[ "$scenario" = g* || "$scenario" = d-sio ]] && list=$SIO_SERVERS
   for round in $(seq "$ROUNDS"); do
     for server in $list; do
       [ "$server" = uws ] && [ -z "$UWS" ] && continue
@@ -352,6 +365,8 @@ done
     list=$SERVERS
     [[ "$scenario" = e* || "$scenario" = d-line ]] && list=$LINE_SERVERS
     [[ "$scenario" = f* || "$scenario" = d-tls ]] && list=$TLS_SERVERS
+    [[ "$scenario" = g* || "$scenario" = d-sio ]] && list=$SIO_SERVERS
+  [[ "$scenario" = g* || "$scenario" = d-sio ]] && list=$SIO_SERVERS
     # shellcheck disable=SC2086
     report "$scenario" $list
   done

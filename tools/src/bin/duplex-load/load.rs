@@ -21,7 +21,9 @@ pub enum Phase {
     Connecting,
     /// The upgrade request is out; reading the `101`.
     Handshake { key: String },
-    /// `/join load-N` is out; waiting for `* you joined`.
+    /// `/join load-N` is out; waiting for `* you joined`. With
+    /// `--socketio`: waiting for Engine.IO's open packet, then for the
+    /// answer to Socket.IO's CONNECT.
     Joining,
     /// Sending and receiving messages.
     Open,
@@ -58,6 +60,43 @@ const READ_BUFFER: usize = 256 * 1024;
 /// Prefix of a broadcast test message: `bcast ROUND padding`.
 const ROUND_TAG: &[u8] = b"bcast ";
 
+/// What a socket.io echo comes back as: `42["servermessage","PAYLOAD"]`.
+const SIO_ECHO_HEAD: &[u8] = b"42[\"servermessage\",\"";
+const SIO_ECHO_TAIL: &[u8] = b"\"]";
+
+/// What one socket.io frame is, to the load tool.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SioFrame {
+    /// Engine.IO's open packet (`0{…}`): answer with CONNECT (`40`).
+    Open,
+    /// Socket.IO's CONNECT answer (`40{…}`): the socket is ready.
+    Connected,
+    /// Engine.IO's ping (`2`): answer `3`.
+    Ping,
+    /// An echo of one of ours.
+    Echo,
+    /// Anything else (a welcome, a room's news): ignored.
+    Other,
+}
+
+fn sio_frame(payload: &[u8]) -> SioFrame {
+    if payload == b"2" {
+        SioFrame::Ping
+    } else if payload.starts_with(b"40") {
+        SioFrame::Connected
+    } else if payload.starts_with(b"0") {
+        SioFrame::Open
+    } else if payload.starts_with(SIO_ECHO_HEAD)
+        && payload.ends_with(SIO_ECHO_TAIL)
+        // The server's own lines (`* …`, `! …`) are not echoes.
+        && !matches!(payload.get(SIO_ECHO_HEAD.len()), Some(b'*' | b'!'))
+    {
+        SioFrame::Echo
+    } else {
+        SioFrame::Other
+    }
+}
+
 pub struct Load {
     poll: Poll,
     target: Target,
@@ -79,6 +118,11 @@ pub struct Load {
     size: usize,
     pub depth: usize,
     pub join_rooms: bool,
+    /// Speak socket.io (Engine.IO 4, Socket.IO 5) over the WebSocket: each
+    /// message is `42["message","/echo PAYLOAD"]`, each echo
+    /// `42["servermessage","PAYLOAD"]` (duplex's `/echo`, or a Node peer
+    /// that does the same).
+    pub socketio: bool,
     /// Sends are paced (--rate): echoes do not trigger new messages.
     pub paced: bool,
     /// Connections that reached `Open`, and that failed.
@@ -121,6 +165,7 @@ impl Load {
             size: 0,
             depth: 1,
             join_rooms: false,
+            socketio: false,
             paced: false,
             opened: 0,
             failed: 0,
@@ -147,8 +192,13 @@ impl Load {
         self.size = size;
         self.messages = (0..16)
             .map(|_| {
-                let mut bytes = Vec::with_capacity(size + 14);
-                if self.is_websocket() {
+                let mut bytes = Vec::with_capacity(size + 40);
+                if self.socketio {
+                    let mut text = b"42[\"message\",\"/echo ".to_vec();
+                    text.extend_from_slice(&payload);
+                    text.extend_from_slice(b"\"]");
+                    encode_client_frame(&mut bytes, true, Opcode::Text, &text);
+                } else if self.is_websocket() {
                     encode_client_frame(&mut bytes, true, opcode, &payload);
                 } else {
                     bytes.extend_from_slice(&payload);
@@ -322,14 +372,19 @@ impl Load {
                     Ok(Some(_)) => {
                         // Frames may follow the head in the same read.
                         let mut rest = std::mem::take(&mut client.conn.input);
-                        self.set_phase(i, Phase::Open);
+                        let next = if self.socketio {
+                            Phase::Joining
+                        } else {
+                            Phase::Open
+                        };
+                        self.set_phase(i, next);
                         self.on_frames(i, &mut rest);
                     }
                     Ok(None) => {}
                     Err(e) => self.fail(i, &e.to_string()),
                 }
             }
-            Phase::Open if websocket => self.on_frames(i, bytes),
+            Phase::Open | Phase::Joining if websocket => self.on_frames(i, bytes),
             Phase::Open | Phase::Joining => self.on_lines(i, bytes),
             Phase::Connecting | Phase::Closed => {}
         }
@@ -339,10 +394,17 @@ impl Load {
     /// is kept (and for broadcast its round): a payload is never copied.
     fn on_frames(&mut self, i: usize, bytes: &mut [u8]) {
         let want_round = self.job == Job::Broadcast;
+        let socketio = self.socketio;
         let mut pos = 0;
         while pos < bytes.len() {
             let decoded = self.clients[i].conn.decode(&mut bytes[pos..], |_, payload| {
-                (payload.len(), if want_round { round_of(payload) } else { None })
+                let round = if want_round { round_of(payload) } else { None };
+                let sio = if socketio {
+                    sio_frame(payload)
+                } else {
+                    SioFrame::Echo
+                };
+                (payload.len(), round, sio)
             });
             let (used, received) = match decoded {
                 Ok(decoded) => decoded,
@@ -351,7 +413,22 @@ impl Load {
             pos += used;
             match received {
                 None => {}
-                Some(Received::Message(_, (len, round))) => self.on_message(i, len, round),
+                Some(Received::Message(_, (len, round, sio))) => match sio {
+                    SioFrame::Echo if self.clients[i].phase == Phase::Open => {
+                        let overhead = if socketio {
+                            SIO_ECHO_HEAD.len() + SIO_ECHO_TAIL.len()
+                        } else {
+                            0
+                        };
+                        self.on_message(i, len - overhead, round)
+                    }
+                    SioFrame::Open => self.clients[i].conn.send_frame(Opcode::Text, b"40"),
+                    SioFrame::Connected if self.clients[i].phase == Phase::Joining => {
+                        self.set_phase(i, Phase::Open)
+                    }
+                    SioFrame::Ping => self.clients[i].conn.send_frame(Opcode::Text, b"3"),
+                    _ => {}
+                },
                 // RFC 6455 §5.5.2: answer with the same payload.
                 Some(Received::Ping(payload)) => self.clients[i].conn.send_frame(Opcode::Pong, &payload),
                 Some(Received::Close(..)) => return self.fail(i, "the server sent a close frame"),
@@ -453,6 +530,16 @@ fn round_of(payload: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tells_socketio_frames_apart() {
+        assert!(sio_frame(br#"0{"sid":"x"}"#) == SioFrame::Open);
+        assert!(sio_frame(br#"40{"sid":"y"}"#) == SioFrame::Connected);
+        assert!(sio_frame(b"2") == SioFrame::Ping);
+        assert!(sio_frame(br#"42["servermessage","abc"]"#) == SioFrame::Echo);
+        assert!(sio_frame(br#"42["servermessage","* guest-2 joined lobby"]"#) == SioFrame::Other);
+        assert!(sio_frame(br#"42["other","abc"]"#) == SioFrame::Other);
+    }
 
     #[test]
     fn finds_the_round() {

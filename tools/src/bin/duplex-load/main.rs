@@ -70,6 +70,12 @@ enum Mode {
         /// Offer this subprotocol in the handshake.
         #[arg(long)]
         subprotocol: Option<String>,
+        /// Speak socket.io over the WebSocket (the URL is then
+        /// ws://HOST:PORT/socket.io/?EIO=4&transport=websocket): each message
+        /// is the event `42["message","/echo PAYLOAD"]`, each echo
+        /// `42["servermessage","PAYLOAD"]`; the server's pings are answered.
+        #[arg(long)]
+        socketio: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -95,6 +101,10 @@ enum Mode {
         /// Seconds to hold them.
         #[arg(short = 't', long, default_value_t = 10.0)]
         secs: f64,
+        /// Hold socket.io clients (ws://HOST:PORT/socket.io/?EIO=4&transport=websocket),
+        /// each connected to the main namespace and answering pings.
+        #[arg(long)]
+        socketio: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -224,9 +234,11 @@ fn run(mode: Mode) -> Result<ExitCode, String> {
             load: args,
             binary,
             subprotocol,
+            socketio,
             common,
         } => {
             let mut load = Load::new(Target::websocket(&url, subprotocol)?, Job::Echo, common)?;
+            load.socketio = socketio;
             load.prepare_messages(args.size, binary);
             Ok(modes::run_echo(&mut load, args, "echo"))
         }
@@ -245,6 +257,7 @@ fn run(mode: Mode) -> Result<ExitCode, String> {
             url,
             conns,
             secs,
+            socketio,
             common,
         } => {
             // ws://... holds WebSockets; HOST:PORT holds telnet clients,
@@ -255,6 +268,7 @@ fn run(mode: Mode) -> Result<ExitCode, String> {
                 Target::tcp(&url)?
             };
             let mut load = Load::new(target, Job::Idle, common)?;
+            load.socketio = socketio;
             Ok(modes::run_idle(&mut load, conns, secs))
         }
         Mode::Broadcast {
