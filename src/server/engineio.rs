@@ -545,36 +545,64 @@ impl Shared {
     }
 }
 
+/// What every request to `/socket.io/` is checked for first, in the
+/// reference server's order: the revision, the transport (`want`: a plain
+/// request polls, an Upgrade asks for WebSocket), then the Origin. Polling
+/// makes and speaks for a chat member, so a page on another site may not
+/// (as for `/poll`, docs/07); a WebSocket gets the hijacking guard (RFC
+/// 6455 §10.2).
+fn checked_query<'r>(
+    cx: &Context,
+    request: &'r Request,
+    want: TransportName,
+) -> Result<engineio::Query<'r>, (ErrorCode, Option<String>)> {
+    let query = engineio::parse_query(|name| request.query_param(name)).map_err(|code| (code, None))?;
+    if query.transport != want {
+        let why = match want {
+            TransportName::Polling => "transport=websocket needs an Upgrade",
+            TransportName::WebSocket => "an Upgrade asks for transport=websocket",
+        };
+        return Err((ErrorCode::BadRequest, Some(why.to_string())));
+    }
+    let purpose = match want {
+        TransportName::Polling => Purpose::Action,
+        TransportName::WebSocket => Purpose::WebSocket,
+    };
+    cx.policy
+        .check_origin(request, purpose)
+        .map_err(|forbidden| (ErrorCode::Forbidden, Some(forbidden.to_string())))?;
+    Ok(query)
+}
+
+/// Refuses a request to `/socket.io/` with Engine.IO's error answer. An
+/// upgrade that fails closes the connection; a poll keeps it if it may.
+fn refuse(
+    http: &mut Http,
+    cx: &mut Context,
+    request: &Request,
+    code: ErrorCode,
+    detail: Option<&str>,
+) -> Next {
+    log::info!(
+        "{}: socket.io {} refused: {}",
+        cx.peer,
+        request.method,
+        detail.unwrap_or(code.message())
+    );
+    let close = crate::ws::handshake::is_upgrade(request) || !request.keep_alive();
+    http.respond(cx, error_response(code, detail).close(close))
+}
+
 /// A request to `/socket.io/` that is not a WebSocket upgrade: the
 /// polling transport.
 pub(super) fn request(http: &mut Http, cx: &mut Context, request: &Request) -> Next {
     let refuse = |http: &mut Http, cx: &mut Context, code: ErrorCode, detail: Option<&str>| {
-        log::info!(
-            "{}: socket.io {} refused: {}",
-            cx.peer,
-            request.method,
-            detail.unwrap_or(code.message())
-        );
-        http.respond(cx, error_response(code, detail).close(!request.keep_alive()))
+        refuse(http, cx, request, code, detail)
     };
-    let query = match engineio::parse_query(|name| request.query_param(name)) {
+    let query = match checked_query(cx, request, TransportName::Polling) {
         Ok(query) => query,
-        Err(code) => return refuse(http, cx, code, None),
+        Err((code, detail)) => return refuse(http, cx, code, detail.as_deref()),
     };
-    // Polling makes and speaks for a chat member: a page on another site
-    // may not (as for `/poll`, docs/07).
-    if let Err(forbidden) = cx.policy.check_origin(request, Purpose::Action) {
-        return refuse(http, cx, ErrorCode::Forbidden, Some(&forbidden.to_string()));
-    }
-    if query.transport != TransportName::Polling {
-        // A WebSocket is asked for with an upgrade, not a plain GET.
-        return refuse(
-            http,
-            cx,
-            ErrorCode::BadRequest,
-            Some("transport=websocket needs an Upgrade"),
-        );
-    }
     let Some(sid) = query.sid else {
         // The handshake (EIO §"Handshake") is a GET without sid.
         if request.method != "GET" {
@@ -720,29 +748,12 @@ fn post(http: &mut Http, cx: &mut Context, key: SessionKey, request: &Request) -
 /// WebSocket (no sid), or the upgrade of a polling one (its sid).
 pub(super) fn upgrade(http: &mut Http, cx: &mut Context, request: &Request) -> Next {
     let refuse = |http: &mut Http, cx: &mut Context, code: ErrorCode, detail: Option<&str>| {
-        log::info!(
-            "{}: socket.io WebSocket refused: {}",
-            cx.peer,
-            detail.unwrap_or(code.message())
-        );
-        http.respond(cx, error_response(code, detail).close(true))
+        refuse(http, cx, request, code, detail)
     };
-    let query = match engineio::parse_query(|name| request.query_param(name)) {
+    let query = match checked_query(cx, request, TransportName::WebSocket) {
         Ok(query) => query,
-        Err(code) => return refuse(http, cx, code, None),
+        Err((code, detail)) => return refuse(http, cx, code, detail.as_deref()),
     };
-    if query.transport != TransportName::WebSocket {
-        return refuse(
-            http,
-            cx,
-            ErrorCode::BadRequest,
-            Some("an Upgrade asks for transport=websocket"),
-        );
-    }
-    // Cross-site WebSocket hijacking guard (RFC 6455 §10.2).
-    if let Err(forbidden) = cx.policy.check_origin(request, Purpose::WebSocket) {
-        return refuse(http, cx, ErrorCode::Forbidden, Some(&forbidden.to_string()));
-    }
     let ws_key = match crate::ws::handshake::validate(request) {
         Ok(ws_key) => ws_key,
         Err(error) => {

@@ -36,7 +36,29 @@ async function waitInPage(page, want, what) {
   return found;
 }
 
-function telnet(address) {
+// Runs `checks` ([name, fn] pairs) in order, stopping at the first failure,
+// and prints `LABEL: checks declared: N`, `ok`/`FAIL` per check. Returns
+// how many passed and failed.
+export async function runChecks(checks, label) {
+  let passed = 0;
+  let failed = 0;
+  console.log(`${label}: checks declared: ${checks.length}`);
+  for (const [name, fn] of checks) {
+    try {
+      await fn();
+      passed++;
+      console.log(`ok   ${name}`);
+    } catch (e) {
+      failed++;
+      console.log(`FAIL ${name}\n     ${String(e && e.stack ? e.stack : e)}`);
+      break;
+    }
+  }
+  return { passed, failed };
+}
+
+// The line door, as a telnet user: lines in (`lines`), lines out (`say`).
+export function telnet(address) {
   const [host, port] = address.split(':');
   const conn = net.connect(Number(port), host);
   const lines = [];
@@ -51,7 +73,8 @@ function telnet(address) {
   return { conn, lines, say: (line) => conn.write(`${line}\r\n`) };
 }
 
-async function until(test, what) {
+// Resolves once `test` holds, polling; throws after WAIT_MS saying `what`.
+export async function until(test, what) {
   const deadline = Date.now() + WAIT_MS;
   while (Date.now() < deadline) {
     const value = test();

@@ -13,7 +13,7 @@
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { JQUERY_URL, frameLogChecks, socketioChecks } from './socketio_checks.mjs';
+import { JQUERY_URL, frameLogChecks, runChecks, socketioChecks } from './socketio_checks.mjs';
 
 const { values: args } = parseArgs({ options: { url: { type: 'string' }, telnet: { type: 'string' }, page: { type: 'string' } } });
 if (!args.url || !args.telnet || !args.page) {
@@ -40,18 +40,7 @@ try {
   checks.push(['no JavaScript errors on the page', async () => {
     if (pageErrors.length) throw new Error(pageErrors.join('\n'));
   }]);
-  console.log(`browser: checks declared: ${checks.length}`);
-  for (const [name, fn] of checks) {
-    try {
-      await fn();
-      passed++;
-      console.log(`ok   ${name}`);
-    } catch (e) {
-      failed++;
-      console.log(`FAIL ${name}\n     ${String(e && e.stack ? e.stack : e)}`);
-      break;
-    }
-  }
+  ({ passed, failed } = await runChecks(checks, 'browser'));
 } catch (e) {
   failed++;
   console.log(`FAIL Chromium starts headless\n     ${e}`);

@@ -7,9 +7,9 @@
 // script stops at the first failure and ends with `socketio: N passed, M
 // failed`; the Rust test (tests/socketio.rs) reads that line.
 
-import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { io } from 'socket.io-client';
+import { runChecks, telnet as telnetTo, until } from '../browser/socketio_checks.mjs';
 
 const WAIT_MS = 10_000;
 const { values: args } = parseArgs({ options: { url: { type: 'string' }, telnet: { type: 'string' } } });
@@ -25,39 +25,12 @@ function listen(socket) {
   return heard;
 }
 
-// Resolves once `test` holds, polling; rejects after WAIT_MS saying `what`.
-async function until(test, what) {
-  const deadline = Date.now() + WAIT_MS;
-  while (Date.now() < deadline) {
-    const value = test();
-    if (value) return value;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`timed out after ${WAIT_MS / 1000} s: ${what}`);
-}
-
 function connect(options) {
   const socket = io(args.url, { reconnection: false, timeout: WAIT_MS, ...options });
   const heard = listen(socket);
   const failed = [];
   socket.on('connect_error', (e) => failed.push(e.message));
   return { socket, heard, failed };
-}
-
-// The line door, as a telnet user: lines in, lines out.
-function telnet() {
-  const [host, port] = args.telnet.split(':');
-  const conn = net.connect(Number(port), host);
-  const lines = [];
-  let partial = '';
-  conn.setEncoding('utf8');
-  conn.on('data', (data) => {
-    partial += data;
-    const parts = partial.split('\r\n');
-    partial = parts.pop();
-    lines.push(...parts);
-  });
-  return { conn, lines, say: (line) => conn.write(`${line}\r\n`) };
 }
 
 const state = {};
@@ -108,7 +81,7 @@ const checks = [
       'the polling-born client did not see it');
   }],
   ['a telnet user and both socket.io clients meet in one room', async () => {
-    state.t = telnet();
+    state.t = telnetTo(args.telnet);
     const t = state.t;
     const welcome = await until(() => t.lines.find((l) => l.startsWith('* welcome')), 'no telnet welcome');
     const guest = /your name is ([^,]+)/.exec(welcome)[1];
@@ -151,20 +124,7 @@ const checks = [
   }],
 ];
 
-let passed = 0;
-let failed = 0;
-console.log(`socketio: checks declared: ${checks.length}`);
-for (const [name, fn] of checks) {
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${String(e && e.stack ? e.stack : e)}`);
-    break;
-  }
-}
+const { passed, failed } = await runChecks(checks, 'socketio');
 for (const s of [state.a, state.b]) s?.socket.close();
 state.t?.conn.destroy();
 console.log(`socketio: ${passed} passed, ${failed} failed`);
