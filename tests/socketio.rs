@@ -377,3 +377,25 @@ fn an_event_before_connect_ends_the_session() {
     assert!(body.contains("EVENT before CONNECT"), "{body}");
     assert_unknown(addr, &sid);
 }
+
+/// Commands work over socket.io as on every door: `/time` pushes a tick a
+/// second to the sender alone, and `/quit` says goodbye and ends the
+/// session (close 1000 on its WebSocket; its sid is unknown afterwards).
+#[test]
+fn time_and_quit_over_socketio() {
+    let server = Duplex::start(&[]);
+    let (mut ws, open) = ws_session(server.http);
+    let sid = open["sid"].as_str().unwrap().to_string();
+    ws.send_frame(true, 0x1, br#"42["message","/time"]"#);
+    text_until(&mut ws, |t| t.contains("* time on"));
+    // Two ticks, each an event of its own.
+    for _ in 0..2 {
+        let tick = text_until(&mut ws, |t| t.starts_with("42[\"servermessage\",\"* time "));
+        assert!(tick.ends_with(" UTC\"]"), "{tick}");
+    }
+    ws.send_frame(true, 0x1, br#"42["message","/quit"]"#);
+    text_until(&mut ws, |t| t.contains("* bye, guest-"));
+    let (code, reason) = ws.expect_close();
+    assert_eq!((code, reason.as_str()), (1000, "bye"));
+    assert_unknown(server.http, &sid);
+}
