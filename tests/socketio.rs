@@ -399,3 +399,33 @@ fn time_and_quit_over_socketio() {
     assert_eq!((code, reason.as_str()), (1000, "bye"));
     assert_unknown(server.http, &sid);
 }
+
+/// `GET /stats` and `GET /metrics` count sessions, by whichever carrier.
+#[test]
+fn the_counters_see_sessions_come_and_go() {
+    let server = Duplex::start(&[]);
+    let addr = server.http;
+    let sessions = || {
+        let (status, body) = get(addr, "/stats");
+        assert_eq!(status, 200, "{body}");
+        let stats: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        let (_, metrics) = get(addr, "/metrics");
+        let gauge = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("duplex_socketio_sessions "))
+            .unwrap_or_else(|| panic!("no gauge in {metrics}"))
+            .to_string();
+        (stats["socketio_sessions"].as_u64(), gauge)
+    };
+    assert_eq!(sessions(), (Some(0), "0".into()));
+    let sid = connected(addr);
+    let (ws, _) = ws_session(addr);
+    assert_eq!(sessions(), (Some(2), "2".into()));
+    assert_eq!(
+        post(addr, &format!("{POLLING}&sid={sid}"), b"1"),
+        (200, "ok".into())
+    );
+    drop(ws);
+    server.wait_log("closed: CarrierGone");
+    assert_eq!(sessions(), (Some(0), "0".into()));
+}

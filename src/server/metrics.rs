@@ -226,6 +226,12 @@ pub(super) fn text(shared: &Shared, queues: Queues) -> String {
         "Chat members over plain HTTP now.",
     );
     out.sample("duplex_http_members", &[], shared.members.len());
+    out.family(
+        "duplex_socketio_sessions",
+        "gauge",
+        "socket.io (Engine.IO) sessions open now, over polling or WebSocket.",
+    );
+    out.sample("duplex_socketio_sessions", &[], shared.sio.len());
 
     let turns = &s.turns;
     out.family(
