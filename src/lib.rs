@@ -11,6 +11,7 @@
 //! * [`hub`]: the chat that both doors lead to;
 //! * [`timer`], [`outq`]: the loop's timers and its bounded output;
 //! * [`config`]: every option and limit, with its default and reason;
+//! * [`forwarded`]: the client behind a reverse proxy (`X-Forwarded-For`);
 //! * [`tls`]: the certificate for the TLS doors (TLS itself is a layer
 //!   under each connection, in `server/transport.rs`).
 //!
@@ -80,6 +81,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod forwarded;
 pub mod hexdump;
 pub mod http;
 pub mod hub;

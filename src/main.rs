@@ -30,6 +30,10 @@ fn main() -> ExitCode {
     if let Some(addr) = server.tcps_addr() {
         listening += &format!(" tcps={addr}");
     }
+    if !config.trust_proxies.is_empty() {
+        let proxies: Vec<String> = config.trust_proxies.iter().map(ToString::to_string).collect();
+        listening += &format!(" trust-proxy={}", proxies.join(","));
+    }
     println!("{listening}");
     if let Some(pin) = server.tls_pin() {
         // No authority vouches for a certificate made at start; its pin

@@ -49,6 +49,7 @@ mod line;
 mod line_echo;
 mod long_poll;
 mod members;
+mod peer;
 mod routes;
 mod shutdown;
 mod stats;

@@ -2,6 +2,7 @@
 
 use super::conn::{Endpoint, Protocol, Via};
 use super::context::Shared;
+use std::net::IpAddr;
 use std::time::Instant;
 
 /// What the loop has counted since it started. Gauges (`usize`) say how
@@ -42,6 +43,14 @@ pub struct Stats {
     pub via: [ViaStats; 7],
     /// `GET /events` streams open now (Server-Sent Events).
     pub event_streams: usize,
+    /// Requests whose client a trusted proxy named (`--trust-proxy`).
+    pub forwarded: u64,
+    /// Requests that carried `X-Forwarded-For` from a peer not trusted to
+    /// send it: the header was ignored.
+    pub forwarded_ignored: u64,
+    /// Requests from a trusted proxy whose `X-Forwarded-For` had an entry
+    /// that is no address: that entry was not believed.
+    pub forwarded_malformed: u64,
 }
 
 /// What one transport cost: requests made, bytes on the wire both ways
@@ -78,6 +87,9 @@ impl Stats {
             bytes_out: 0,
             via: [ViaStats::default(); 7],
             event_streams: 0,
+            forwarded: 0,
+            forwarded_ignored: 0,
+            forwarded_malformed: 0,
         }
     }
 
@@ -161,8 +173,10 @@ fn counted(n: usize, noun: &str) -> String {
     }
 }
 
-/// `GET /stats`: the same numbers as JSON, written by hand.
-pub(super) fn json(shared: &Shared) -> String {
+/// `GET /stats`: the same numbers as JSON, written by hand, and the
+/// address of the client that asked, as the server sees it (behind a
+/// trusted proxy, the one the proxy named).
+pub(super) fn json(shared: &Shared, client: IpAddr) -> String {
     let hub = shared.hub.stats();
     let s = &shared.stats;
     format!(
@@ -173,6 +187,7 @@ pub(super) fn json(shared: &Shared) -> String {
             "\"hub\":{{\"members\":{},\"rooms\":{},\"messages\":{}}},",
             "\"messages\":{{\"in\":{},\"out\":{}}},\"bytes\":{{\"in\":{},\"out\":{}}},",
             "\"http_members\":{},\"event_streams\":{},\"transports\":{{{}}},",
+            "\"client\":\"{}\",\"forwarded\":{{\"trusted\":{},\"ignored\":{},\"malformed\":{}}},",
             "\"uptime_seconds\":{}}}\n"
         ),
         s.open(),
@@ -195,6 +210,10 @@ pub(super) fn json(shared: &Shared) -> String {
         shared.members.len(),
         s.event_streams,
         transports(s),
+        client,
+        s.forwarded,
+        s.forwarded_ignored,
+        s.forwarded_malformed,
         shared.now.duration_since(s.started).as_secs()
     )
 }

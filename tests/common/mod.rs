@@ -23,6 +23,8 @@ pub struct Duplex {
     pub log: std::sync::Arc<std::sync::Mutex<String>>,
     /// What stdout said after the listening line (the TLS pin).
     pub stdout: std::sync::Arc<std::sync::Mutex<String>>,
+    /// The listening line itself.
+    pub listening: String,
 }
 
 impl Duplex {
@@ -94,7 +96,8 @@ impl Duplex {
         // `duplex listening tcp=ADDR http=ADDR`, then the optional doors.
         let rest = line
             .strip_prefix("duplex listening ")
-            .expect("listening line format");
+            .expect("listening line format")
+            .to_string();
         let door = |name: &str| -> Option<SocketAddr> {
             rest.split(' ')
                 .find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
@@ -108,6 +111,7 @@ impl Duplex {
             child,
             log,
             stdout: said,
+            listening: line,
         }
     }
 
