@@ -972,6 +972,11 @@ impl ProcessTree {
         (status, stdout.unwrap_or_default(), stderr.unwrap_or_default())
     }
 
+    /// The child's exit status, if it has exited; does not wait.
+    pub fn try_status(&self) -> Option<std::process::ExitStatus> {
+        self.exited.try_recv().ok()
+    }
+
     /// Kills the child's process group, then every process that carries
     /// this tree's mark, until none is left or [`WAIT`] passes. Returns
     /// the pids killed by their mark (the group is killed blind).
