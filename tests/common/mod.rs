@@ -895,7 +895,7 @@ impl RawWs {
 /// process group of its own and marked with an environment variable that
 /// every process it starts inherits. Killing it kills the group, then
 /// every process that still carries the mark, which finds those that left
-/// the group (Playwright starts Chromium in a group of its own, `timeout`
+/// the group (a browser may start its helpers in a group of their own, `timeout`
 /// does the same for its command) or were orphaned when their parent died.
 /// Dropping it kills what is left, so nothing outlives the test.
 pub struct ProcessTree {
