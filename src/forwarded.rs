@@ -398,6 +398,92 @@ mod tests {
         assert_eq!(one.to_string(), "127.0.0.1");
     }
 
+    /// One entry of a generated header, and what it stands for.
+    #[derive(Clone, Debug)]
+    enum Entry {
+        Trusted(u8),
+        Stranger(u8),
+        Garbage(String),
+    }
+
+    impl Entry {
+        fn text(&self) -> String {
+            match self {
+                Entry::Trusted(n) => format!("10.0.0.{n}"),
+                Entry::Stranger(n) => format!("203.0.113.{n}"),
+                Entry::Garbage(text) => text.clone(),
+            }
+        }
+    }
+
+    fn entry() -> impl proptest::strategy::Strategy<Value = Entry> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<u8>().prop_map(Entry::Trusted),
+            any::<u8>().prop_map(Entry::Stranger),
+            // No commas (they would make two entries), and no hex digits,
+            // so never an address (`a::b` would be one).
+            "[g-z_][g-z_.:-]{0,8}".prop_map(Entry::Garbage),
+        ]
+    }
+
+    proptest::proptest! {
+        /// However the list is spread over lines and spaced, the client is
+        /// the rightmost entry that is not trusted; the walk stops at the
+        /// first malformed one, keeping the last address read.
+        #[test]
+        fn the_walk_follows_the_rule(
+            entries in proptest::collection::vec(entry(), 0..12),
+            cuts in proptest::collection::vec(proptest::prelude::any::<bool>(), 12),
+            spaces in proptest::collection::vec(0usize..3, 12),
+        ) {
+            let mut fields = vec![String::new()];
+            for (i, e) in entries.iter().enumerate() {
+                let last = fields.last_mut().unwrap();
+                if !last.is_empty() {
+                    last.push(',');
+                }
+                last.push_str(&" ".repeat(spaces[i]));
+                last.push_str(&e.text());
+                if cuts[i] {
+                    fields.push(String::new());
+                }
+            }
+            let fields: Vec<&str> = fields.iter().map(String::as_str).filter(|f| !f.is_empty()).collect();
+            let got = client("127.0.0.1", &fields, &["127.0.0.1", "10.0.0.0/8"]);
+            let mut nearest = ip("127.0.0.1");
+            let mut expected = None;
+            for e in entries.iter().rev() {
+                match e {
+                    Entry::Garbage(text) => {
+                        expected = Some(Client::Malformed { nearest, entry: text.clone() });
+                        break;
+                    }
+                    Entry::Trusted(_) => nearest = ip(&e.text()),
+                    Entry::Stranger(_) => {
+                        nearest = ip(&e.text());
+                        break;
+                    }
+                }
+            }
+            let expected = expected.unwrap_or(match entries.is_empty() {
+                true => Client::NotForwarded,
+                false => Client::Forwarded(nearest),
+            });
+            proptest::prop_assert_eq!(got, expected);
+        }
+
+        /// Any bytes at all: never a panic, and from a stranger never
+        /// believed.
+        #[test]
+        fn any_bytes_are_safe(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let trusted = proxies(&["127.0.0.1"]);
+            let _ = client_address(ip("127.0.0.1"), [bytes.as_slice()], &trusted);
+            let stranger = client_address(ip("198.51.100.4"), [bytes.as_slice()], &trusted);
+            proptest::prop_assert_eq!(stranger.address(ip("198.51.100.4")), ip("198.51.100.4"));
+        }
+    }
+
     #[test]
     fn bad_trusted_proxies_say_what_would_work() {
         let err = "127.0.0.1:8080".parse::<TrustedProxy>().unwrap_err();
