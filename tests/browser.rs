@@ -137,13 +137,7 @@ fn the_page_over_https_talks_wss_in_a_real_browser_firefox() {
 
 fn https_page(browser: Browser, shot: &str) {
     let server = Duplex::start(&["--https", "127.0.0.1:0"]);
-    let said = server.wait_stdout("--ignore-certificate-errors-spki-list=");
-    let pin = said
-        .split("--ignore-certificate-errors-spki-list=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("a pin")
-        .to_string();
+    let pin = server.tls_pin();
     let url = format!("https://{}/", server.https.expect("--https is open"));
     run_page_in(browser, &server, &url, Some(&pin), shot);
 }

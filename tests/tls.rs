@@ -229,13 +229,7 @@ fn the_line_service_over_tls_greets_and_answers() {
 fn https_healthz_answers_200_with_the_printed_pin() {
     // No certificate given: one is made, and its pin printed.
     let server = Duplex::start(&["--https", "127.0.0.1:0"]);
-    let said = server.wait_stdout("--ignore-certificate-errors-spki-list=");
-    let pin = said
-        .split("--ignore-certificate-errors-spki-list=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("a pin")
-        .to_string();
+    let pin = server.tls_pin();
     let config = pinned_client(&pin);
     let mut stream = tls_connect(&config, server.https.unwrap());
     let host = server.https.unwrap();

@@ -353,17 +353,18 @@ let pageName = null;
 
 try {
   await check(`${browserName} starts headless and opens a page`, async () => {
-    const viewport = { width: 1280, height: 900 };
-    // Starting a browser is the slowest step, and on a busy two-core machine it alone has
-    // taken longer than the other waits' 10 s.
-    const timeout = 3 * WAIT_MS;
+    const both = {
+      headless: true,
+      // Starting a browser is the slowest step, and on a busy two-core machine it alone has
+      // taken longer than the other waits' 10 s.
+      timeout: 3 * WAIT_MS,
+      defaultViewport: { width: 1280, height: 900 },
+    };
     if (inFirefox) {
       browser = await puppeteer.launch({
+        ...both,
         browser: 'firefox',
         executablePath: process.env.FIREFOX_PATH || '/usr/bin/firefox-esr',
-        headless: true,
-        timeout,
-        defaultViewport: viewport,
         // The self-signed certificate, for this run's profile only.
         acceptInsecureCerts: Boolean(args.spki),
         // 0: pages see prefers-color-scheme: dark, as Chromium's emulation gives them.
@@ -379,11 +380,9 @@ try {
         launchArgs.push(`--ignore-certificate-errors-spki-list=${args.spki}`);
       }
       browser = await puppeteer.launch({
+        ...both,
         browser: 'chrome',
         executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-        headless: true,
-        timeout,
-        defaultViewport: viewport,
         args: launchArgs,
         userDataDir,
       });

@@ -129,6 +129,18 @@ impl Duplex {
         panic!("stdout never showed {needle:?}");
     }
 
+    /// The pin of the self-signed certificate duplex made at start, from
+    /// the Chromium flag it printed.
+    pub fn tls_pin(&self) -> String {
+        let flag = "--ignore-certificate-errors-spki-list=";
+        let said = self.wait_stdout(flag);
+        said.split(flag)
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("a pin")
+            .to_string()
+    }
+
     /// Everything the server logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
