@@ -188,6 +188,8 @@ const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 let browser = null;
 let page = null;
+// Chromium's own profile for a pinned run; removed at the end.
+let profile = null;
 // The test's own record of every WebSocket the page opens, independent of the page's
 // script: `await wire.sockets()` gives each one's url and the payloads that went out and
 // came in (a string for a text message, a Buffer for a binary one). Set up at launch.
@@ -373,10 +375,9 @@ try {
     } else {
       const launchArgs = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
         '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-      let userDataDir;
       if (args.spki) {
         // A profile of its own, so the pin is trusted here and nowhere else.
-        userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'duplex-chromium-'));
+        profile = fs.mkdtempSync(path.join(os.tmpdir(), 'duplex-chromium-'));
         launchArgs.push(`--ignore-certificate-errors-spki-list=${args.spki}`);
       }
       browser = await puppeteer.launch({
@@ -384,7 +385,7 @@ try {
         browser: 'chrome',
         executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
         args: launchArgs,
-        userDataDir,
+        userDataDir: profile ?? undefined,
       });
     }
     const raw = await browser.newPage();
@@ -665,6 +666,7 @@ try {
   }).catch(() => {});
   telnet.close();
   if (browser) await bounded(browser.close(), `closing ${browserName}`).catch((e) => console.log(`closing ${browserName}: ${e.message}`));
+  if (profile) fs.rmSync(profile, { recursive: true, force: true });
 }
 
 console.log(`screenshots: ${args.screenshot} ${mobileShot}`);
