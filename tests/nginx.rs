@@ -321,7 +321,9 @@ fn a_long_poll_outlasts_nginx_read_timeout_only_when_the_timeout_is_above_the_ho
         let (status, took, body) = poller.join().unwrap();
         assert_eq!(status, 200, "{body}");
         assert!(body.contains(&format!("{telnet_name}: worth the wait")), "{body}");
-        assert!(took >= Duration::from_millis(2500), "{took:?}");
+        // The poll itself waited longer than the short proxy would have
+        // (measured in its own thread, it may start a little after the sleep).
+        assert!(took > Duration::from_secs(2), "{took:?}");
     }
 }
 
