@@ -2,8 +2,9 @@
 # Runs every test: unit, property, integration (real sockets), examples,
 # the doc examples, the headless-browser test of the built-in page, and the
 # load tools' own tests (--workspace: they are a crate of their own, tools/).
-# Installs what the browser test needs first (Chromium, playwright-core), and
-# the Prometheus parser the /metrics test reads with (prometheus_client).
+# Installs what the browser and reverse-proxy tests need first (Chromium,
+# Firefox, puppeteer-core; nginx), and the Prometheus parser the /metrics
+# test reads with (prometheus_client).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ doc_tests_at_least=8
 
 ./scripts/install-browser.sh
 ./scripts/install-metrics-parser.sh
+./scripts/install-nginx.sh
 cargo test --workspace --all-targets
 
 doc_log=$(mktemp)

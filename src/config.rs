@@ -4,6 +4,7 @@
 //! comments) and the library's configuration (`Config::default()`), so a
 //! limit cannot exist in one and be forgotten in the other.
 
+use crate::forwarded::TrustedProxy;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -165,6 +166,14 @@ pub struct Config {
     /// `127.x.y.z` and `[::1]` (the DNS-rebinding guard). Repeatable.
     #[arg(long = "allow-host", value_name = "HOST")]
     pub allow_hosts: Vec<String>,
+
+    /// A reverse proxy (nginx) whose `X-Forwarded-For` says who the client
+    /// is: an address (`127.0.0.1`) or a network (`10.0.0.0/8`).
+    /// Repeatable; by default no one is trusted and the header is ignored.
+    /// Requests from it then show the client it names in greetings, logs
+    /// and `/stats` (see docs/10-reverse-proxy.md).
+    #[arg(long = "trust-proxy", value_name = "ADDR")]
+    pub trust_proxies: Vec<TrustedProxy>,
 
     /// Lines of recent history each room keeps, so an HTTP poller that
     /// comes back loses nothing in between.

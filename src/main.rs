@@ -33,6 +33,10 @@ fn main() -> ExitCode {
     if let Some(dir) = server.static_dir() {
         listening += &format!(" static={}", dir.display());
     }
+    if !config.trust_proxies.is_empty() {
+        let proxies: Vec<String> = config.trust_proxies.iter().map(ToString::to_string).collect();
+        listening += &format!(" trust-proxy={}", proxies.join(","));
+    }
     println!("{listening}");
     if let Some(pin) = server.tls_pin() {
         // No authority vouches for a certificate made at start; its pin

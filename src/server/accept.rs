@@ -237,7 +237,7 @@ impl Server {
         self.shared.stats.connected(&protocol);
         entry.insert(Connection {
             socket,
-            peer,
+            peer: super::peer::Peer::Direct(peer),
             serial: self.next_serial,
             protocol,
             close: Close::Open,

@@ -281,7 +281,7 @@ impl Server {
         match &mut conn.protocol {
             Protocol::WebSocket(ws) => match why.close_frame() {
                 Some((code, reason, wait)) if ws.is_open() => {
-                    ws.send_close(&mut conn.out, conn.peer, code, &reason);
+                    ws.send_close(&mut conn.out, &conn.peer, code, &reason);
                     wait
                 }
                 _ => false,

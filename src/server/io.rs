@@ -34,7 +34,7 @@ impl Server {
         let cx = Context {
             token,
             serial: conn.serial,
-            peer: conn.peer,
+            peer: &mut conn.peer,
             socket: &conn.socket,
             out: &mut conn.out,
             via: &mut conn.via,
@@ -284,8 +284,8 @@ impl Server {
         if conn.close == Close::Done {
             return false;
         }
-        let peer = conn.peer;
         let Connection {
+            peer,
             socket,
             out,
             protocol,
@@ -374,7 +374,7 @@ impl Server {
 /// (plaintext, under TLS).
 struct Hexdump<'a> {
     transport: super::transport::Transport<'a>,
-    peer: std::net::SocketAddr,
+    peer: &'a super::peer::Peer,
     on: bool,
 }
 

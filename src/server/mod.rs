@@ -51,6 +51,7 @@ mod line_echo;
 mod long_poll;
 mod members;
 mod metrics;
+mod peer;
 mod routes;
 mod shutdown;
 mod stats;

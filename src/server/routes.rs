@@ -15,6 +15,10 @@ pub const PAGE: &str = include_str!("../web/index.html");
 
 /// Decides what a request gets.
 pub(super) fn route(http: &mut Http, cx: &mut Context, request: Request) -> Next {
+    // Behind a trusted proxy the client is who `X-Forwarded-For` says, for
+    // this request and what it becomes (`peer.rs`); the logs name it.
+    let trusted = &cx.shared.config.trust_proxies;
+    cx.peer.on_request(&request, trusted, &mut cx.shared.stats);
     log::debug!(
         "{}: {} {} HTTP/1.{}",
         cx.peer,
@@ -125,7 +129,7 @@ fn plain(cx: &Context, request: &Request) -> Response {
         ("GET" | "HEAD", "/stats") => Response::new(Status::OK)
             .header("Content-Type", "application/json")
             .header("Cache-Control", "no-store")
-            .body(super::stats::json(cx.shared).into_bytes()),
+            .body(super::stats::json(cx.shared, cx.peer.client()).into_bytes()),
         // RFC 6455 §4.2.2 and RFC 9110 §15.5.22: this resource speaks
         // WebSocket only.
         ("GET" | "HEAD", _) if Endpoint::from_path(path).is_some() => handshake::upgrade_required(&format!(

@@ -8,6 +8,7 @@ use super::close::Why;
 use super::conn::{Endpoint, Protocol, Via};
 use super::context::Shared;
 use crate::http::Status;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// What the loop has counted since it started. Gauges (`usize`) say how
@@ -57,6 +58,14 @@ pub struct Stats {
     pub refusals: [u64; 200],
     /// How long the loop's turns took, from waking to sleeping again.
     pub turns: TurnTimes,
+    /// Requests whose client a trusted proxy named (`--trust-proxy`).
+    pub forwarded: u64,
+    /// Requests that carried `X-Forwarded-For` from a peer not trusted to
+    /// send it: the header was ignored.
+    pub forwarded_ignored: u64,
+    /// Requests from a trusted proxy whose `X-Forwarded-For` had an entry
+    /// that is no address: that entry was not believed.
+    pub forwarded_malformed: u64,
 }
 
 /// A histogram of loop-turn durations: how many turns took at most each
@@ -145,6 +154,9 @@ impl Stats {
             closes: [0; Why::REASONS.len()],
             refusals: [0; 200],
             turns: TurnTimes::default(),
+            forwarded: 0,
+            forwarded_ignored: 0,
+            forwarded_malformed: 0,
         }
     }
 
@@ -252,8 +264,10 @@ fn counted(n: usize, noun: &str) -> String {
     }
 }
 
-/// `GET /stats`: the same numbers as JSON, written by hand.
-pub(super) fn json(shared: &Shared) -> String {
+/// `GET /stats`: the same numbers as JSON, written by hand, and the
+/// address of the client that asked, as the server sees it (behind a
+/// trusted proxy, the one the proxy named).
+pub(super) fn json(shared: &Shared, client: IpAddr) -> String {
     let hub = shared.hub.stats();
     let s = &shared.stats;
     format!(
@@ -264,6 +278,7 @@ pub(super) fn json(shared: &Shared) -> String {
             "\"hub\":{{\"members\":{},\"rooms\":{},\"messages\":{}}},",
             "\"messages\":{{\"in\":{},\"out\":{}}},\"bytes\":{{\"in\":{},\"out\":{}}},",
             "\"http_members\":{},\"event_streams\":{},\"transports\":{{{}}},",
+            "\"client\":\"{}\",\"forwarded\":{{\"trusted\":{},\"ignored\":{},\"malformed\":{}}},",
             "\"uptime_seconds\":{}}}\n"
         ),
         s.open(),
@@ -286,6 +301,10 @@ pub(super) fn json(shared: &Shared) -> String {
         shared.members.len(),
         s.event_streams,
         transports(s),
+        client,
+        s.forwarded,
+        s.forwarded_ignored,
+        s.forwarded_malformed,
         shared.now.duration_since(s.started).as_secs()
     )
 }
