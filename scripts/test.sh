@@ -2,7 +2,10 @@
 # Runs every test: unit, property, integration (real sockets), examples,
 # the doc examples, the headless-browser test of the built-in page, and the
 # load tools' own tests (--workspace: they are a crate of their own, tools/).
-# Installs what the browser test needs first (Chromium, playwright-core).
+# Installs what the browser test needs first (Chromium, playwright-core),
+# and the Python websockets client of the compression tests. Ends with the
+# Autobahn|Testsuite's quick set (sections 1-10 and some of 12-13, diffed
+# against autobahn/expected.txt; the suite installs itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +14,7 @@ cd "$(dirname "$0")/.."
 doc_tests_at_least=8
 
 ./scripts/install-browser.sh
+./scripts/install-python-websockets.sh
 cargo test --workspace --all-targets
 
 doc_log=$(mktemp)
@@ -22,3 +26,5 @@ if [ "$ran" -lt "$doc_tests_at_least" ]; then
     exit 1
 fi
 echo "test.sh: $ran doc examples ran (at least $doc_tests_at_least expected)"
+
+./scripts/autobahn.sh --quick

@@ -242,11 +242,12 @@ fn deflate(shared: &Shared) -> String {
     let (s, d) = (&shared.stats, &shared.compression.stats);
     format!(
         concat!(
-            "{{\"enabled\":{},\"negotiated\":{},\"declined\":{},\"compressions\":{},",
+            "{{\"enabled\":{},\"threshold\":{},\"negotiated\":{},\"declined\":{},\"compressions\":{},",
             "\"messages_compressed\":{},\"bytes_saved\":{},\"inflated\":{},",
             "\"compressed_in_bytes\":{},\"inflated_bytes\":{},\"own_inflaters\":{}}}"
         ),
         shared.config.permessage_deflate,
+        shared.config.deflate_threshold,
         s.deflate_negotiated,
         s.deflate_declined,
         d.compressions,

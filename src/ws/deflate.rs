@@ -16,8 +16,8 @@
 //! **Context takeover.** By default each side keeps its compression window
 //! from one message to the next, so a message can point back into earlier
 //! ones. That compresses a stream of similar small messages well, but it
-//! ties a 32 KiB window and the compressor's tables (about 256 KiB in
-//! zlib at its default settings) to every connection for its whole life.
+//! ties a compressor (371 KiB here, its window and tables) and an inflater
+//! (46 KiB) to every connection for its whole life.
 //! The `*_no_context_takeover` parameters (§7.1.1) drop that: every message
 //! starts from an empty window.
 //!
@@ -72,11 +72,12 @@ pub const MAX_WINDOW_BITS: u8 = 15;
 /// promised 8 would break its promise: such an offer is declined.
 pub const MIN_WINDOW_BITS: u8 = 9;
 
-/// How much the compressor squeezes (zlib's levels, 0–9). Level 1 is
-/// zlib's fastest: on chat text and JSON it saves nearly as much as the
-/// default level 6 (4 KiB of JSON went to 1.1 KiB at level 1, 1.0 KiB at
-/// level 6) in about a third of the time, and the loop compresses for
-/// every connection on one thread.
+/// How much the compressor squeezes (zlib's levels, 0–9). Level 1 is the
+/// fastest, and the loop compresses for every connection on one thread.
+/// Measured here on 4 KiB messages: chat-like JSON went to 152 bytes at
+/// level 1 and 140 at the default level 6, in 6 µs against 15; 4 KiB of
+/// this repository's Markdown went to 2,633 bytes against 2,012, in 22 µs
+/// against 84. A quarter more bytes for a third of the time.
 pub const LEVEL: u32 = 1;
 
 /// Output grows in steps of at least this while inflating; the message
@@ -378,9 +379,9 @@ fn is_tchar(byte: u8) -> bool {
 /// server never takes its context over, §7.1.1.2). Nearly every client
 /// leaves the window at 15, so there is usually one.
 ///
-/// zlib's compressor at level 1 and a 15-bit window holds about 256 KiB;
-/// per connection that would be 2.5 GiB for ten thousand. Here it is paid
-/// once.
+/// zlib-rs's compressor at level 1 and a 15-bit window holds 371 KiB
+/// (counted with a counting allocator); per connection that would be
+/// 3.6 GiB for ten thousand. Here it is paid once.
 #[derive(Default)]
 pub struct Deflater {
     /// By window bits − 9: 9 to 15.
@@ -462,7 +463,7 @@ impl Deflater {
 pub enum InflateError {
     /// The inflated message would pass the message limit (close 1009).
     TooBig,
-    /// Not a valid DEFLATE stream (close 1007, RFC 7692 §8.1? see
+    /// Not a valid DEFLATE stream (close 1007, see
     /// [`crate::ws::ProtocolError::CorruptDeflate`]).
     Corrupt,
 }
@@ -470,8 +471,9 @@ pub enum InflateError {
 /// A raw DEFLATE inflater with a 32 KiB window, which reads a stream
 /// compressed with any window up to that (§7.1.2.2).
 ///
-/// Its cost: flate2 and zlib-rs keep the inflate state (about 7 KiB) and
-/// the 32 KiB window on the heap, about 40 KiB in all.
+/// Its cost: zlib-rs allocates the inflate state and the 32 KiB window
+/// when it is made, 46 KiB in all (47,552 bytes, counted with a counting
+/// allocator), and a message inflated adds nothing to that.
 pub struct Inflater {
     decompress: Decompress,
 }

@@ -390,6 +390,15 @@ try {
     if (!out || out.dir !== 'out' || back.dir !== 'in' || out.len !== '1000' || back.len !== '1000') {
       throw new Error(`frame log's last binary rows: ${JSON.stringify(rows)}`);
     }
+    // Chromium's permessage-deflate offer was accepted: the page shows the
+    // answer, and the log marks both frames (Chromium compresses what it
+    // sends; 1000 random bytes come back plain, under the threshold).
+    const extensions = await page.$eval('#extensions', (n) => n.textContent);
+    if (!extensions.startsWith('permessage-deflate; server_no_context_takeover')) {
+      throw new Error(`extensions shown: ${JSON.stringify(extensions)}`);
+    }
+    await page.waitForFunction(() => [...document.querySelectorAll('#frame-log .frame.binary')].slice(-2)
+      .map((r) => r.dataset.rsv1).join() === '1,0', null, { timeout: WAIT_MS });
     // The log's hex preview starts with the bytes the wire carried.
     const hexStart = [...received.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
     if (!back.preview.replace(/\s+/g, ' ').toLowerCase().startsWith(hexStart)) {
