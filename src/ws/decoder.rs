@@ -528,8 +528,9 @@ impl Decoder {
     /// control frame.
     fn begin_frame(&mut self, header: &FrameHeader) -> Result<Option<(MessageKind, bool)>, ProtocolError> {
         log::trace!(
-            "frame in: fin={} opcode={} masked={} len={}",
+            "frame in: fin={} rsv1={} opcode={} masked={} len={}",
             u8::from(header.fin),
+            u8::from(header.rsv & RSV1 != 0),
             header.opcode.name(),
             u8::from(header.mask.is_some()),
             header.payload_len
