@@ -37,7 +37,7 @@
 #            (time to the last delivery; duplex's compressions counted)
 #
 # The z scenarios run duplex against Node's `ws` with perMessageDeflate on
-# (server node-ws-deflate), both with their defaults; --deflate-servers
+# (server ws-deflate), both with their defaults; --deflate-servers
 # changes the list.
 #
 # When the load tool saturates its own core (small messages against a
@@ -73,7 +73,7 @@ SCENARIOS="a a-paced b b-paced c c-paced d d-line e e-paced e-chat f f-paced f-b
 SERVERS="duplex tt-echo-8k tt-echo fws-echo node-ws uws"
 LINE_SERVERS="duplex tokio-lines node-net"
 TLS_SERVERS="duplex tt-echo-tls-8k tt-echo-tls"
-DEFLATE_SERVERS="duplex node-ws-deflate"
+DEFLATE_SERVERS="duplex ws-deflate"
 ROUNDS=2
 SECS=10
 WARMUP=2
@@ -161,7 +161,7 @@ server_command() {
     # 128 KiB, which it zero-fills before every read.
     tt-echo-8k) echo "$PEERS/rust/target/release/tt-echo $addr 8192" ;;
     node-ws) echo "node $PEERS/node/ws-echo.js $addr" ;;
-    node-ws-deflate) echo "node $PEERS/node/ws-deflate.js $addr" ;;
+    ws-deflate) echo "node $PEERS/node/ws-deflate.js $addr" ;;
     node-net) echo "node $PEERS/node/net-lines.js $addr" ;;
     uws) echo "$UWS $addr" ;;
     *) echo "compare.sh: unknown server $1" >&2; return 2 ;;
@@ -169,7 +169,8 @@ server_command() {
 }
 
 wait_for_port() {
-  for _ in $(seq 100); do
+  # Up to 10 s: Node takes a few seconds to start on a busy machine.
+  for _ in $(seq 200); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
     sleep 0.05
   done
