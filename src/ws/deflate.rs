@@ -520,9 +520,12 @@ impl Inflater {
         out.clear();
         for piece in [payload, &TAIL[..]] {
             if self.feed(piece, out, limit)? == Status::StreamEnd {
-                // A final block (BFINAL) ends the stream: what follows it
-                // can only be the tail we added. The next message would
-                // need a fresh stream, so the window is let go.
+                // A final block (BFINAL) ends the stream. What may follow
+                // it is what §7.2.1 leaves of an empty stored block (the
+                // `00` of RFC 7692 §7.2.3.4's example) and the tail we
+                // added; zlib leaves such bytes unused, and so does this.
+                // The next message needs a fresh stream, so the window is
+                // let go.
                 self.reset();
                 break;
             }
