@@ -112,7 +112,7 @@ skip_reason() {
     "cargo run --example "*) echo "an example server or client; tests/examples.rs runs them" ;;
     telnet*|xdg-open*|open\ *) echo "interactive (telnet, a browser)" ;;
     "./scripts/test.sh"*|"scripts/test.sh"*) echo "runs the whole test suite, this script included" ;;
-    "scripts/autobahn.sh"*|"./scripts/autobahn.sh"*) echo "needs the Autobahn suite from outside the repository" ;;
+    "scripts/autobahn.sh"*|"./scripts/autobahn.sh"*) echo "takes minutes; scripts/test.sh runs it (--quick)" ;;
     "scripts/fuzz.sh"*|"./scripts/fuzz.sh"*|"cargo bench"*|"cargo fuzz"*) echo "long-running (fuzzing, benchmarks)" ;;
     *) return 1 ;;
     esac

@@ -2,9 +2,12 @@
 # Runs every test: unit, property, integration (real sockets), examples,
 # the doc examples, the headless-browser test of the built-in page, and the
 # load tools' own tests (--workspace: they are a crate of their own, tools/).
-# Installs what the browser and reverse-proxy tests need first (Chromium,
-# Firefox, puppeteer-core; nginx), and the Prometheus parser the /metrics
-# test reads with (prometheus_client).
+# Installs what the tests need first: the browsers (Chromium, Firefox,
+# puppeteer-core), nginx, the Prometheus parser the /metrics test reads
+# with (prometheus_client) and the Python websockets client of the
+# compression tests. Ends with the Autobahn|Testsuite's quick set (sections
+# 1-10 and some of 12-13, diffed against autobahn/expected.txt; the suite
+# installs itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +18,7 @@ doc_tests_at_least=8
 ./scripts/install-browser.sh
 ./scripts/install-metrics-parser.sh
 ./scripts/install-nginx.sh
+./scripts/install-python-websockets.sh
 cargo test --workspace --all-targets
 
 doc_log=$(mktemp)
@@ -26,3 +30,5 @@ if [ "$ran" -lt "$doc_tests_at_least" ]; then
     exit 1
 fi
 echo "test.sh: $ran doc examples ran (at least $doc_tests_at_least expected)"
+
+./scripts/autobahn.sh --quick

@@ -115,6 +115,27 @@ pub struct Config {
     #[arg(long, default_value = "16MiB", value_parser = parse_size, value_name = "SIZE")]
     pub max_message: usize,
 
+    /// permessage-deflate (RFC 7692): `on` accepts a client's offer to
+    /// compress messages, `off` declines every offer. With one compressor
+    /// for the whole loop, an idle connection costs the same either way.
+    #[arg(long, default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set, value_name = "on|off")]
+    pub permessage_deflate: bool,
+
+    // ws (Node) uses 1 KiB too: below it, deflate's block overhead and the
+    // time spent outweigh the few bytes saved.
+    /// Messages shorter than this go uncompressed even when compression
+    /// was agreed.
+    #[arg(long, default_value = "1KiB", value_parser = parse_size, value_name = "SIZE")]
+    pub deflate_threshold: usize,
+
+    /// Let clients keep their compression context from one message to the
+    /// next (better compression of many similar small messages). Each such
+    /// client then needs an inflater of its own, 46 KiB, made at its first
+    /// compressed message. Without it, every client is asked for
+    /// `client_no_context_takeover` and one inflater serves them all.
+    #[arg(long)]
+    pub deflate_client_context: bool,
+
     /// Most continuation frames in one WebSocket message (close 1008 beyond).
     #[arg(long, default_value_t = 65_536, value_name = "N")]
     pub max_fragments: u32,
@@ -289,6 +310,15 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("size too large: {text}"))
 }
 
+/// `on` or `off` (also `true`/`false`, `yes`/`no`, `1`/`0`).
+pub fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("expected on or off, not {text:?}")),
+    }
+}
+
 /// `10s`, `500ms`, `2m`, or plain seconds (`30`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -320,6 +350,9 @@ mod tests {
         assert_eq!(c.max_line, 4096);
         assert_eq!(c.max_message, 16 << 20);
         assert_eq!(c.max_fragments, 65_536);
+        assert!(c.permessage_deflate);
+        assert_eq!(c.deflate_threshold, 1024);
+        assert!(!c.deflate_client_context);
         assert_eq!((c.max_output, c.max_output_hard), (4 << 20, 32 << 20));
         assert_eq!(c.ping_interval, Duration::from_secs(30));
         assert_eq!(c.shutdown_timeout, Duration::from_secs(5));

@@ -432,6 +432,7 @@ impl Server {
             };
             let _ = self.poll.registry().deregister(&mut conn.socket);
             self.sessions.close(token);
+            self.shared.compression.forget(token);
             let why = conn.why.as_deref().map_or(String::new(), Why::to_string);
             log::debug!("{}: disconnected ({why})", conn.peer);
             self.shared.stats.disconnected(conn.why.as_deref());

@@ -139,8 +139,10 @@ impl Via {
 /// How a member's text is framed on its connection: decided here, once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Framing {
-    /// One WebSocket frame per message (RFC 6455 §5.6).
-    Frame,
+    /// One WebSocket frame per message (RFC 6455 §5.6); with the window
+    /// bits of permessage-deflate when it was agreed (RFC 7692), so the
+    /// message goes compressed.
+    Frame(Option<u8>),
     /// One line with CR LF (RFC 854).
     Line,
     /// Not sent at all: an HTTP member reads the room's history instead.
@@ -194,7 +196,7 @@ impl Protocol {
     /// How hub messages to this connection's member are framed.
     pub fn framing(&self) -> Framing {
         match self {
-            Protocol::WebSocket(_) => Framing::Frame,
+            Protocol::WebSocket(ws) => Framing::Frame(ws.deflate.map(|d| d.server_window_bits)),
             Protocol::Line(_) | Protocol::LineEcho(_) => Framing::Line,
             Protocol::Http(_) | Protocol::EventStream(_) => Framing::None,
         }

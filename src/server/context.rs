@@ -59,6 +59,8 @@ pub(super) struct Shared {
     pub config: Config,
     pub policy: OriginPolicy,
     pub hub: Hub<Link>,
+    /// permessage-deflate: the loop's one compressor and inflater.
+    pub compression: super::compression::Compression,
     pub stats: Stats,
     pub timers: Timers<Timer>,
     /// HTTP chat members, by key and by secret token.

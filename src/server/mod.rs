@@ -38,6 +38,7 @@
 
 mod accept;
 mod close;
+mod compression;
 mod conn;
 mod context;
 mod deliver;
@@ -188,6 +189,7 @@ impl Server {
                 stamp: timers.stamp(now),
                 policy,
                 hub: Hub::new(config.max_line, config.history_limits()),
+                compression: compression::Compression::new(config.deflate_threshold),
                 stats: Stats::new(now),
                 timers,
                 members: HttpMembers::default(),

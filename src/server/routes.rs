@@ -8,6 +8,7 @@ use super::long_poll::count_request;
 use super::websocket::WebSocket;
 use crate::http::{Request, Response, Status};
 use crate::origin::Purpose;
+use crate::ws::deflate::{self, Agreement};
 use crate::ws::handshake;
 
 /// The built-in page, compiled into the binary: no files to find, no CDN.
@@ -204,12 +205,17 @@ fn upgrade(http: &mut Http, cx: &mut Context, request: &Request) -> Next {
     };
     count_request(cx, via, request);
     let protocol = handshake::select_protocol(request, endpoint.subprotocols());
-    let response = handshake::accept_response(&key, protocol);
+    let deflate = negotiate_deflate(cx, request);
+    let mut response = handshake::accept_response(&key, protocol);
+    if let Some(agreement) = deflate {
+        response = response.header("Sec-WebSocket-Extensions", &agreement.response());
+    }
     log::debug!(
-        "{}: WebSocket {} opened{}",
+        "{}: WebSocket {} opened{}{}",
         cx.peer,
         endpoint.path(),
-        protocol.map_or(String::new(), |p| format!(" with subprotocol {p}"))
+        protocol.map_or(String::new(), |p| format!(" with subprotocol {p}")),
+        deflate.map_or(String::new(), |a| format!(" with {}", a.response()))
     );
     cx.out.encode_with(|out| response.encode(out));
     if cx.config.hexdump {
@@ -221,7 +227,26 @@ fn upgrade(http: &mut Http, cx: &mut Context, request: &Request) -> Next {
             String::from_utf8_lossy(&text)
         );
     }
-    Next::Become(Protocol::WebSocket(WebSocket::open(cx, endpoint)))
+    Next::Become(Protocol::WebSocket(WebSocket::open(cx, endpoint, deflate)))
+}
+
+/// permessage-deflate (RFC 7692 §5): the first acceptable offer, if the
+/// server has it on. A declined offer is logged, and the connection goes
+/// on without the extension: declining is not refusing (§5.1).
+fn negotiate_deflate(cx: &mut Context, request: &Request) -> Option<Agreement> {
+    let offers = request.headers_named("sec-websocket-extensions");
+    if !cx.config.permessage_deflate {
+        return None;
+    }
+    let (agreement, declined) = deflate::negotiate(offers, cx.config.deflate_client_context);
+    for why in &declined {
+        log::info!("{}: permessage-deflate offer declined: {why}", cx.peer);
+    }
+    cx.stats.deflate_declined += declined.len() as u64;
+    if agreement.is_some() {
+        cx.stats.deflate_negotiated += 1;
+    }
+    agreement
 }
 
 /// The request head as text, for `--hexdump`.

@@ -66,6 +66,11 @@ pub struct Stats {
     /// Requests from a trusted proxy whose `X-Forwarded-For` had an entry
     /// that is no address: that entry was not believed.
     pub forwarded_malformed: u64,
+    /// WebSockets that agreed to permessage-deflate, since start.
+    pub deflate_negotiated: u64,
+    /// permessage-deflate offers declined (and the connection carried on
+    /// without the extension), since start.
+    pub deflate_declined: u64,
 }
 
 /// A histogram of loop-turn durations: how many turns took at most each
@@ -109,6 +114,35 @@ impl TurnTimes {
         self.counts[bucket] += 1;
         self.sum += took;
         self.count += 1;
+    }
+}
+
+/// What permessage-deflate did (RFC 7692), kept with the loop's
+/// compressor (`compression.rs`) and shown by `GET /stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeflateStats {
+    /// Times the compressor ran. A broadcast to a room of any size counts
+    /// once: that is the point of sharing one compressor.
+    pub compressions: u64,
+    /// Messages sent compressed, each recipient counted.
+    pub messages_compressed: u64,
+    /// Payload bytes those messages did not need on the wire.
+    pub bytes_saved: u64,
+    /// Compressed messages received and inflated.
+    pub inflated: u64,
+    /// Their payloads as they came, and once inflated.
+    pub compressed_in_bytes: u64,
+    pub inflated_bytes: u64,
+    /// Connections holding an inflater of their own now (clients allowed
+    /// to keep their context, `--deflate-client-context`).
+    pub own_inflaters: usize,
+}
+
+impl DeflateStats {
+    /// One message sent compressed: `len` bytes became `deflated`.
+    pub fn count_sent(&mut self, len: usize, deflated: usize) {
+        self.messages_compressed += 1;
+        self.bytes_saved += len.saturating_sub(deflated) as u64;
     }
 }
 
@@ -157,6 +191,8 @@ impl Stats {
             forwarded: 0,
             forwarded_ignored: 0,
             forwarded_malformed: 0,
+            deflate_negotiated: 0,
+            deflate_declined: 0,
         }
     }
 
@@ -279,6 +315,7 @@ pub(super) fn json(shared: &Shared, client: IpAddr) -> String {
             "\"messages\":{{\"in\":{},\"out\":{}}},\"bytes\":{{\"in\":{},\"out\":{}}},",
             "\"http_members\":{},\"event_streams\":{},\"transports\":{{{}}},",
             "\"client\":\"{}\",\"forwarded\":{{\"trusted\":{},\"ignored\":{},\"malformed\":{}}},",
+            "\"permessage_deflate\":{},",
             "\"uptime_seconds\":{}}}\n"
         ),
         s.open(),
@@ -305,7 +342,31 @@ pub(super) fn json(shared: &Shared, client: IpAddr) -> String {
         s.forwarded,
         s.forwarded_ignored,
         s.forwarded_malformed,
+        deflate(shared),
         shared.now.duration_since(s.started).as_secs()
+    )
+}
+
+/// permessage-deflate: who agreed, what was compressed, what it saved.
+fn deflate(shared: &Shared) -> String {
+    let (s, d) = (&shared.stats, &shared.compression.stats);
+    format!(
+        concat!(
+            "{{\"enabled\":{},\"threshold\":{},\"negotiated\":{},\"declined\":{},\"compressions\":{},",
+            "\"messages_compressed\":{},\"bytes_saved\":{},\"inflated\":{},",
+            "\"compressed_in_bytes\":{},\"inflated_bytes\":{},\"own_inflaters\":{}}}"
+        ),
+        shared.config.permessage_deflate,
+        shared.config.deflate_threshold,
+        s.deflate_negotiated,
+        s.deflate_declined,
+        d.compressions,
+        d.messages_compressed,
+        d.bytes_saved,
+        d.inflated,
+        d.compressed_in_bytes,
+        d.inflated_bytes,
+        d.own_inflaters
     )
 }
 

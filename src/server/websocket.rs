@@ -10,7 +10,8 @@ use crate::hub::{MemberId, Transport};
 use crate::outq::OutQueue;
 use crate::ws::close::{close_payload, CloseFrame};
 use crate::ws::decoder::MessageKind;
-use crate::ws::frame::MAX_HEADER_LEN;
+use crate::ws::deflate::Agreement;
+use crate::ws::frame::{MAX_HEADER_LEN, RSV1};
 use crate::ws::{encode_frame, CloseCode, Decoder, Event, FrameHeader, Opcode, ProtocolError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -44,22 +45,28 @@ pub(super) struct WebSocket {
     ping_sent: bool,
     /// The chat member, on `/chat`, until it leaves.
     pub member: Option<MemberId>,
+    /// permessage-deflate, if the handshake agreed to it (RFC 7692): two
+    /// bytes, in what would be padding.
+    pub deflate: Option<Agreement>,
 }
 
 impl WebSocket {
     /// The opening handshake is answered: the endpoint starts. A chat
     /// member joins the hub; a clock says the time at once.
-    pub fn open(cx: &mut Context, endpoint: Endpoint) -> WebSocket {
+    pub fn open(cx: &mut Context, endpoint: Endpoint, deflate: Option<Agreement>) -> WebSocket {
         let limits = crate::ws::Limits {
             max_message: cx.config.max_message,
             max_fragments: cx.config.max_fragments,
         };
+        let mut decoder = Decoder::new(crate::ws::Role::Server, limits);
+        decoder.set_compression(deflate.is_some());
         let mut ws = WebSocket {
             endpoint,
-            decoder: Decoder::new(crate::ws::Role::Server, limits),
+            decoder,
             handshake: Handshake::Open,
             ping_sent: false,
             member: None,
+            deflate,
         };
         if !inherits_request_deadline(cx) {
             let at = cx.now + cx.config.ping_interval;
@@ -109,6 +116,17 @@ impl WebSocket {
                 Err(error) => return (len, violation(cx.peer, error)),
             };
             pos += used;
+            let window = self.deflate.map(|d| d.server_window_bits);
+            let (endpoint, member) = (self.endpoint, self.member);
+            // A whole message, inflated if it came compressed: what each
+            // endpoint does with it.
+            let on_message = |cx: &mut Context, kind, payload: &[u8]| match (endpoint, member) {
+                (Endpoint::Echo, _) => echo(cx, kind, payload, window, &input_at),
+                (Endpoint::Chat, Some(member)) => chat(cx, member, kind, payload),
+                // The clock only talks; what a client says to it is read
+                // and ignored.
+                _ => None,
+            };
             let next = match event {
                 Event::Message(kind, payload) => {
                     cx.message_in(1);
@@ -116,13 +134,32 @@ impl WebSocket {
                         // §5.5.1: after our close frame, data is dropped.
                         continue;
                     }
-                    match (self.endpoint, self.member) {
-                        (Endpoint::Echo, _) => echo(cx, kind, payload, &input_at),
-                        (Endpoint::Chat, Some(member)) => chat(cx, member, kind, payload),
-                        // The clock only talks; what a client says to it
-                        // is read and ignored.
-                        _ => None,
+                    on_message(cx, kind, payload)
+                }
+                Event::Compressed(kind, payload) => {
+                    cx.stats.messages_in += 1;
+                    if !open {
+                        continue;
                     }
+                    // The decoder only says Compressed once the handshake
+                    // agreed to it, so this is always there.
+                    let Some(agreement) = self.deflate else {
+                        return (len, violation(cx.peer, ProtocolError::ReservedBits(RSV1)));
+                    };
+                    let limit = cx.config.max_message;
+                    let token = cx.token;
+                    let inflated = match cx.compression.inflate(token, agreement, kind, payload, limit) {
+                        Ok(inflated) => inflated,
+                        Err(error) => return (len, violation(cx.peer, error)),
+                    };
+                    log::trace!(
+                        "message in: compressed {} bytes, inflated {}",
+                        payload.len(),
+                        inflated.len()
+                    );
+                    let next = on_message(cx, kind, &inflated);
+                    cx.compression.give_back(inflated);
+                    next
                 }
                 Event::Ping(payload) => {
                     // §5.5.2: answer with a pong of the same payload.
@@ -246,15 +283,25 @@ fn on_close_frame(cx: &mut Context, handshake: &mut Handshake, frame: Option<Clo
 }
 
 /// `/echo`: every message back as it came, text as text, binary as binary.
-/// A large one is written through from where it lies: in the input
-/// (whose addresses are `input_at`) when it arrived whole in one read,
-/// otherwise in the decoder's buffer.
+/// With permessage-deflate (`window`), it goes through the loop's
+/// compressor into the queue. Otherwise a large one is written through
+/// from where it lies: in the input (whose addresses are `input_at`) when
+/// it arrived whole in one read, otherwise in the decoder's buffer.
 fn echo(
     cx: &mut Context,
     kind: MessageKind,
     payload: &[u8],
+    window: Option<u8>,
     input_at: &std::ops::Range<usize>,
 ) -> Option<Next> {
+    if window.is_some() {
+        let compression = &mut cx.shared.compression;
+        cx.out.encode_with(|buf| {
+            compression.encode(buf, window, kind.opcode(), payload);
+        });
+        cx.shared.stats.messages_out += 1;
+        return None;
+    }
     if payload.len() < WRITE_THROUGH {
         encode(cx.out, kind.opcode(), payload);
         cx.message_out(1);

@@ -527,6 +527,20 @@ try {
     if (!out || out.dir !== 'out' || back.dir !== 'in' || out.len !== '1000' || back.len !== '1000') {
       throw new Error(`frame log's last binary rows: ${JSON.stringify(rows)}`);
     }
+    // The browser's permessage-deflate offer was accepted: the page shows the
+    // answer, and the log marks both frames (the browser compresses what it
+    // sends; 1000 random bytes come back plain, under the threshold).
+    // Chromium shows the server's whole answer in `WebSocket.extensions`;
+    // Firefox shows the extension's name alone.
+    const extensions = await page.$eval('#extensions', (n) => n.textContent);
+    const agreed = inFirefox
+      ? extensions === 'permessage-deflate'
+      : extensions.startsWith('permessage-deflate; server_no_context_takeover');
+    if (!agreed) {
+      throw new Error(`extensions shown: ${JSON.stringify(extensions)}`);
+    }
+    await page.waitForFunction(() => [...document.querySelectorAll('#frame-log .frame.binary')].slice(-2)
+      .map((r) => r.dataset.rsv1).join() === '1,0', null, { timeout: WAIT_MS });
     // The log's hex preview starts with the bytes the wire carried.
     const hexStart = [...received.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
     if (!back.preview.replace(/\s+/g, ' ').toLowerCase().startsWith(hexStart)) {
