@@ -30,6 +30,9 @@ fn main() -> ExitCode {
     if let Some(addr) = server.tcps_addr() {
         listening += &format!(" tcps={addr}");
     }
+    if config.step {
+        listening += " step=stdin";
+    }
     println!("{listening}");
     if let Some(pin) = server.tls_pin() {
         // No authority vouches for a certificate made at start; its pin
@@ -51,6 +54,9 @@ fn main() -> ExitCode {
         try_it += &format!(" or https://{addr}/");
     }
     log::info!("{try_it}");
+    if config.step {
+        println!("{}", duplex::server::STEP_HELP);
+    }
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -15,6 +15,7 @@ use super::conn::Connection;
 use super::conn::Protocol;
 use super::context::{Body, Context, Next};
 use super::timers::ConnTimer;
+use super::turn::Note;
 use super::{Server, READS_PER_TURN};
 use mio::Token;
 use std::io::{self, Read};
@@ -72,6 +73,9 @@ impl Server {
                 Ok(0) => {
                     conn.eof = true;
                     log::trace!("read: token {} end of stream", token.0);
+                    if self.watch.turn.on {
+                        self.watch.turn.note(Note::Read { token, bytes: 0 });
+                    }
                     self.on_eof(token);
                     share_used = false;
                     break;
@@ -166,6 +170,9 @@ impl Server {
             stats.via(conn.via).bytes_in += n as u64;
         }
         log::trace!("read: token {} {n} bytes", token.0);
+        if self.watch.turn.on {
+            self.watch.turn.note(Note::Read { token, bytes: n });
+        }
         if self.shared.config.hexdump {
             log::info!(
                 "{} -> duplex, {n} bytes:\n{}",
@@ -190,10 +197,20 @@ impl Server {
                 // Saying goodbye: whatever still comes is dropped.
                 return;
             }
+            let watched = self
+                .watch
+                .turn
+                .on
+                .then(|| Decoding::before(conn, &self.shared.stats));
             let Some((protocol, mut cx)) = self.split(token) else {
                 return;
             };
             let (used, next) = protocol.on_input(&mut cx, &mut input[pos..]);
+            if let Some(before) = watched {
+                if let Some(note) = before.after(token, &self.shared.stats) {
+                    self.watch.turn.note(note);
+                }
+            }
             if let Next::WriteThrough { head, body } = &next {
                 let body = match body {
                     Body::Input(range) => Some(&input[pos + range.start..pos + range.end]),
@@ -285,6 +302,7 @@ impl Server {
             transport: self.sessions.transport(token, socket),
             peer,
             on: self.shared.config.hexdump,
+            calls: 0,
         };
         let result = match through {
             Some(Through { head, body }) => {
@@ -307,6 +325,14 @@ impl Server {
                 stats.via(*via).bytes_out += n as u64;
                 if n > 0 {
                     log::trace!("write: token {} {n} bytes, {} left", token.0, out.len());
+                }
+                if self.watch.turn.on && socket.calls > 0 {
+                    let writes = socket.calls;
+                    self.watch.turn.note(Note::Wrote {
+                        token,
+                        bytes: n,
+                        writes,
+                    });
                 }
             }
             Err(e) => return self.abort(token, Why::Error(format!("write error: {e}"))),
@@ -362,6 +388,8 @@ struct Hexdump<'a> {
     transport: super::transport::Transport<'a>,
     peer: std::net::SocketAddr,
     on: bool,
+    /// Write calls made through it: how many the turn's narration counts.
+    calls: u32,
 }
 
 impl Hexdump<'_> {
@@ -381,6 +409,7 @@ impl Hexdump<'_> {
 
 impl io::Write for Hexdump<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.calls += 1;
         let n = self.transport.write(buf)?;
         if self.on && n > 0 {
             self.show(&[io::IoSlice::new(buf)], n);
@@ -389,6 +418,7 @@ impl io::Write for Hexdump<'_> {
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice]) -> io::Result<usize> {
+        self.calls += 1;
         let n = self.transport.write_vectored(bufs)?;
         if self.on && n > 0 {
             self.show(bufs, n);
@@ -398,5 +428,42 @@ impl io::Write for Hexdump<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.transport.flush()
+    }
+}
+
+/// What a protocol step decoded, told by the counters it moved: lines and
+/// WebSocket messages count in `messages_in`, HTTP requests in
+/// `http_requests`. Taken only while the loop is watched.
+struct Decoding {
+    unit: &'static str,
+    messages: u64,
+    requests: u64,
+}
+
+impl Decoding {
+    fn before(conn: &Connection, stats: &super::Stats) -> Decoding {
+        let unit = match conn.protocol {
+            Protocol::Line(_) | Protocol::LineEcho(_) => "line",
+            Protocol::Http(_) => "request",
+            Protocol::WebSocket(_) => "message",
+            Protocol::EventStream(_) => "",
+        };
+        Decoding {
+            unit,
+            messages: stats.messages_in,
+            requests: stats.http_requests,
+        }
+    }
+
+    fn after(self, token: Token, stats: &super::Stats) -> Option<Note> {
+        let count = match self.unit {
+            "request" => stats.http_requests - self.requests,
+            _ => stats.messages_in - self.messages,
+        };
+        (count > 0).then_some(Note::Decoded {
+            token,
+            count,
+            unit: self.unit,
+        })
     }
 }

@@ -11,6 +11,9 @@
 //! 4. `run_timers`: fire the timers that are due;
 //! 5. `reap_closed`: free the connections that finished during the turn.
 //!
+//! Around the recipe, `--step` stops before each turn (`pause`), and a
+//! watched loop tells each turn when it ends (`end_turn`): see `watch.rs`.
+//!
 //! The layers, from the wire up:
 //!
 //! ```text
@@ -52,12 +55,18 @@ mod members;
 mod routes;
 mod shutdown;
 mod stats;
+mod step;
+mod tcp_info;
 mod timers;
 mod transport;
+mod turn;
+mod watch;
 mod websocket;
 
 pub use conn::{Door, Endpoint, Via};
 pub use stats::Stats;
+/// What `--step` prints at start: the commands it takes.
+pub use step::HELP as STEP_HELP;
 
 use crate::config::Config;
 use crate::hub::Hub;
@@ -81,6 +90,8 @@ const WEB_LISTENER: Token = Token(usize::MAX - 2);
 const SIGNALS: Token = Token(usize::MAX - 3);
 const LINE_TLS_LISTENER: Token = Token(usize::MAX - 4);
 const WEB_TLS_LISTENER: Token = Token(usize::MAX - 5);
+/// `--step`'s terminal.
+const STDIN: Token = Token(usize::MAX - 6);
 
 /// Reads one connection may do per turn before the others get a go.
 const READS_PER_TURN: usize = 16;
@@ -116,6 +127,29 @@ impl ReadBuffer {
     }
 }
 
+/// One readiness event, as `poll` reported it: what `dispatch` acts on,
+/// whether it comes straight from `poll` or was held while `--step` was
+/// stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Ready {
+    token: Token,
+    readable: bool,
+    writable: bool,
+    /// The peer's FIN, or a socket error, came with it.
+    closed: bool,
+}
+
+impl From<&mio::event::Event> for Ready {
+    fn from(event: &mio::event::Event) -> Ready {
+        Ready {
+            token: event.token(),
+            readable: event.is_readable(),
+            writable: event.is_writable(),
+            closed: event.is_read_closed() || event.is_error(),
+        }
+    }
+}
+
 /// A running server: bind with [`Server::bind`], then [`Server::run`].
 pub struct Server {
     poll: Poll,
@@ -141,6 +175,8 @@ pub struct Server {
     signals: Option<signal_hook_mio::v1_0::Signals>,
     /// Set once shutdown has begun: the instant it must be over.
     shutdown: Option<Instant>,
+    /// `--step` and the `/loop` observers: the record of each turn.
+    watch: watch::Watch,
 }
 
 impl Server {
@@ -159,6 +195,10 @@ impl Server {
         let timers = Timers::with_capacity(config.max_connections);
         let now = Instant::now();
         let read_buf = ReadBuffer::new(config.read_buffer.max(1024));
+        let mut watch = watch::Watch::new(config.max_connections, config.loop_rate, now);
+        if config.step {
+            watch.start_stepping(step::Step::open(&poll)?);
+        }
         Ok(Server {
             poll,
             doors,
@@ -186,6 +226,7 @@ impl Server {
             spare_tokens: Vec::new(),
             signals: None,
             shutdown: None,
+            watch,
         })
     }
 
@@ -220,12 +261,14 @@ impl Server {
     pub fn run(&mut self) -> stdio::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
+            self.pause(&mut events)?;
             self.wait(&mut events)?;
             self.dispatch(&events);
             self.flush_dirty();
             self.run_timers();
             self.flush_dirty();
             self.reap_closed();
+            self.end_turn();
             if self.shutdown_done() {
                 return Ok(());
             }
@@ -240,7 +283,7 @@ impl Server {
         // the last turn used (`outq::trim_spare_buffers`).
         crate::outq::trim_spare_buffers();
         loop {
-            let timeout = if self.again.is_empty() {
+            let timeout = if self.again.is_empty() && !self.step_now() {
                 self.shared.timers.timeout(Instant::now())
             } else {
                 Some(Duration::ZERO)
@@ -253,6 +296,7 @@ impl Server {
             }
         }
         self.shared.set_now(Instant::now());
+        self.begin_turn();
         log::trace!(
             "turn: {} events, {} connections, {} timers",
             events.iter().count(),
@@ -271,36 +315,60 @@ impl Server {
         }
         again.clear();
         self.spare_tokens = again;
+        // `--step` only: what became ready while the loop was stopped.
+        if let Some(step) = self.watch.step.as_mut() {
+            step.go_now = false;
+            for ready in std::mem::take(&mut step.held) {
+                self.on_event(ready);
+            }
+        }
         for event in events.iter() {
-            match event.token() {
-                LINE_LISTENER => self.accept_all(Door::Line, Layer::Plain),
-                WEB_LISTENER => self.accept_all(Door::Web, Layer::Plain),
-                LINE_TLS_LISTENER => self.accept_all(Door::Line, Layer::Tls),
-                WEB_TLS_LISTENER => self.accept_all(Door::Web, Layer::Tls),
-                SIGNALS => self.on_signal(),
-                token => {
-                    if log::log_enabled!(log::Level::Trace) {
-                        if let Some(conn) = self.conns.get(token.0) {
-                            log::trace!(
-                                "event: token {} {conn}{}{}",
-                                token.0,
-                                if event.is_readable() { " readable" } else { "" },
-                                if event.is_writable() { " writable" } else { "" },
-                            );
-                        }
+            self.on_event(Ready::from(event));
+        }
+    }
+
+    /// One event, to its listener or connection.
+    fn on_event(&mut self, ready: Ready) {
+        if self.watch.turn.on {
+            self.note_event(ready);
+        }
+        match ready.token {
+            LINE_LISTENER => self.accept_all(Door::Line, Layer::Plain),
+            WEB_LISTENER => self.accept_all(Door::Web, Layer::Plain),
+            LINE_TLS_LISTENER => self.accept_all(Door::Line, Layer::Tls),
+            WEB_TLS_LISTENER => self.accept_all(Door::Web, Layer::Tls),
+            SIGNALS => self.on_signal(),
+            STDIN => self.on_stdin(),
+            token => {
+                if log::log_enabled!(log::Level::Trace) {
+                    if let Some(conn) = self.conns.get(token.0) {
+                        log::trace!(
+                            "event: token {} {conn}{}{}",
+                            token.0,
+                            if ready.readable { " readable" } else { "" },
+                            if ready.writable { " writable" } else { "" },
+                        );
                     }
-                    // The peer's FIN and socket errors show up as their own
-                    // flags; reading is how we learn what they mean.
-                    let closed = event.is_read_closed() || event.is_error();
-                    if event.is_readable() || closed {
-                        self.on_readable(token, closed);
-                    }
-                    if event.is_writable() {
-                        self.mark_dirty(token);
-                    }
+                }
+                // The peer's FIN and socket errors show up as their own
+                // flags; reading is how we learn what they mean.
+                if ready.readable || ready.closed {
+                    self.on_readable(token, ready.closed);
+                }
+                if ready.writable {
+                    self.mark_dirty(token);
                 }
             }
         }
+    }
+
+    /// `--step` said "go": the turn runs on what is ready now, without
+    /// sleeping in `poll`.
+    fn step_now(&self) -> bool {
+        self.watch
+            .step
+            .as_ref()
+            .is_some_and(|step| step.go_now || !step.held.is_empty())
     }
 
     /// After a turn: has a graceful shutdown finished, or run out of time?

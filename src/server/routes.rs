@@ -90,7 +90,7 @@ fn plain(cx: &Context, request: &Request) -> Response {
         )),
         // RFC 9112 §3.2.4: asterisk-form asks about the server as a whole.
         ("OPTIONS", "*") => Response::new(Status::OK).header("Allow", "GET, HEAD, POST, OPTIONS"),
-        (_, "/" | "/healthz" | "/stats" | "/echo" | "/chat" | "/clock") => not_allowed("GET, HEAD"),
+        (_, "/" | "/healthz" | "/stats" | "/echo" | "/chat" | "/clock" | "/loop") => not_allowed("GET, HEAD"),
         // A poll acts (it can make a member), so it is GET only.
         (_, "/poll" | "/longpoll" | "/events") => not_allowed("GET"),
         (_, "/send") => Response::refusal(Status::METHOD_NOT_ALLOWED, "send a line with POST /send?token=T")
@@ -141,6 +141,11 @@ fn upgrade(http: &mut Http, cx: &mut Context, request: &Request) -> Next {
         let response = Response::refusal(Status::FORBIDDEN, &forbidden.to_string());
         return http.respond(cx, response.close(true));
     }
+    if endpoint == Endpoint::Loop {
+        if let Some(refusal) = loop_refusal(cx) {
+            return http.respond(cx, refusal.close(true));
+        }
+    }
     let key = match handshake::validate(request) {
         Ok(key) => key,
         Err(error) => {
@@ -173,6 +178,25 @@ fn upgrade(http: &mut Http, cx: &mut Context, request: &Request) -> Next {
         );
     }
     Next::Become(Protocol::WebSocket(WebSocket::open(cx, endpoint)))
+}
+
+/// `/loop` is bounded like everything else: at most `--max-observers`
+/// watch at once, and none when that is 0.
+fn loop_refusal(cx: &Context) -> Option<Response> {
+    let limit = cx.config.max_observers;
+    if limit == 0 {
+        return Some(Response::refusal(
+            Status::NOT_FOUND,
+            "/loop is off on this server (--max-observers 0)",
+        ));
+    }
+    if cx.stats.ws_loop >= limit {
+        log::info!("{}: refused /loop: {limit} observers already", cx.peer);
+        let why =
+            format!("the loop has {limit} observers already (--max-observers {limit}); close one and retry");
+        return Some(Response::refusal(Status::SERVICE_UNAVAILABLE, &why).header("Retry-After", "5"));
+    }
+    None
 }
 
 /// The request head as text, for `--hexdump`.
