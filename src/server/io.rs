@@ -197,19 +197,16 @@ impl Server {
                 // Saying goodbye: whatever still comes is dropped.
                 return;
             }
-            let watched = self
-                .watch
-                .turn
-                .on
-                .then(|| Decoding::before(conn, &self.shared.stats));
+            let watched = match self.watch.turn.on {
+                true => Some(Decoding::before(conn, &self.shared.stats)),
+                false => None,
+            };
             let Some((protocol, mut cx)) = self.split(token) else {
                 return;
             };
             let (used, next) = protocol.on_input(&mut cx, &mut input[pos..]);
             if let Some(before) = watched {
-                if let Some(note) = before.after(token, &self.shared.stats) {
-                    self.watch.turn.note(note);
-                }
+                before.note(token, self);
             }
             if let Next::WriteThrough { head, body } = &next {
                 let body = match body {
@@ -441,6 +438,8 @@ struct Decoding {
 }
 
 impl Decoding {
+    #[cold]
+    #[inline(never)]
     fn before(conn: &Connection, stats: &super::Stats) -> Decoding {
         let unit = match conn.protocol {
             Protocol::Line(_) | Protocol::LineEcho(_) => "line",
@@ -455,15 +454,17 @@ impl Decoding {
         }
     }
 
-    fn after(self, token: Token, stats: &super::Stats) -> Option<Note> {
+    #[cold]
+    #[inline(never)]
+    fn note(self, token: Token, server: &mut Server) {
+        let stats = &server.shared.stats;
         let count = match self.unit {
             "request" => stats.http_requests - self.requests,
             _ => stats.messages_in - self.messages,
         };
-        (count > 0).then_some(Note::Decoded {
-            token,
-            count,
-            unit: self.unit,
-        })
+        if count > 0 {
+            let unit = self.unit;
+            server.watch.turn.note(Note::Decoded { token, count, unit });
+        }
     }
 }

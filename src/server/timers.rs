@@ -122,6 +122,8 @@ impl Server {
 
     /// Notes a timer that fired (called only while watched). A stale one
     /// (its connection gone) is left out: it did nothing.
+    #[cold]
+    #[inline(never)]
     fn note_timer(&mut self, timer: Timer, late: std::time::Duration) {
         let (token, kind) = match timer {
             Timer::Conn { token, serial, kind } => {

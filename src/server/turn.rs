@@ -130,7 +130,7 @@ impl Turn {
     /// memory kept).
     pub fn begin(&mut self) {
         self.number += 1;
-        if self.on || !self.notes.is_empty() {
+        if self.on {
             self.notes.clear();
             self.dropped = 0;
             self.hidden_notes = 0;
@@ -138,7 +138,11 @@ impl Turn {
     }
 
     /// Notes one thing, unless it is an observer's own. Callers check
-    /// `on` first, so that building the note costs nothing unwatched.
+    /// `on` first, so that building the note costs nothing unwatched; kept
+    /// out of line (`cold`), so the unwatched path around each call site
+    /// stays as small as it was.
+    #[cold]
+    #[inline(never)]
     pub fn note(&mut self, note: Note) {
         if let Some(token) = note.token() {
             if self.hidden.contains(&token) {
