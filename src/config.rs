@@ -258,6 +258,24 @@ pub struct Config {
     /// Print the raw bytes of handshakes and frames (for learners; noisy).
     #[arg(long)]
     pub hexdump: bool,
+
+    /// Step through the event loop: before each turn, wait for Enter on
+    /// stdin (a terminal or a pipe), then run one turn and tell what it did.
+    /// `c [TOKEN]` runs freely until the next event (on TOKEN), `q` quits,
+    /// `h` helps.
+    #[arg(long)]
+    pub step: bool,
+
+    // Ten a second is smooth to the eye; each update costs one frame per
+    // observer, however busy the loop.
+    /// Most updates a second the `/loop` endpoint sends each observer (the
+    /// page's loop panels); the turns in between are coalesced.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100), value_name = "N")]
+    pub loop_rate: u32,
+
+    /// `/loop` observers at once (503 beyond); 0 turns `/loop` off.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub max_observers: usize,
 }
 
 impl Default for Config {

@@ -81,6 +81,10 @@
 //! examples.
 
 #![warn(missing_docs)]
+// One system call needs `unsafe`: reading the kernel's TCP_INFO for the
+// page's connection table (`server/tcp_info.rs`, with its safety argument).
+// Everywhere else it is refused.
+#![deny(unsafe_code)]
 
 pub mod clock;
 pub mod config;

@@ -279,3 +279,57 @@ fn classic_page(browser: Browser) {
     );
     assert_every_check_passed(&stdout);
 }
+
+/// The page's loop panels (`tests/browser/loop_test.mjs`): a telnet line
+/// shows as a turn with its token, the connection's state machine is drawn
+/// with the kernel's TCP state, and a socket the peer closed leaves the
+/// table. Screenshots: `target/browser/loop/loop-panel.png`,
+/// `conns-panel.png` and `conns-panel-closed.png`.
+#[test]
+fn the_loop_panels_watch_a_telnet_session_in_a_real_browser_chromium() {
+    loop_panels(Browser::Chromium, "");
+}
+
+/// The same panels in Firefox (screenshots in `target/browser/loop-firefox/`).
+#[test]
+fn the_loop_panels_watch_a_telnet_session_in_a_real_browser_firefox() {
+    loop_panels(Browser::Firefox, "-firefox");
+}
+
+fn loop_panels(browser: Browser, suffix: &str) {
+    let server = Duplex::start(&[]);
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let missing = missing_tools(&root, browser);
+    assert!(
+        missing.is_empty(),
+        "the browser test needs {}: run scripts/install-browser.sh",
+        missing.join(", ")
+    );
+    let shots = root.join("target/browser").join(format!("loop{suffix}"));
+    std::fs::create_dir_all(&shots).unwrap();
+    let names = ["loop-panel.png", "conns-panel.png", "conns-panel-closed.png"];
+    for name in names {
+        let _ = std::fs::remove_file(shots.join(name));
+    }
+    let mut node = Command::new("node");
+    node.arg(root.join("tests/browser/loop_test.mjs"))
+        .args(["--browser", browser.name()])
+        .args(["--url", &format!("http://{}/", server.http)])
+        .args(["--telnet", &server.tcp.to_string()])
+        .arg("--shots")
+        .arg(&shots);
+    let mut tree = ProcessTree::spawn(node);
+    let (status, stdout, stderr) = tree.wait(BROWSER_TIMEOUT);
+    println!("{stdout}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "loop panel test failed in {browser:?} ({status:?}):\n{stdout}\n{stderr}\nserver log:\n{}",
+        server.log()
+    );
+    assert_every_check_passed(&stdout);
+    for name in names {
+        let size = std::fs::metadata(shots.join(name)).map_or(0, |m| m.len());
+        assert!(size > 1000, "no screenshot {name} ({size} bytes)");
+    }
+}

@@ -57,6 +57,9 @@ pub enum Endpoint {
     Chat,
     /// `/clock`: a timestamp pushed every second.
     Clock,
+    /// `/loop`: the event loop's own turns and connections, for the page's
+    /// panels (see `watch.rs`).
+    Loop,
 }
 
 impl Endpoint {
@@ -66,6 +69,7 @@ impl Endpoint {
             "/" | "/echo" => Some(Endpoint::Echo),
             "/chat" => Some(Endpoint::Chat),
             "/clock" => Some(Endpoint::Clock),
+            "/loop" => Some(Endpoint::Loop),
             _ => None,
         }
     }
@@ -76,7 +80,7 @@ impl Endpoint {
         match self {
             Endpoint::Echo => &["echo-protocol"],
             Endpoint::Chat => &["chat"],
-            Endpoint::Clock => &[],
+            Endpoint::Clock | Endpoint::Loop => &[],
         }
     }
 
@@ -86,6 +90,7 @@ impl Endpoint {
             Endpoint::Echo => "/echo",
             Endpoint::Chat => "/chat",
             Endpoint::Clock => "/clock",
+            Endpoint::Loop => "/loop",
         }
     }
 }
@@ -180,6 +185,7 @@ impl Protocol {
                 Endpoint::Echo => "WebSocket(/echo)",
                 Endpoint::Chat => "WebSocket(/chat)",
                 Endpoint::Clock => "WebSocket(/clock)",
+                Endpoint::Loop => "WebSocket(/loop)",
             },
             Protocol::EventStream(_) => "EventStream",
         }
@@ -221,6 +227,8 @@ impl Protocol {
     }
 
     /// Bytes from the peer. Returns how many were used and what next.
+    /// (A `match` that only dispatches: inlined into the read path.)
+    #[inline]
     pub fn on_input(&mut self, cx: &mut Context, input: &mut [u8]) -> (usize, Next) {
         match self {
             Protocol::Line(line) => line.on_input(cx, input),

@@ -44,6 +44,19 @@ impl Server {
     }
 
     fn carry_out(&mut self, action: &Action, outbox: &Outbox<super::context::Link>) {
+        if self.watch.turn.on {
+            let (name, recipients) = match action {
+                Action::Send { recipients, .. } => ("send", recipients.len()),
+                Action::StartClock { .. } => ("start a clock", 0),
+                Action::Stats { .. } => ("answer /stats", 0),
+                Action::Quit { .. } => ("quit", 0),
+                Action::Appended { .. } => ("append to history", 0),
+            };
+            self.watch.turn.note(super::turn::Note::Hub {
+                action: name,
+                recipients,
+            });
+        }
         match action {
             Action::Send { recipients, payload } => {
                 self.send(&outbox.recipients[recipients.clone()], payload);

@@ -138,7 +138,7 @@ fn plain(cx: &Context, request: &Request) -> Response {
         )),
         // RFC 9112 §3.2.4: asterisk-form asks about the server as a whole.
         ("OPTIONS", "*") => Response::new(Status::OK).header("Allow", "GET, HEAD, POST, OPTIONS"),
-        (_, "/" | "/healthz" | "/stats" | "/metrics" | "/echo" | "/chat" | "/clock") => {
+        (_, "/" | "/healthz" | "/stats" | "/metrics" | "/echo" | "/chat" | "/clock" | "/loop") => {
             not_allowed("GET, HEAD")
         }
         // A poll acts (it can make a member), so it is GET only.
@@ -190,6 +190,11 @@ fn upgrade(http: &mut Http, cx: &mut Context, request: &Request) -> Next {
         log::warn!("{}: refused WebSocket: {forbidden}", cx.peer);
         let response = Response::refusal(Status::FORBIDDEN, &forbidden.to_string());
         return http.respond(cx, response.close(true));
+    }
+    if endpoint == Endpoint::Loop {
+        if let Some(refusal) = loop_refusal(cx) {
+            return http.respond(cx, refusal.close(true));
+        }
     }
     let key = match handshake::validate(request) {
         Ok(key) => key,
@@ -247,6 +252,25 @@ fn negotiate_deflate(cx: &mut Context, request: &Request) -> Option<Agreement> {
         cx.stats.deflate_negotiated += 1;
     }
     agreement
+}
+
+/// `/loop` is bounded like everything else: at most `--max-observers`
+/// watch at once, and none when that is 0.
+fn loop_refusal(cx: &Context) -> Option<Response> {
+    let limit = cx.config.max_observers;
+    if limit == 0 {
+        return Some(Response::refusal(
+            Status::NOT_FOUND,
+            "/loop is off on this server (--max-observers 0)",
+        ));
+    }
+    if cx.stats.ws_loop >= limit {
+        log::info!("{}: refused /loop: {limit} observers already", cx.peer);
+        let why =
+            format!("the loop has {limit} observers already (--max-observers {limit}); close one and retry");
+        return Some(Response::refusal(Status::SERVICE_UNAVAILABLE, &why).header("Retry-After", "5"));
+    }
+    None
 }
 
 /// The request head as text, for `--hexdump`.

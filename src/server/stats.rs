@@ -27,6 +27,8 @@ pub struct Stats {
     pub ws_chat: usize,
     /// WebSockets open on `/clock`.
     pub ws_clock: usize,
+    /// WebSockets open on `/loop`: the page's loop panels.
+    pub ws_loop: usize,
     /// Connections on their way out: flushing, then draining the peer.
     pub closing: usize,
     /// Connections accepted since start.
@@ -174,6 +176,7 @@ impl Stats {
             ws_echo: 0,
             ws_chat: 0,
             ws_clock: 0,
+            ws_loop: 0,
             closing: 0,
             accepted: 0,
             refused: 0,
@@ -230,7 +233,7 @@ impl Stats {
 
     /// Open WebSockets on every endpoint.
     pub fn websocket_total(&self) -> usize {
-        self.ws_echo + self.ws_chat + self.ws_clock
+        self.ws_echo + self.ws_chat + self.ws_clock + self.ws_loop
     }
 
     pub(super) fn connected(&mut self, protocol: &Protocol) {
@@ -264,6 +267,7 @@ impl Stats {
                 Endpoint::Echo => &mut self.ws_echo,
                 Endpoint::Chat => &mut self.ws_chat,
                 Endpoint::Clock => &mut self.ws_clock,
+                Endpoint::Loop => &mut self.ws_loop,
             },
             Protocol::EventStream(_) => &mut self.event_streams,
         }
@@ -309,7 +313,7 @@ pub(super) fn json(shared: &Shared, client: IpAddr) -> String {
     format!(
         concat!(
             "{{\"connections\":{{\"total\":{},\"telnet\":{},\"http\":{},\"closing\":{},",
-            "\"websocket\":{{\"echo\":{},\"chat\":{},\"clock\":{}}}}},",
+            "\"websocket\":{{\"echo\":{},\"chat\":{},\"clock\":{},\"loop\":{}}}}},",
             "\"accepted\":{},\"refused\":{},\"http_requests\":{},",
             "\"hub\":{{\"members\":{},\"rooms\":{},\"messages\":{}}},",
             "\"messages\":{{\"in\":{},\"out\":{}}},\"bytes\":{{\"in\":{},\"out\":{}}},",
@@ -325,6 +329,7 @@ pub(super) fn json(shared: &Shared, client: IpAddr) -> String {
         s.ws_echo,
         s.ws_chat,
         s.ws_clock,
+        s.ws_loop,
         s.accepted,
         s.refused,
         s.http_requests,

@@ -73,7 +73,8 @@ impl WebSocket {
             cx.schedule(ConnTimer::Heartbeat, at);
         }
         match endpoint {
-            Endpoint::Echo => {}
+            // An observer is fed by the loop's update timer (`watch.rs`).
+            Endpoint::Echo | Endpoint::Loop => {}
             Endpoint::Chat => {
                 let (welcome, link) = (cx.welcome(""), Link::Conn(cx.token));
                 ws.member = Some(cx.hub.join(link, Transport::WebSocket, &welcome));
