@@ -33,6 +33,17 @@
 #            against Node's socket.io server (npm)                  (msg/s)
 #   g-paced  the same at 20,000 msg/s                               (server CPU)
 #   d-sio    2,000 idle socket.io clients (WebSocket, connected)    (server RSS per client)
+#   z        echo with permessage-deflate, 20 connections, 4 KiB of compressible text
+#            (26 letters repeating), compressed both ways       (msg/s)
+#   z-paced  the same at 5,000 msg/s                              (server CPU)
+#   d-z      5,000 idle WebSocket connections with permessage-deflate agreed
+#                                                                 (server RSS per connection)
+#   z-bcast  one 4 KiB message to 10,000 compressing /chat members, 5 times
+#            (time to the last delivery; duplex's compressions counted)
+#
+# The z scenarios run duplex against Node's `ws` with perMessageDeflate on
+# (server ws-deflate), both with their defaults; --deflate-servers
+# changes the list.
 #
 # When the load tool saturates its own core (small messages against a
 # fast server, marked ! in its CPU column), msg/s is a limit of the pair:
@@ -52,7 +63,8 @@
 # checks for UTF-8; --binary sends binary frames, which none checks.
 #
 # Options: --scenarios LIST, --servers LIST, --line-servers LIST (for e),
-#          --tls-servers LIST (for f and d-tls), --sio-servers LIST (for g, d-sio),
+#          --tls-servers LIST (for f and d-tls), --deflate-servers LIST (for z*, d-z),
+#          --sio-servers LIST (for g, d-sio),
 #          --uws PATH, --binary, --rounds N (2), -t SECS (10),
 #          -w SECS (2), --server-core N (0), --load-core N (1), --no-build,
 #          --report DIR (print the tables of an earlier run's results again)
@@ -63,10 +75,11 @@ ROOT=$(dirname "$HERE")
 PEERS="$HERE/.peers"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
-SCENARIOS="a a-paced b b-paced c c-paced d d-line e e-paced e-chat f f-paced f-big d-tls g g-paced d-sio"
+SCENARIOS="a a-paced b b-paced c c-paced d d-line e e-paced e-chat f f-paced f-big d-tls z z-paced d-z z-bcast g g-paced d-sio"
 SERVERS="duplex tt-echo-8k tt-echo fws-echo node-ws uws"
 LINE_SERVERS="duplex tokio-lines node-net"
 TLS_SERVERS="duplex tt-echo-tls-8k tt-echo-tls"
+DEFLATE_SERVERS="duplex ws-deflate"
 SIO_SERVERS="duplex node-sio"
 ROUNDS=2
 SECS=10
@@ -84,6 +97,7 @@ while [ $# -gt 0 ]; do
     --servers) SERVERS=$2; shift 2 ;;
     --line-servers) LINE_SERVERS=$2; shift 2 ;;
     --tls-servers) TLS_SERVERS=$2; shift 2 ;;
+    --deflate-servers) DEFLATE_SERVERS=$2; shift 2 ;;
     --sio-servers) SIO_SERVERS=$2; shift 2 ;;
     --uws) UWS=$2; shift 2 ;;
     --binary) BINARY=(--binary); shift ;;
@@ -155,6 +169,7 @@ server_command() {
     # 128 KiB, which it zero-fills before every read.
     tt-echo-8k) echo "$PEERS/rust/target/release/tt-echo $addr 8192" ;;
     node-ws) echo "node $PEERS/node/ws-echo.js $addr" ;;
+    ws-deflate) echo "node $PEERS/node/ws-deflate.js $addr" ;;
     node-net) echo "node $PEERS/node/net-lines.js $addr" ;;
     node-sio) echo "node $PEERS/node/sio-echo.js $addr" ;;
     uws) echo "$UWS $addr" ;;
@@ -163,7 +178,8 @@ server_command() {
 }
 
 wait_for_port() {
-  for _ in $(seq 100); do
+  # Up to 10 s: Node takes a few seconds to start on a busy machine.
+  for _ in $(seq 200); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
     sleep 0.05
   done
@@ -205,6 +221,12 @@ run() {
     f-paced) args=(echo "$wss" -c 100 -d 1 -s 32 --rate 60000 "${common[@]}" "${kind[@]}") ;;
     f-big) args=(echo "$wss" -c 10 -d 1 -s 65536 "${common[@]}" "${kind[@]}") ;;
     d-tls) args=(idle "$wss" -n 2000 -t 5) ;;
+    z) args=(echo "$ws" -c 20 -d 1 -s 4096 --deflate "${common[@]}") ;;
+    z-paced) args=(echo "$ws" -c 20 -d 1 -s 4096 --rate 5000 --deflate "${common[@]}") ;;
+    d-z) args=(idle "$ws" -n 5000 -t 5 --deflate) ;;
+    z-bcast) args=(broadcast "ws://127.0.0.1:$PORT/chat" -n 10000 -k 5 -s 4096 --deflate --connect-timeout 200)
+             # Room for the 10,000 members and the one GET /stats after.
+             [ "$server" = duplex ] && mode="--max-connections 10010" ;;
     g) args=(echo "$sio" --socketio -c 100 -d 1 -s 32 "${common[@]}") ;;
     g-paced) args=(echo "$sio" --socketio -c 100 -d 1 -s 32 --rate 20000 "${common[@]}") ;;
     d-sio) args=(idle "$sio" --socketio -n 2000 -t 5) ;;
@@ -221,9 +243,15 @@ run() {
   fi
   sleep 0.3
   taskset -c "$LOAD_CORE" "$LOAD" "${args[@]}" --server-pid "$pid" >"$log.load.log" 2>&1 || true
+  # duplex counts its compressions (GET /stats): a broadcast should cost one.
+  local counted=""
+  if [ "$server" = duplex ] && [[ "$scenario" = z* ]]; then
+    counted=$(curl -s "http://127.0.0.1:$PORT/stats" |
+      sed -n 's/.*"compressions":\([0-9]*\),"messages_compressed":\([0-9]*\).*/, compressions \1 for \2 compressed deliveries/p')
+  fi
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
-  tail -n 1 "$log.load.log" >"$log.result"
+  echo "$(tail -n 1 "$log.load.log")$counted" >"$log.result"
   echo "  $scenario round $round $server: $(cat "$log.result")" >&2
 }
 
@@ -256,7 +284,31 @@ report() {
     f-paced) echo "## f-paced: echo over wss://, 100 conns, 1 x 32 B in flight, paced at 60,000 msg/s" ;;
     f-big) echo "## f-big: echo over wss://, 10 conns, 64 KiB messages" ;;
     d-tls) echo "## d-tls: 2,000 idle wss:// connections (rustls on both sides)" ;;
+    z) echo "## z: echo with permessage-deflate, 20 conns, 4 KiB compressible text" ;;
+    z-paced) echo "## z-paced: the same, paced at 5,000 msg/s" ;;
+    d-z) echo "## d-z: 5,000 idle WebSocket connections, permessage-deflate agreed" ;;
+    z-bcast) echo "## z-bcast: one 4 KiB message to 10,000 compressing members, 5 rounds" ;;
   esac
+  if [ "$scenario" = z-bcast ]; then
+    # Each round's time until the last of the 10,000 has the message, and
+    # what duplex's counter says its compressor did.
+    local f last
+    declare -A last_p50
+    for server in "${servers[@]}"; do
+      for f in "$OUT/$scenario.$server".round*.result; do
+        [ -f "$f" ] || continue
+        echo "$server: $(cat "$f")"
+        last=$(field "$f" 'last member p50 [0-9.]+')
+        [ -n "$last" ] && last_p50[$server]=$last
+      done
+    done
+    for server in "${servers[@]}"; do
+      [ "$server" != duplex ] && [ -n "${last_p50[$server]:-}" ] && [ -n "${last_p50[duplex]:-}" ] &&
+        printf 'last delivery, p50: %s %s ms, duplex %s ms: %s/duplex = %.2f\n' "$server" "${last_p50[$server]}" \
+          "${last_p50[duplex]}" "$server" "$(echo "${last_p50[$server]} / ${last_p50[duplex]}" | bc -l)"
+    done
+    return
+  fi
   if [[ "$scenario" = d* ]]; then
     # kB/conn: the growth from the start over all connections; marginal:
     # the growth over the second half alone, what one more connection
@@ -347,6 +399,7 @@ echo "== results in $OUT" >&2
   list=$SERVERS
   [[ "$scenario" = e* || "$scenario" = d-line ]] && list=$LINE_SERVERS
   [[ "$scenario" = f* || "$scenario" = d-tls ]] && list=$TLS_SERVERS
+  [[ "$scenario" = z* || "$scenario" = d-z ]] && list=$DEFLATE_SERVERS
   [[ "$scenario" = g* || "$scenario" = d-sio ]] && list=$SIO_SERVERS
   for round in $(seq "$ROUNDS"); do
     for server in $list; do
@@ -365,8 +418,8 @@ done
     list=$SERVERS
     [[ "$scenario" = e* || "$scenario" = d-line ]] && list=$LINE_SERVERS
     [[ "$scenario" = f* || "$scenario" = d-tls ]] && list=$TLS_SERVERS
+    [[ "$scenario" = z* || "$scenario" = d-z ]] && list=$DEFLATE_SERVERS
     [[ "$scenario" = g* || "$scenario" = d-sio ]] && list=$SIO_SERVERS
-  [[ "$scenario" = g* || "$scenario" = d-sio ]] && list=$SIO_SERVERS
     # shellcheck disable=SC2086
     report "$scenario" $list
   done

@@ -234,6 +234,10 @@ fn answer_event(event: Event<'_>, out: &mut OutQueue) -> Option<Phase> {
             out.encode_with(|out| encode_frame(out, true, Opcode::Close, &payload, None));
             return Some(Phase::Closing);
         }
+        // Only a decoder told that permessage-deflate was agreed says this;
+        // this server agrees to no extension, so RSV1 is refused (1002)
+        // before a message could be marked compressed.
+        Event::Compressed(..) => return Some(Phase::Closing),
     }
     None
 }

@@ -70,7 +70,7 @@ fi
 
 # Split the pages into numbered blocks: NNN.sh (the commands), NNN.expect
 # (the output shown after it, if any), NNN.where (page and line).
-python3 - "$work" README.md docs/README.md docs/[0-9][0-9]-*.md <<'PY'
+python3 - "$work" README.md docs/README.md docs/0*.md docs/12-socketio.md <<'PY'
 import os, re, sys
 out = sys.argv[1]
 n = 0
@@ -112,7 +112,7 @@ skip_reason() {
     "cargo run --example "*) echo "an example server or client; tests/examples.rs runs them" ;;
     telnet*|xdg-open*|open\ *) echo "interactive (telnet, a browser)" ;;
     "./scripts/test.sh"*|"scripts/test.sh"*) echo "runs the whole test suite, this script included" ;;
-    "scripts/autobahn.sh"*|"./scripts/autobahn.sh"*) echo "needs the Autobahn suite from outside the repository" ;;
+    "scripts/autobahn.sh"*|"./scripts/autobahn.sh"*) echo "takes minutes; scripts/test.sh runs it (--quick)" ;;
     "scripts/fuzz.sh"*|"./scripts/fuzz.sh"*|"cargo bench"*|"cargo fuzz"*) echo "long-running (fuzzing, benchmarks)" ;;
     *) return 1 ;;
     esac

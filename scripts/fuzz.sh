@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes the parsers a stranger can reach: the WebSocket frame decoder,
+# Fuzzes the parsers a stranger can reach: the WebSocket frame decoder
+# (and, with permessage-deflate on, the bounded inflater behind it),
 # the HTTP request reader (with the handshake checks), the Origin and Host
 # policy, request bodies (Content-Length and chunked), and the telnet line
 # codec; and the chat's commands, from a few members into one hub, whose
@@ -18,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-for target in frame_decoder http_request origin_host request_body line_codec hub_commands; do
+for target in frame_decoder inflate http_request origin_host request_body line_codec hub_commands; do
     echo "== $target for ${seconds}s"
     RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- -max_total_time="$seconds" -max_len=65536 2>&1 | tail -n 4
 done

@@ -2,9 +2,13 @@
 # Runs every test: unit, property, integration (real sockets), examples,
 # the doc examples, the headless-browser test of the built-in page, and the
 # load tools' own tests (--workspace: they are a crate of their own, tools/).
-# Installs what the browser test needs first (Chromium, playwright-core), and
-# the Prometheus parser the /metrics test reads with (prometheus_client), and
-# the official socket.io client the socket.io tests drive.
+# Installs what the tests need first: the browsers (Chromium, Firefox,
+# puppeteer-core), nginx, the Prometheus parser the /metrics test reads
+# with (prometheus_client), the Python websockets client of the
+# compression tests and the official socket.io client of the socket.io
+# tests. Ends with the Autobahn|Testsuite's quick set (sections
+# 1-10 and some of 12-13, diffed against autobahn/expected.txt; the suite
+# installs itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +18,8 @@ doc_tests_at_least=8
 
 ./scripts/install-browser.sh
 ./scripts/install-metrics-parser.sh
+./scripts/install-nginx.sh
+./scripts/install-python-websockets.sh
 ./scripts/install-socketio.sh
 cargo test --workspace --all-targets
 
@@ -26,3 +32,9 @@ if [ "$ran" -lt "$doc_tests_at_least" ]; then
     exit 1
 fi
 echo "test.sh: $ran doc examples ran (at least $doc_tests_at_least expected)"
+
+# The exercises' checks (docs/exercises.md): each fails on this code, and
+# passes with its reference solution applied, in a temporary copy.
+./scripts/check-exercises.sh
+
+./scripts/autobahn.sh --quick

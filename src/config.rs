@@ -4,6 +4,7 @@
 //! comments) and the library's configuration (`Config::default()`), so a
 //! limit cannot exist in one and be forgotten in the other.
 
+use crate::forwarded::TrustedProxy;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -114,6 +115,27 @@ pub struct Config {
     #[arg(long, default_value = "16MiB", value_parser = parse_size, value_name = "SIZE")]
     pub max_message: usize,
 
+    /// permessage-deflate (RFC 7692): `on` accepts a client's offer to
+    /// compress messages, `off` declines every offer. With one compressor
+    /// for the whole loop, an idle connection costs the same either way.
+    #[arg(long, default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set, value_name = "on|off")]
+    pub permessage_deflate: bool,
+
+    // ws (Node) uses 1 KiB too: below it, deflate's block overhead and the
+    // time spent outweigh the few bytes saved.
+    /// Messages shorter than this go uncompressed even when compression
+    /// was agreed.
+    #[arg(long, default_value = "1KiB", value_parser = parse_size, value_name = "SIZE")]
+    pub deflate_threshold: usize,
+
+    /// Let clients keep their compression context from one message to the
+    /// next (better compression of many similar small messages). Each such
+    /// client then needs an inflater of its own, 46 KiB, made at its first
+    /// compressed message. Without it, every client is asked for
+    /// `client_no_context_takeover` and one inflater serves them all.
+    #[arg(long)]
+    pub deflate_client_context: bool,
+
     /// Most continuation frames in one WebSocket message (close 1008 beyond).
     #[arg(long, default_value_t = 65_536, value_name = "N")]
     pub max_fragments: u32,
@@ -165,6 +187,14 @@ pub struct Config {
     /// `127.x.y.z` and `[::1]` (the DNS-rebinding guard). Repeatable.
     #[arg(long = "allow-host", value_name = "HOST")]
     pub allow_hosts: Vec<String>,
+
+    /// A reverse proxy (nginx) whose `X-Forwarded-For` says who the client
+    /// is: an address (`127.0.0.1`) or a network (`10.0.0.0/8`).
+    /// Repeatable; by default no one is trusted and the header is ignored.
+    /// Requests from it then show the client it names in greetings, logs
+    /// and `/stats` (see docs/10-reverse-proxy.md).
+    #[arg(long = "trust-proxy", value_name = "ADDR")]
+    pub trust_proxies: Vec<TrustedProxy>,
 
     /// Lines of recent history each room keeps, so an HTTP poller that
     /// comes back loses nothing in between.
@@ -255,6 +285,24 @@ pub struct Config {
     /// Print the raw bytes of handshakes and frames (for learners; noisy).
     #[arg(long)]
     pub hexdump: bool,
+
+    /// Step through the event loop: before each turn, wait for Enter on
+    /// stdin (a terminal or a pipe), then run one turn and tell what it did.
+    /// `c [TOKEN]` runs freely until the next event (on TOKEN), `q` quits,
+    /// `h` helps.
+    #[arg(long)]
+    pub step: bool,
+
+    // Ten a second is smooth to the eye; each update costs one frame per
+    // observer, however busy the loop.
+    /// Most updates a second the `/loop` endpoint sends each observer (the
+    /// page's loop panels); the turns in between are coalesced.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100), value_name = "N")]
+    pub loop_rate: u32,
+
+    /// `/loop` observers at once (503 beyond); 0 turns `/loop` off.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub max_observers: usize,
 }
 
 impl Default for Config {
@@ -314,6 +362,15 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("size too large: {text}"))
 }
 
+/// `on` or `off` (also `true`/`false`, `yes`/`no`, `1`/`0`).
+pub fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("expected on or off, not {text:?}")),
+    }
+}
+
 /// `10s`, `500ms`, `2m`, or plain seconds (`30`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -345,6 +402,9 @@ mod tests {
         assert_eq!(c.max_line, 4096);
         assert_eq!(c.max_message, 16 << 20);
         assert_eq!(c.max_fragments, 65_536);
+        assert!(c.permessage_deflate);
+        assert_eq!(c.deflate_threshold, 1024);
+        assert!(!c.deflate_client_context);
         assert_eq!((c.max_output, c.max_output_hard), (4 << 20, 32 << 20));
         assert_eq!(c.ping_interval, Duration::from_secs(30));
         assert_eq!(c.shutdown_timeout, Duration::from_secs(5));

@@ -12,6 +12,7 @@
 //! * [`timer`], [`outq`]: the loop's timers and its bounded output;
 //! * [`config`]: every option and limit, with its default and reason;
 //! * [`files`]: `--static DIR`, which file a request path may name;
+//! * [`forwarded`]: the client behind a reverse proxy (`X-Forwarded-For`);
 //! * [`tls`]: the certificate for the TLS doors (TLS itself is a layer
 //!   under each connection, in `server/transport.rs`).
 //!
@@ -80,11 +81,16 @@
 //! examples.
 
 #![warn(missing_docs)]
+// One system call needs `unsafe`: reading the kernel's TCP_INFO for the
+// page's connection table (`server/tcp_info.rs`, with its safety argument).
+// Everywhere else it is refused.
+#![deny(unsafe_code)]
 
 pub mod clock;
 pub mod config;
 pub mod engineio;
 pub mod files;
+pub mod forwarded;
 pub mod hexdump;
 pub mod http;
 pub mod hub;

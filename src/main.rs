@@ -33,6 +33,13 @@ fn main() -> ExitCode {
     if let Some(dir) = server.static_dir() {
         listening += &format!(" static={}", dir.display());
     }
+    if !config.trust_proxies.is_empty() {
+        let proxies: Vec<String> = config.trust_proxies.iter().map(ToString::to_string).collect();
+        listening += &format!(" trust-proxy={}", proxies.join(","));
+    }
+    if config.step {
+        listening += " step=stdin";
+    }
     println!("{listening}");
     if let Some(pin) = server.tls_pin() {
         // No authority vouches for a certificate made at start; its pin
@@ -54,6 +61,9 @@ fn main() -> ExitCode {
         try_it += &format!(" or https://{addr}/");
     }
     log::info!("{try_it}");
+    if config.step {
+        println!("{}", duplex::server::STEP_HELP);
+    }
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -59,6 +59,8 @@ fn decode_until_error(
                 Some(Event::Close(Some(close))) => {
                     events.push((8, close_payload(close.code, close.reason)));
                 }
+                // Only from a decoder told that permessage-deflate is on.
+                Some(Event::Compressed(kind, p)) => events.push((0x40 | kind.opcode().bits(), p.to_vec())),
                 None => break,
             }
         }

@@ -181,5 +181,10 @@ fn owned(event: Event<'_>) -> Message {
         Event::Ping(p) => Message::Ping(p.to_vec()),
         Event::Pong(p) => Message::Pong(p.to_vec()),
         Event::Close(frame) => Message::Close(frame.map(|f| (f.code, f.reason.to_string()))),
+        // Only after permessage-deflate was agreed, which this client never
+        // offers: its decoder refuses RSV1 instead (1002).
+        Event::Compressed(..) => {
+            Message::Close(Some((CloseCode::PROTOCOL_ERROR, "no extension agreed".into())))
+        }
     }
 }

@@ -177,6 +177,12 @@ impl WsConn {
                                 let payload = frame.map_or(Vec::new(), |f| close_payload(f.code, f.reason));
                                 self.send_close(&payload);
                             }
+                            // Only after permessage-deflate was agreed, which
+                            // these servers never do: RSV1 is refused (1002)
+                            // before a message could be marked compressed.
+                            Some(Event::Compressed(..)) => {
+                                self.send_close(&close_payload(CloseCode::PROTOCOL_ERROR, ""))
+                            }
                         }
                     }
                     Err(e) => self.send_close(&close_payload(e.close_code(), &e.to_string())),

@@ -235,9 +235,15 @@ impl Server {
             token.0
         );
         self.shared.stats.connected(&protocol);
+        self.watch.opened(token, self.shared.stamp);
+        if self.watch.turn.on {
+            self.watch
+                .turn
+                .note(super::turn::Note::Accepted { token, door, peer });
+        }
         entry.insert(Connection {
             socket,
-            peer,
+            peer: super::peer::Peer::Direct(peer),
             serial: self.next_serial,
             protocol,
             close: Close::Open,

@@ -207,6 +207,16 @@ impl Close {
     pub fn is_open(self) -> bool {
         self == Close::Open
     }
+
+    /// The state's name, for the loop's narration and the page.
+    pub fn name(self) -> &'static str {
+        match self {
+            Close::Open => "Open",
+            Close::Flushing => "Flushing",
+            Close::FinSent => "FinSent",
+            Close::Done => "Done",
+        }
+    }
 }
 
 impl Server {
@@ -224,12 +234,16 @@ impl Server {
         if conn.close.is_open() {
             self.shared.stats.closing_started(&conn.protocol);
         }
+        let from = conn.close;
         conn.close = next;
         if let Some(why) = why {
             conn.why = Some(Box::new(why));
         }
         if next == Close::Done {
             self.reap.push(token);
+        }
+        if self.watch.turn.on {
+            self.note_close(token, from.name(), next.name());
         }
     }
 
@@ -281,7 +295,7 @@ impl Server {
         match &mut conn.protocol {
             Protocol::WebSocket(ws) => match why.close_frame() {
                 Some((code, reason, wait)) if ws.is_open() => {
-                    ws.send_close(&mut conn.out, conn.peer, code, &reason);
+                    ws.send_close(&mut conn.out, &conn.peer, code, &reason);
                     wait
                 }
                 _ => false,
@@ -409,6 +423,20 @@ impl Server {
         let old = std::mem::replace(&mut conn.protocol, protocol);
         log::debug!("{}: {} -> {}", conn.peer, old.name(), conn.protocol.name());
         self.shared.stats.protocol_changed(&old, &conn.protocol);
+        let observer = super::watch::is_observer(&conn.protocol);
+        if self.watch.turn.on {
+            let (from, to) = (old.name(), conn.protocol.name());
+            self.watch.turn.note(super::turn::Note::State {
+                token,
+                machine: "protocol",
+                from,
+                to,
+                kernel: None,
+            });
+        }
+        if observer {
+            self.add_observer(token);
+        }
     }
 
     /// Frees the connections that finished this turn. Done after all
@@ -432,7 +460,11 @@ impl Server {
             };
             let _ = self.poll.registry().deregister(&mut conn.socket);
             self.sessions.close(token);
+            self.shared.compression.forget(token);
             let why = conn.why.as_deref().map_or(String::new(), Why::to_string);
+            if self.watch.turn.on {
+                self.note_freed(token, &conn, &why);
+            }
             log::debug!("{}: disconnected ({why})", conn.peer);
             self.shared.stats.disconnected(conn.why.as_deref());
         }

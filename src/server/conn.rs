@@ -19,6 +19,7 @@ use super::event_stream::EventStream;
 use super::http::Http;
 use super::line::LineChat;
 use super::line_echo::LineEcho;
+use super::peer::Peer;
 use super::timers::ConnTimer;
 use super::websocket::WebSocket;
 use crate::hub::MemberId;
@@ -26,7 +27,6 @@ use crate::outq::OutQueue;
 use crate::timer::Stamp;
 use mio::net::TcpStream;
 use std::fmt;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 /// Which listener a connection came through.
@@ -60,6 +60,9 @@ pub enum Endpoint {
     /// `/socket.io/`: Engine.IO's WebSocket transport, reached through
     /// its own route (`engineio.rs`), never by `from_path`.
     SocketIo,
+    /// `/loop`: the event loop's own turns and connections, for the page's
+    /// panels (see `watch.rs`).
+    Loop,
 }
 
 impl Endpoint {
@@ -69,6 +72,7 @@ impl Endpoint {
             "/" | "/echo" => Some(Endpoint::Echo),
             "/chat" => Some(Endpoint::Chat),
             "/clock" => Some(Endpoint::Clock),
+            "/loop" => Some(Endpoint::Loop),
             _ => None,
         }
     }
@@ -79,7 +83,7 @@ impl Endpoint {
         match self {
             Endpoint::Echo => &["echo-protocol"],
             Endpoint::Chat => &["chat"],
-            Endpoint::Clock | Endpoint::SocketIo => &[],
+            Endpoint::Clock | Endpoint::Loop | Endpoint::SocketIo => &[],
         }
     }
 
@@ -90,6 +94,7 @@ impl Endpoint {
             Endpoint::Chat => "/chat",
             Endpoint::Clock => "/clock",
             Endpoint::SocketIo => "/socket.io/",
+            Endpoint::Loop => "/loop",
         }
     }
 }
@@ -143,8 +148,10 @@ impl Via {
 /// How a member's text is framed on its connection: decided here, once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Framing {
-    /// One WebSocket frame per message (RFC 6455 §5.6).
-    Frame,
+    /// One WebSocket frame per message (RFC 6455 §5.6); with the window
+    /// bits of permessage-deflate when it was agreed (RFC 7692), so the
+    /// message goes compressed.
+    Frame(Option<u8>),
     /// One line with CR LF (RFC 854).
     Line,
     /// Not sent at all: an HTTP member reads the room's history instead.
@@ -184,6 +191,7 @@ impl Protocol {
                 Endpoint::Chat => "WebSocket(/chat)",
                 Endpoint::Clock => "WebSocket(/clock)",
                 Endpoint::SocketIo => "WebSocket(/socket.io/)",
+                Endpoint::Loop => "WebSocket(/loop)",
             },
             Protocol::EventStream(_) => "EventStream",
         }
@@ -200,7 +208,7 @@ impl Protocol {
     /// How hub messages to this connection's member are framed.
     pub fn framing(&self) -> Framing {
         match self {
-            Protocol::WebSocket(_) => Framing::Frame,
+            Protocol::WebSocket(ws) => Framing::Frame(ws.deflate.map(|d| d.server_window_bits)),
             Protocol::Line(_) | Protocol::LineEcho(_) => Framing::Line,
             Protocol::Http(_) | Protocol::EventStream(_) => Framing::None,
         }
@@ -235,6 +243,8 @@ impl Protocol {
     }
 
     /// Bytes from the peer. Returns how many were used and what next.
+    /// (A `match` that only dispatches: inlined into the read path.)
+    #[inline]
     pub fn on_input(&mut self, cx: &mut Context, input: &mut [u8]) -> (usize, Next) {
         match self {
             Protocol::Line(line) => line.on_input(cx, input),
@@ -278,7 +288,9 @@ impl Protocol {
 /// loop's slab, so its token stays the same until it is reaped.
 pub(super) struct Connection {
     pub socket: TcpStream,
-    pub peer: SocketAddr,
+    /// Who is at the other end: the socket's peer, or the client behind
+    /// a trusted proxy (`peer.rs`).
+    pub peer: Peer,
     /// Tells this connection from an earlier one that had the same token,
     /// so a stale timer never touches the wrong connection. It wraps after
     /// four billion connections: a stale timer would have to outlive all
@@ -310,7 +322,7 @@ pub(super) struct Connection {
 /// What the hub greets a new member with: where it connected. The server's
 /// own address is asked of the socket here, once per member, rather than
 /// kept in every connection for the whole of its life.
-pub(super) fn welcome(socket: &TcpStream, peer: SocketAddr, over: &str) -> String {
+pub(super) fn welcome(socket: &TcpStream, peer: &Peer, over: &str) -> String {
     match socket.local_addr() {
         Ok(local) => format!("server {local}, you are {peer}{over}"),
         Err(_) => format!("you are {peer}{over}"),

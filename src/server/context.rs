@@ -24,6 +24,7 @@
 use super::close::Why;
 use super::conn::{Protocol, Via};
 use super::members::{HttpMembers, MemberKey};
+use super::peer::Peer;
 use super::timers::{ConnTimer, Timer};
 use super::Stats;
 use crate::config::Config;
@@ -33,7 +34,6 @@ use crate::outq::OutQueue;
 use crate::timer::{Stamp, Timers};
 use mio::net::TcpStream;
 use mio::Token;
-use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 use std::time::Instant;
 
@@ -62,6 +62,8 @@ pub(super) struct Shared {
     pub config: Config,
     pub policy: OriginPolicy,
     pub hub: Hub<Link>,
+    /// permessage-deflate: the loop's one compressor and inflater.
+    pub compression: super::compression::Compression,
     pub stats: Stats,
     pub timers: Timers<Timer>,
     /// HTTP chat members, by key and by secret token.
@@ -78,7 +80,9 @@ pub(super) struct Context<'a> {
     pub token: Token,
     /// Tells this connection from an earlier one with the same token.
     pub serial: u32,
-    pub peer: SocketAddr,
+    /// Who is at the other end; a request through a trusted proxy may
+    /// change it (`routes.rs`).
+    pub peer: &'a mut Peer,
     /// The socket itself, for what is asked of it rarely (the server's
     /// own address, in a welcome). Reading and writing are the loop's.
     pub socket: &'a TcpStream,

@@ -10,6 +10,7 @@
 //! same loop, after the current batch, so nothing recurses.
 
 use super::close::Why;
+use super::compression::{Compression, SharedFrames};
 use super::conn::{Framing, Protocol};
 use super::context::Link;
 use super::timers::ConnTimer;
@@ -53,6 +54,19 @@ impl Server {
     }
 
     fn carry_out(&mut self, action: &Action, outbox: &Outbox<super::context::Link>) {
+        if self.watch.turn.on {
+            let (name, recipients) = match action {
+                Action::Send { recipients, .. } => ("send", recipients.len()),
+                Action::StartClock { .. } => ("start a clock", 0),
+                Action::Stats { .. } => ("answer /stats", 0),
+                Action::Quit { .. } => ("quit", 0),
+                Action::Appended { .. } => ("append to history", 0),
+            };
+            self.watch.turn.note(super::turn::Note::Hub {
+                action: name,
+                recipients,
+            });
+        }
         match action {
             Action::Send { recipients, payload } => {
                 self.send(&outbox.recipients[recipients.clone()], payload);
@@ -108,10 +122,11 @@ impl Server {
                 continue;
             }
             let framing = conn.protocol.framing();
+            let compression = &mut self.shared.compression;
             if recipients.len() == 1 {
-                encode(&mut conn.out, framing, payload);
+                encode(&mut conn.out, framing, payload, compression);
             } else {
-                conn.out.push_shared(shared.bytes(framing, payload));
+                conn.out.push_shared(shared.bytes(framing, payload, compression));
             }
             self.shared.stats.message_out(conn.via, 1);
             self.shared.stats.via(conn.via).delivered += 1;
@@ -159,19 +174,26 @@ impl Server {
     }
 }
 
-/// The bytes of one payload, encoded at most once per framing.
+/// The bytes of one payload, encoded at most once per framing: once as a
+/// plain frame, once compressed for each window size in use (nearly always
+/// one), once as a line.
 #[derive(Default)]
 struct Shared {
     frame: Option<Rc<[u8]>>,
+    deflated: SharedFrames,
     line: Option<Rc<[u8]>>,
     /// The Engine.IO packet `42["servermessage",…]` for socket.io members.
     socket_io: Option<Rc<[u8]>>,
 }
 
 impl Shared {
-    fn bytes(&mut self, framing: Framing, payload: &Payload) -> Rc<[u8]> {
+    fn bytes(&mut self, framing: Framing, payload: &Payload, compression: &mut Compression) -> Rc<[u8]> {
         match framing {
-            Framing::Frame => self.frame.get_or_insert_with(|| {
+            Framing::Frame(Some(bits)) => {
+                let (opcode, bytes) = message(payload);
+                return self.deflated.get(compression, bits, opcode, bytes);
+            }
+            Framing::Frame(None) => self.frame.get_or_insert_with(|| {
                 let mut bytes = Vec::with_capacity(payload.len() + 10);
                 encode_frame(&mut bytes, payload);
                 Rc::from(bytes)
@@ -187,20 +209,31 @@ impl Shared {
 }
 
 /// Encodes a payload into one connection's own queue, in its framing.
-pub(super) fn encode(out: &mut OutQueue, framing: Framing, payload: &Payload) {
+pub(super) fn encode(out: &mut OutQueue, framing: Framing, payload: &Payload, compression: &mut Compression) {
     match framing {
-        Framing::Frame => out.encode_with(|buf| encode_frame(buf, payload)),
+        Framing::Frame(Some(bits)) => {
+            let (opcode, bytes) = message(payload);
+            out.encode_with(|buf| {
+                compression.encode(buf, Some(bits), opcode, bytes);
+            });
+        }
+        Framing::Frame(None) => out.encode_with(|buf| encode_frame(buf, payload)),
         Framing::Line | Framing::None => out.encode_with(|buf| encode_line(buf, payload.text())),
+    }
+}
+
+/// A hub payload as a WebSocket message: text as text, binary as binary.
+fn message(payload: &Payload) -> (Opcode, &[u8]) {
+    match payload {
+        Payload::Text(text) => (Opcode::Text, text.as_bytes()),
+        Payload::Binary { data, .. } => (Opcode::Binary, &data[..]),
     }
 }
 
 /// A server frame (never masked, RFC 6455 §5.1): text as text, binary as
 /// binary.
 fn encode_frame(buf: &mut Vec<u8>, payload: &Payload) {
-    let (opcode, bytes) = match payload {
-        Payload::Text(text) => (Opcode::Text, text.as_bytes()),
-        Payload::Binary { data, .. } => (Opcode::Binary, &data[..]),
-    };
+    let (opcode, bytes) = message(payload);
     log::trace!(
         "frame out: fin=1 opcode={} masked=0 len={}",
         opcode.name(),

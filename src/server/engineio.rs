@@ -60,10 +60,30 @@ const SERVER_EVENT: &str = "servermessage";
 /// A session's name in the loop: its slot and which of the slot's
 /// occupants it is, so a stale timer or connection can never reach the
 /// session that took the slot next.
+///
+/// Sixteen bits of generation are enough, where an HTTP member's key has
+/// thirty-two: every holder of a session's key lets go of it when the
+/// session ends (its WebSocket and probe are closed, its parked poll is
+/// answered, its member leaves). Only a timer may outlive it, and a stale
+/// timer only makes a session look at its deadlines again. Small, because
+/// a WebSocket carries one ([`SessionKey::parts`]), and a WebSocket's size
+/// is every idle connection's cost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct SessionKey {
     slot: u32,
-    generation: u32,
+    generation: u16,
+}
+
+impl SessionKey {
+    /// The key as two numbers, for a WebSocket to keep inline.
+    pub fn parts(self) -> (u32, u16) {
+        (self.slot, self.generation)
+    }
+
+    /// The key again from its parts.
+    pub fn from_parts(slot: u32, generation: u16) -> SessionKey {
+        SessionKey { slot, generation }
+    }
 }
 
 /// What carries a session's packets.
@@ -122,7 +142,7 @@ impl Ending {
 /// One Engine.IO session, and the Socket.IO socket over it.
 #[derive(Debug)]
 struct Session {
-    generation: u32,
+    generation: u16,
     sid: Rc<str>,
     carrier: Carrier,
     /// A WebSocket that asked to take over (the upgrade), until it sends
@@ -154,7 +174,7 @@ struct Session {
 pub(super) struct Sessions {
     slots: Slab<Session>,
     by_sid: HashMap<Rc<str>, SessionKey>,
-    generations: u32,
+    generations: u16,
     ids: SidSource,
     /// Sessions with output for their carrier, or ending: seen to after
     /// each step of the loop (`Server::flush_sessions`).
@@ -663,12 +683,12 @@ pub(super) fn request(http: &mut Http, cx: &mut Context, request: &Request) -> N
 /// parked until there are (the heartbeat's ping comes within the ping
 /// interval at the latest).
 fn poll(http: &mut Http, cx: &mut Context, key: SessionKey, keep_alive: bool) -> Next {
-    let (token, peer) = (cx.token, cx.peer);
-    let Some(session) = cx.sio.get_mut(key) else {
+    let token = cx.token;
+    let Some(session) = cx.shared.sio.get_mut(key) else {
         return Next::Continue;
     };
     session.carrier = Carrier::Polling { get: Some(token) };
-    log::debug!("{peer}: socket.io poll parked for session {}", session.sid);
+    log::debug!("{}: socket.io poll parked for session {}", cx.peer, session.sid);
     http.park_poll(key, keep_alive);
     let waiting = !session.queue.is_empty() || session.noop_due || session.ending.is_some();
     if waiting {
@@ -712,27 +732,30 @@ fn post(http: &mut Http, cx: &mut Context, key: SessionKey, request: &Request) -
             );
         }
     };
-    let (socket, peer) = (cx.socket, cx.peer);
-    let welcome = move || super::conn::welcome(socket, peer, " over socket.io (polling)");
     cx.message_in(packets.len() as u64);
+    let hexdump = cx.config.hexdump;
+    let (socket, peer) = (cx.socket, &*cx.peer);
+    let welcome = move || super::conn::welcome(socket, peer, " over socket.io (polling)");
+    let mut ending = None;
     for packet in packets {
-        if cx.config.hexdump {
-            log::info!("{} socket.io in: {}", cx.peer, engineio::describe(&packet));
+        if hexdump {
+            log::info!("{peer} socket.io in: {}", engineio::describe(&packet));
         }
-        if let Err(ending) = cx.shared.on_packet(key, packet, &welcome) {
-            let detail = match &ending {
-                Ending::Refused(_, why) => Some(why.clone()),
-                _ => None,
-            };
-            cx.sio.end(key, ending);
-            if let Some(why) = detail {
-                log::info!("{}: {why}", cx.peer);
-                return http.respond(
-                    cx,
-                    error_response(ErrorCode::BadRequest, Some(&why)).close(!keep_alive),
-                );
-            }
+        if let Err(e) = cx.shared.on_packet(key, packet, &welcome) {
+            ending = Some(e);
             break;
+        }
+    }
+    if let Some(ending) = ending {
+        let detail = match &ending {
+            Ending::Refused(_, why) => Some(why.clone()),
+            _ => None,
+        };
+        cx.sio.end(key, ending);
+        if let Some(why) = detail {
+            log::info!("{}: {why}", cx.peer);
+            let response = error_response(ErrorCode::BadRequest, Some(&why));
+            return http.respond(cx, response.close(!keep_alive));
         }
     }
     // EIO §4: the answer to a POST is `ok` (text/html, as the reference
@@ -847,7 +870,7 @@ pub(super) fn on_frame(cx: &mut Context, key: SessionKey, kind: MessageKind, pay
     if !carrier {
         return Some(Next::Close(Why::MemberLeft));
     }
-    let (socket, peer) = (cx.socket, cx.peer);
+    let (socket, peer) = (cx.socket, &*cx.peer);
     let welcome = move || super::conn::welcome(socket, peer, " over socket.io (WebSocket)");
     match cx.shared.on_packet(key, packet, &welcome) {
         Ok(()) => Some(Next::Continue),

@@ -183,11 +183,12 @@ impl Server {
             if !conn.close.is_open() || !http.is_sending_file() || conn.out.len() >= FILE_CHUNK {
                 return;
             }
-            let peer = conn.peer;
             let all_read = match self.read_file_chunk(token) {
                 Ok(all_read) => all_read,
                 Err(why) => {
-                    log::info!("{peer}: {why}; closing after what was sent");
+                    if let Some(conn) = self.conns.get(token.0) {
+                        log::info!("{}: {why}; closing after what was sent", conn.peer);
+                    }
                     return self.close(token, why);
                 }
             };

@@ -15,6 +15,7 @@ use super::conn::Connection;
 use super::conn::Protocol;
 use super::context::{Body, Context, Next};
 use super::timers::ConnTimer;
+use super::turn::Note;
 use super::{Server, READS_PER_TURN};
 use mio::Token;
 use std::io::{self, Read};
@@ -34,7 +35,7 @@ impl Server {
         let cx = Context {
             token,
             serial: conn.serial,
-            peer: conn.peer,
+            peer: &mut conn.peer,
             socket: &conn.socket,
             out: &mut conn.out,
             via: &mut conn.via,
@@ -72,6 +73,9 @@ impl Server {
                 Ok(0) => {
                     conn.eof = true;
                     log::trace!("read: token {} end of stream", token.0);
+                    if self.watch.turn.on {
+                        self.watch.turn.note(Note::Read { token, bytes: 0 });
+                    }
                     self.on_eof(token);
                     share_used = false;
                     break;
@@ -166,6 +170,9 @@ impl Server {
             stats.via(conn.via).bytes_in += n as u64;
         }
         log::trace!("read: token {} {n} bytes", token.0);
+        if self.watch.turn.on {
+            self.watch.turn.note(Note::Read { token, bytes: n });
+        }
         if self.shared.config.hexdump {
             log::info!(
                 "{} -> duplex, {n} bytes:\n{}",
@@ -190,10 +197,17 @@ impl Server {
                 // Saying goodbye: whatever still comes is dropped.
                 return;
             }
+            let watched = match self.watch.turn.on {
+                true => Some(Decoding::before(conn, &self.shared.stats)),
+                false => None,
+            };
             let Some((protocol, mut cx)) = self.split(token) else {
                 return;
             };
             let (used, next) = protocol.on_input(&mut cx, &mut input[pos..]);
+            if let Some(before) = watched {
+                before.note(token, self);
+            }
             if let Next::WriteThrough { head, body } = &next {
                 let body = match body {
                     Body::Input(range) => Some(&input[pos + range.start..pos + range.end]),
@@ -284,8 +298,8 @@ impl Server {
         if conn.close == Close::Done {
             return false;
         }
-        let peer = conn.peer;
         let Connection {
+            peer,
             socket,
             out,
             protocol,
@@ -297,6 +311,7 @@ impl Server {
             transport: self.sessions.transport(token, socket),
             peer,
             on: self.shared.config.hexdump,
+            calls: 0,
         };
         let result = match through {
             Some(Through { head, body }) => {
@@ -319,6 +334,14 @@ impl Server {
                 stats.via(*via).bytes_out += n as u64;
                 if n > 0 {
                     log::trace!("write: token {} {n} bytes, {} left", token.0, out.len());
+                }
+                if self.watch.turn.on && socket.calls > 0 {
+                    let writes = socket.calls;
+                    self.watch.turn.note(Note::Wrote {
+                        token,
+                        bytes: n,
+                        writes,
+                    });
                 }
             }
             Err(e) => {
@@ -374,8 +397,10 @@ impl Server {
 /// (plaintext, under TLS).
 struct Hexdump<'a> {
     transport: super::transport::Transport<'a>,
-    peer: std::net::SocketAddr,
+    peer: &'a super::peer::Peer,
     on: bool,
+    /// Write calls made through it: how many the turn's narration counts.
+    calls: u32,
 }
 
 impl Hexdump<'_> {
@@ -395,6 +420,7 @@ impl Hexdump<'_> {
 
 impl io::Write for Hexdump<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.calls += 1;
         let n = self.transport.write(buf)?;
         if self.on && n > 0 {
             self.show(&[io::IoSlice::new(buf)], n);
@@ -403,6 +429,7 @@ impl io::Write for Hexdump<'_> {
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice]) -> io::Result<usize> {
+        self.calls += 1;
         let n = self.transport.write_vectored(bufs)?;
         if self.on && n > 0 {
             self.show(bufs, n);
@@ -412,5 +439,46 @@ impl io::Write for Hexdump<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.transport.flush()
+    }
+}
+
+/// What a protocol step decoded, told by the counters it moved: lines and
+/// WebSocket messages count in `messages_in`, HTTP requests in
+/// `http_requests`. Taken only while the loop is watched.
+struct Decoding {
+    unit: &'static str,
+    messages: u64,
+    requests: u64,
+}
+
+impl Decoding {
+    #[cold]
+    #[inline(never)]
+    fn before(conn: &Connection, stats: &super::Stats) -> Decoding {
+        let unit = match conn.protocol {
+            Protocol::Line(_) | Protocol::LineEcho(_) => "line",
+            Protocol::Http(_) => "request",
+            Protocol::WebSocket(_) => "message",
+            Protocol::EventStream(_) => "",
+        };
+        Decoding {
+            unit,
+            messages: stats.messages_in,
+            requests: stats.http_requests,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn note(self, token: Token, server: &mut Server) {
+        let stats = &server.shared.stats;
+        let count = match self.unit {
+            "request" => stats.http_requests - self.requests,
+            _ => stats.messages_in - self.messages,
+        };
+        if count > 0 {
+            let unit = self.unit;
+            server.watch.turn.note(Note::Decoded { token, count, unit });
+        }
     }
 }

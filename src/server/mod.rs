@@ -11,6 +11,9 @@
 //! 4. `run_timers`: fire the timers that are due;
 //! 5. `reap_closed`: free the connections that finished during the turn.
 //!
+//! Around the recipe, `--step` stops before each turn (`pause`), and a
+//! watched loop tells each turn when it ends (`end_turn`): see `watch.rs`.
+//!
 //! The layers, from the wire up:
 //!
 //! ```text
@@ -38,6 +41,7 @@
 
 mod accept;
 mod close;
+mod compression;
 mod conn;
 mod context;
 mod deliver;
@@ -52,15 +56,22 @@ mod line_echo;
 mod long_poll;
 mod members;
 mod metrics;
+mod peer;
 mod routes;
 mod shutdown;
 mod stats;
+mod step;
+mod tcp_info;
 mod timers;
 mod transport;
+mod turn;
+mod watch;
 mod websocket;
 
 pub use conn::{Door, Endpoint, Via};
 pub use stats::Stats;
+/// What `--step` prints at start: the commands it takes.
+pub use step::HELP as STEP_HELP;
 
 use crate::config::Config;
 use crate::hub::Hub;
@@ -84,6 +95,8 @@ const WEB_LISTENER: Token = Token(usize::MAX - 2);
 const SIGNALS: Token = Token(usize::MAX - 3);
 const LINE_TLS_LISTENER: Token = Token(usize::MAX - 4);
 const WEB_TLS_LISTENER: Token = Token(usize::MAX - 5);
+/// `--step`'s terminal.
+const STDIN: Token = Token(usize::MAX - 6);
 
 /// Reads one connection may do per turn before the others get a go.
 const READS_PER_TURN: usize = 16;
@@ -116,6 +129,29 @@ impl ReadBuffer {
 
     fn bytes(&mut self) -> &mut [u8] {
         &mut self.memory[self.start..self.start + self.len]
+    }
+}
+
+/// One readiness event, as `poll` reported it: what `dispatch` acts on,
+/// whether it comes straight from `poll` or was held while `--step` was
+/// stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Ready {
+    token: Token,
+    readable: bool,
+    writable: bool,
+    /// The peer's FIN, or a socket error, came with it.
+    closed: bool,
+}
+
+impl From<&mio::event::Event> for Ready {
+    fn from(event: &mio::event::Event) -> Ready {
+        Ready {
+            token: event.token(),
+            readable: event.is_readable(),
+            writable: event.is_writable(),
+            closed: event.is_read_closed() || event.is_error(),
+        }
     }
 }
 
@@ -153,6 +189,8 @@ pub struct Server {
     /// When the current turn began (the clock read after `poll`), for the
     /// loop-turn histogram; none before the first turn.
     turn_began: Option<Instant>,
+    /// `--step` and the `/loop` observers: the record of each turn.
+    watch: watch::Watch,
 }
 
 impl Server {
@@ -175,6 +213,10 @@ impl Server {
             Some(dir) => Some(static_root(dir)?),
             None => None,
         };
+        let mut watch = watch::Watch::new(config.max_connections, config.loop_rate, now);
+        if config.step {
+            watch.start_stepping(step::Step::open(&poll)?);
+        }
         Ok(Server {
             poll,
             doors,
@@ -188,6 +230,7 @@ impl Server {
                 stamp: timers.stamp(now),
                 policy,
                 hub: Hub::new(config.max_line, config.history_limits()),
+                compression: compression::Compression::new(config.deflate_threshold),
                 stats: Stats::new(now),
                 timers,
                 members: HttpMembers::default(),
@@ -206,6 +249,7 @@ impl Server {
             signals: None,
             shutdown: None,
             turn_began: None,
+            watch,
         })
     }
 
@@ -240,12 +284,14 @@ impl Server {
     pub fn run(&mut self) -> stdio::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
+            self.pause(&mut events)?;
             self.wait(&mut events)?;
             self.dispatch(&events);
             self.flush_dirty();
             self.run_timers();
             self.flush_dirty();
             self.reap_closed();
+            self.end_turn();
             if self.shutdown_done() {
                 return Ok(());
             }
@@ -269,7 +315,7 @@ impl Server {
                 .record(now.saturating_duration_since(began));
         }
         loop {
-            let timeout = if self.again.is_empty() && self.write_again.is_empty() {
+            let timeout = if self.again.is_empty() && self.write_again.is_empty() && !self.step_now() {
                 self.shared.timers.timeout(now)
             } else {
                 Some(Duration::ZERO)
@@ -284,6 +330,7 @@ impl Server {
         let now = Instant::now();
         self.shared.set_now(now);
         self.turn_began = Some(now);
+        self.begin_turn();
         log::trace!(
             "turn: {} events, {} connections, {} timers",
             events.iter().count(),
@@ -305,36 +352,72 @@ impl Server {
         for token in std::mem::take(&mut self.write_again) {
             self.mark_dirty(token);
         }
+        if self.watch.step.is_some() {
+            self.dispatch_held();
+        }
         for event in events.iter() {
-            match event.token() {
-                LINE_LISTENER => self.accept_all(Door::Line, Layer::Plain),
-                WEB_LISTENER => self.accept_all(Door::Web, Layer::Plain),
-                LINE_TLS_LISTENER => self.accept_all(Door::Line, Layer::Tls),
-                WEB_TLS_LISTENER => self.accept_all(Door::Web, Layer::Tls),
-                SIGNALS => self.on_signal(),
-                token => {
-                    if log::log_enabled!(log::Level::Trace) {
-                        if let Some(conn) = self.conns.get(token.0) {
-                            log::trace!(
-                                "event: token {} {conn}{}{}",
-                                token.0,
-                                if event.is_readable() { " readable" } else { "" },
-                                if event.is_writable() { " writable" } else { "" },
-                            );
-                        }
+            self.on_event(Ready::from(event));
+        }
+    }
+
+    /// `--step` only: what became ready while the loop was stopped comes
+    /// first, as `poll` reported it.
+    #[cold]
+    #[inline(never)]
+    fn dispatch_held(&mut self) {
+        let Some(step) = self.watch.step.as_mut() else {
+            return;
+        };
+        step.go_now = false;
+        for ready in std::mem::take(&mut step.held) {
+            self.on_event(ready);
+        }
+    }
+
+    /// One event, to its listener or connection. (Inlined into both its
+    /// callers: in `dispatch` it is the hottest path of the server.)
+    #[inline(always)]
+    fn on_event(&mut self, ready: Ready) {
+        if self.watch.turn.on {
+            self.note_event(ready);
+        }
+        match ready.token {
+            LINE_LISTENER => self.accept_all(Door::Line, Layer::Plain),
+            WEB_LISTENER => self.accept_all(Door::Web, Layer::Plain),
+            LINE_TLS_LISTENER => self.accept_all(Door::Line, Layer::Tls),
+            WEB_TLS_LISTENER => self.accept_all(Door::Web, Layer::Tls),
+            SIGNALS => self.on_signal(),
+            STDIN => self.on_stdin(),
+            token => {
+                if log::log_enabled!(log::Level::Trace) {
+                    if let Some(conn) = self.conns.get(token.0) {
+                        log::trace!(
+                            "event: token {} {conn}{}{}",
+                            token.0,
+                            if ready.readable { " readable" } else { "" },
+                            if ready.writable { " writable" } else { "" },
+                        );
                     }
-                    // The peer's FIN and socket errors show up as their own
-                    // flags; reading is how we learn what they mean.
-                    let closed = event.is_read_closed() || event.is_error();
-                    if event.is_readable() || closed {
-                        self.on_readable(token, closed);
-                    }
-                    if event.is_writable() {
-                        self.mark_dirty(token);
-                    }
+                }
+                // The peer's FIN and socket errors show up as their own
+                // flags; reading is how we learn what they mean.
+                if ready.readable || ready.closed {
+                    self.on_readable(token, ready.closed);
+                }
+                if ready.writable {
+                    self.mark_dirty(token);
                 }
             }
         }
+    }
+
+    /// `--step` said "go": the turn runs on what is ready now, without
+    /// sleeping in `poll`.
+    fn step_now(&self) -> bool {
+        self.watch
+            .step
+            .as_ref()
+            .is_some_and(|step| step.go_now || !step.held.is_empty())
     }
 
     /// After a turn: has a graceful shutdown finished, or run out of time?

@@ -8,6 +8,7 @@ use super::long_poll::count_request;
 use super::websocket::WebSocket;
 use crate::http::{Request, Response, Status};
 use crate::origin::Purpose;
+use crate::ws::deflate::{self, Agreement};
 use crate::ws::handshake;
 
 /// The built-in page, compiled into the binary: no files to find, no CDN.
@@ -15,6 +16,10 @@ pub const PAGE: &str = include_str!("../web/index.html");
 
 /// Decides what a request gets.
 pub(super) fn route(http: &mut Http, cx: &mut Context, request: Request) -> Next {
+    // Behind a trusted proxy the client is who `X-Forwarded-For` says, for
+    // this request and what it becomes (`peer.rs`); the logs name it.
+    let trusted = &cx.shared.config.trust_proxies;
+    cx.peer.on_request(&request, trusted, &mut cx.shared.stats);
     log::debug!(
         "{}: {} {} HTTP/1.{}",
         cx.peer,
@@ -137,7 +142,7 @@ fn plain(cx: &Context, request: &Request) -> Response {
         ("GET" | "HEAD", "/stats") => Response::new(Status::OK)
             .header("Content-Type", "application/json")
             .header("Cache-Control", "no-store")
-            .body(super::stats::json(cx.shared).into_bytes()),
+            .body(super::stats::json(cx.shared, cx.peer.client()).into_bytes()),
         // RFC 6455 §4.2.2 and RFC 9110 §15.5.22: this resource speaks
         // WebSocket only.
         ("GET" | "HEAD", _) if Endpoint::from_path(path).is_some() => handshake::upgrade_required(&format!(
@@ -145,7 +150,7 @@ fn plain(cx: &Context, request: &Request) -> Response {
         )),
         // RFC 9112 §3.2.4: asterisk-form asks about the server as a whole.
         ("OPTIONS", "*") => Response::new(Status::OK).header("Allow", "GET, HEAD, POST, OPTIONS"),
-        (_, "/" | "/healthz" | "/stats" | "/metrics" | "/echo" | "/chat" | "/clock") => {
+        (_, "/" | "/healthz" | "/stats" | "/metrics" | "/echo" | "/chat" | "/clock" | "/loop") => {
             not_allowed("GET, HEAD")
         }
         // A poll acts (it can make a member), so it is GET only.
@@ -198,6 +203,11 @@ fn upgrade(http: &mut Http, cx: &mut Context, request: &Request) -> Next {
         let response = Response::refusal(Status::FORBIDDEN, &forbidden.to_string());
         return http.respond(cx, response.close(true));
     }
+    if endpoint == Endpoint::Loop {
+        if let Some(refusal) = loop_refusal(cx) {
+            return http.respond(cx, refusal.close(true));
+        }
+    }
     let key = match handshake::validate(request) {
         Ok(key) => key,
         Err(error) => {
@@ -212,12 +222,17 @@ fn upgrade(http: &mut Http, cx: &mut Context, request: &Request) -> Next {
     };
     count_request(cx, via, request);
     let protocol = handshake::select_protocol(request, endpoint.subprotocols());
-    let response = handshake::accept_response(&key, protocol);
+    let deflate = negotiate_deflate(cx, request);
+    let mut response = handshake::accept_response(&key, protocol);
+    if let Some(agreement) = deflate {
+        response = response.header("Sec-WebSocket-Extensions", &agreement.response());
+    }
     log::debug!(
-        "{}: WebSocket {} opened{}",
+        "{}: WebSocket {} opened{}{}",
         cx.peer,
         endpoint.path(),
-        protocol.map_or(String::new(), |p| format!(" with subprotocol {p}"))
+        protocol.map_or(String::new(), |p| format!(" with subprotocol {p}")),
+        deflate.map_or(String::new(), |a| format!(" with {}", a.response()))
     );
     cx.out.encode_with(|out| response.encode(out));
     if cx.config.hexdump {
@@ -229,7 +244,45 @@ fn upgrade(http: &mut Http, cx: &mut Context, request: &Request) -> Next {
             String::from_utf8_lossy(&text)
         );
     }
-    Next::Become(Protocol::WebSocket(WebSocket::open(cx, endpoint)))
+    Next::Become(Protocol::WebSocket(WebSocket::open(cx, endpoint, deflate)))
+}
+
+/// permessage-deflate (RFC 7692 §5): the first acceptable offer, if the
+/// server has it on. A declined offer is logged, and the connection goes
+/// on without the extension: declining is not refusing (§5.1).
+fn negotiate_deflate(cx: &mut Context, request: &Request) -> Option<Agreement> {
+    let offers = request.headers_named("sec-websocket-extensions");
+    if !cx.config.permessage_deflate {
+        return None;
+    }
+    let (agreement, declined) = deflate::negotiate(offers, cx.config.deflate_client_context);
+    for why in &declined {
+        log::info!("{}: permessage-deflate offer declined: {why}", cx.peer);
+    }
+    cx.stats.deflate_declined += declined.len() as u64;
+    if agreement.is_some() {
+        cx.stats.deflate_negotiated += 1;
+    }
+    agreement
+}
+
+/// `/loop` is bounded like everything else: at most `--max-observers`
+/// watch at once, and none when that is 0.
+fn loop_refusal(cx: &Context) -> Option<Response> {
+    let limit = cx.config.max_observers;
+    if limit == 0 {
+        return Some(Response::refusal(
+            Status::NOT_FOUND,
+            "/loop is off on this server (--max-observers 0)",
+        ));
+    }
+    if cx.stats.ws_loop >= limit {
+        log::info!("{}: refused /loop: {limit} observers already", cx.peer);
+        let why =
+            format!("the loop has {limit} observers already (--max-observers {limit}); close one and retry");
+        return Some(Response::refusal(Status::SERVICE_UNAVAILABLE, &why).header("Retry-After", "5"));
+    }
+    None
 }
 
 /// The request head as text, for `--hexdump`.

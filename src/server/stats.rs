@@ -8,6 +8,7 @@ use super::close::Why;
 use super::conn::{Endpoint, Protocol, Via};
 use super::context::Shared;
 use crate::http::Status;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// What the loop has counted since it started. Gauges (`usize`) say how
@@ -28,6 +29,8 @@ pub struct Stats {
     pub ws_clock: usize,
     /// WebSockets open on `/socket.io/` (carrying or probing a session).
     pub ws_socketio: usize,
+    /// WebSockets open on `/loop`: the page's loop panels.
+    pub ws_loop: usize,
     /// Connections on their way out: flushing, then draining the peer.
     pub closing: usize,
     /// Connections accepted since start.
@@ -59,6 +62,19 @@ pub struct Stats {
     pub refusals: [u64; 200],
     /// How long the loop's turns took, from waking to sleeping again.
     pub turns: TurnTimes,
+    /// Requests whose client a trusted proxy named (`--trust-proxy`).
+    pub forwarded: u64,
+    /// Requests that carried `X-Forwarded-For` from a peer not trusted to
+    /// send it: the header was ignored.
+    pub forwarded_ignored: u64,
+    /// Requests from a trusted proxy whose `X-Forwarded-For` had an entry
+    /// that is no address: that entry was not believed.
+    pub forwarded_malformed: u64,
+    /// WebSockets that agreed to permessage-deflate, since start.
+    pub deflate_negotiated: u64,
+    /// permessage-deflate offers declined (and the connection carried on
+    /// without the extension), since start.
+    pub deflate_declined: u64,
 }
 
 /// A histogram of loop-turn durations: how many turns took at most each
@@ -105,6 +121,35 @@ impl TurnTimes {
     }
 }
 
+/// What permessage-deflate did (RFC 7692), kept with the loop's
+/// compressor (`compression.rs`) and shown by `GET /stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeflateStats {
+    /// Times the compressor ran. A broadcast to a room of any size counts
+    /// once: that is the point of sharing one compressor.
+    pub compressions: u64,
+    /// Messages sent compressed, each recipient counted.
+    pub messages_compressed: u64,
+    /// Payload bytes those messages did not need on the wire.
+    pub bytes_saved: u64,
+    /// Compressed messages received and inflated.
+    pub inflated: u64,
+    /// Their payloads as they came, and once inflated.
+    pub compressed_in_bytes: u64,
+    pub inflated_bytes: u64,
+    /// Connections holding an inflater of their own now (clients allowed
+    /// to keep their context, `--deflate-client-context`).
+    pub own_inflaters: usize,
+}
+
+impl DeflateStats {
+    /// One message sent compressed: `len` bytes became `deflated`.
+    pub fn count_sent(&mut self, len: usize, deflated: usize) {
+        self.messages_compressed += 1;
+        self.bytes_saved += len.saturating_sub(deflated) as u64;
+    }
+}
+
 /// What one transport cost: requests made, bytes on the wire both ways
 /// (HTTP heads included), and chat lines delivered with them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -134,6 +179,7 @@ impl Stats {
             ws_chat: 0,
             ws_socketio: 0,
             ws_clock: 0,
+            ws_loop: 0,
             closing: 0,
             accepted: 0,
             refused: 0,
@@ -148,6 +194,11 @@ impl Stats {
             closes: [0; Why::REASONS.len()],
             refusals: [0; 200],
             turns: TurnTimes::default(),
+            forwarded: 0,
+            forwarded_ignored: 0,
+            forwarded_malformed: 0,
+            deflate_negotiated: 0,
+            deflate_declined: 0,
         }
     }
 
@@ -185,7 +236,7 @@ impl Stats {
 
     /// Open WebSockets on every endpoint.
     pub fn websocket_total(&self) -> usize {
-        self.ws_echo + self.ws_chat + self.ws_clock + self.ws_socketio
+        self.ws_echo + self.ws_chat + self.ws_clock + self.ws_loop + self.ws_socketio
     }
 
     pub(super) fn connected(&mut self, protocol: &Protocol) {
@@ -220,6 +271,7 @@ impl Stats {
                 Endpoint::Chat => &mut self.ws_chat,
                 Endpoint::Clock => &mut self.ws_clock,
                 Endpoint::SocketIo => &mut self.ws_socketio,
+                Endpoint::Loop => &mut self.ws_loop,
             },
             Protocol::EventStream(_) => &mut self.event_streams,
         }
@@ -256,18 +308,22 @@ fn counted(n: usize, noun: &str) -> String {
     }
 }
 
-/// `GET /stats`: the same numbers as JSON, written by hand.
-pub(super) fn json(shared: &Shared) -> String {
+/// `GET /stats`: the same numbers as JSON, written by hand, and the
+/// address of the client that asked, as the server sees it (behind a
+/// trusted proxy, the one the proxy named).
+pub(super) fn json(shared: &Shared, client: IpAddr) -> String {
     let hub = shared.hub.stats();
     let s = &shared.stats;
     format!(
         concat!(
             "{{\"connections\":{{\"total\":{},\"telnet\":{},\"http\":{},\"closing\":{},",
-            "\"websocket\":{{\"echo\":{},\"chat\":{},\"clock\":{},\"socketio\":{}}}}},",
+            "\"websocket\":{{\"echo\":{},\"chat\":{},\"clock\":{},\"loop\":{},\"socketio\":{}}}}},",
             "\"accepted\":{},\"refused\":{},\"http_requests\":{},",
             "\"hub\":{{\"members\":{},\"rooms\":{},\"messages\":{}}},",
             "\"messages\":{{\"in\":{},\"out\":{}}},\"bytes\":{{\"in\":{},\"out\":{}}},",
             "\"http_members\":{},\"socketio_sessions\":{},\"event_streams\":{},\"transports\":{{{}}},",
+            "\"client\":\"{}\",\"forwarded\":{{\"trusted\":{},\"ignored\":{},\"malformed\":{}}},",
+            "\"permessage_deflate\":{},",
             "\"uptime_seconds\":{}}}\n"
         ),
         s.open(),
@@ -277,6 +333,7 @@ pub(super) fn json(shared: &Shared) -> String {
         s.ws_echo,
         s.ws_chat,
         s.ws_clock,
+        s.ws_loop,
         s.ws_socketio,
         s.accepted,
         s.refused,
@@ -292,7 +349,35 @@ pub(super) fn json(shared: &Shared) -> String {
         shared.sio.len(),
         s.event_streams,
         transports(s),
+        client,
+        s.forwarded,
+        s.forwarded_ignored,
+        s.forwarded_malformed,
+        deflate(shared),
         shared.now.duration_since(s.started).as_secs()
+    )
+}
+
+/// permessage-deflate: who agreed, what was compressed, what it saved.
+fn deflate(shared: &Shared) -> String {
+    let (s, d) = (&shared.stats, &shared.compression.stats);
+    format!(
+        concat!(
+            "{{\"enabled\":{},\"threshold\":{},\"negotiated\":{},\"declined\":{},\"compressions\":{},",
+            "\"messages_compressed\":{},\"bytes_saved\":{},\"inflated\":{},",
+            "\"compressed_in_bytes\":{},\"inflated_bytes\":{},\"own_inflaters\":{}}}"
+        ),
+        shared.config.permessage_deflate,
+        shared.config.deflate_threshold,
+        s.deflate_negotiated,
+        s.deflate_declined,
+        d.compressions,
+        d.messages_compressed,
+        d.bytes_saved,
+        d.inflated,
+        d.compressed_in_bytes,
+        d.inflated_bytes,
+        d.own_inflaters
     )
 }
 

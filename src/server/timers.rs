@@ -29,6 +29,8 @@ pub(super) enum Timer {
     SweepHttpMembers,
     /// A socket.io session's heartbeat or clock is due (`engineio.rs`).
     Session(super::engineio::SessionKey),
+    /// Send the `/loop` observers an update (see `watch.rs`).
+    LoopUpdate,
 }
 
 /// A connection's own timers.
@@ -52,6 +54,22 @@ pub(super) enum ConnTimer {
     LongPollDeadline,
     /// A TLS handshake must be done by now (`--handshake-timeout`).
     TlsHandshake,
+}
+
+impl ConnTimer {
+    /// The timer's name, for the loop's narration.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnTimer::RequestDeadline => "RequestDeadline",
+            ConnTimer::Heartbeat => "Heartbeat",
+            ConnTimer::Clock(_) => "Clock",
+            ConnTimer::CloseDeadline => "CloseDeadline",
+            ConnTimer::SlowReader(_) => "SlowReader",
+            ConnTimer::Idle => "Idle",
+            ConnTimer::LongPollDeadline => "LongPollDeadline",
+            ConnTimer::TlsHandshake => "TlsHandshake",
+        }
+    }
 }
 
 impl Timer {
@@ -80,12 +98,16 @@ impl Server {
     pub(super) fn run_timers(&mut self) {
         let now = Instant::now();
         self.shared.set_now(now);
-        while let Some((_, timer)) = self.shared.timers.pop_due(now) {
+        while let Some((at, timer)) = self.shared.timers.pop_due(now) {
+            if self.watch.turn.on {
+                self.note_timer(timer, now.saturating_duration_since(at));
+            }
             match timer {
                 Timer::ResumeAccept => self.resume_accept(),
                 Timer::ShutdownDeadline => {}
                 Timer::SweepHttpMembers => self.sweep_http_members(),
                 Timer::Session(key) => self.session_timer(key),
+                Timer::LoopUpdate => self.push_loop(),
                 Timer::Conn { token, serial, kind } => {
                     let token = Token(token as usize);
                     // Stale: the connection is gone, or the token now
@@ -99,6 +121,31 @@ impl Server {
             }
             self.deliver();
         }
+    }
+
+    /// Notes a timer that fired (called only while watched). A stale one
+    /// (its connection gone) is left out: it did nothing.
+    #[cold]
+    #[inline(never)]
+    fn note_timer(&mut self, timer: Timer, late: std::time::Duration) {
+        let (token, kind) = match timer {
+            Timer::Conn { token, serial, kind } => {
+                let token = Token(token as usize);
+                if self.conns.get(token.0).is_none_or(|c| c.serial != serial) {
+                    return;
+                }
+                (Some(token), kind.name())
+            }
+            Timer::ResumeAccept => (None, "ResumeAccept"),
+            Timer::ShutdownDeadline => (None, "ShutdownDeadline"),
+            Timer::SweepHttpMembers => (None, "SweepHttpMembers"),
+            Timer::Session(_) => (None, "Session"),
+            // The observers' own: never shown (see `watch.rs`).
+            Timer::LoopUpdate => return,
+        };
+        self.watch
+            .turn
+            .note(super::turn::Note::Timer { token, kind, late });
     }
 
     /// A connection's timer: the close machine's own two, or the

@@ -100,6 +100,11 @@ impl Sessions {
         }
     }
 
+    /// Whether the connection has TLS under it.
+    pub fn is_tls(&self, token: Token) -> bool {
+        self.0.contains_key(&token.0)
+    }
+
     /// Whether TLS is still being negotiated (for the handshake deadline).
     pub fn is_handshaking(&self, token: Token) -> bool {
         self.0

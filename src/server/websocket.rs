@@ -4,14 +4,15 @@
 
 use super::close::Why;
 use super::context::{Body, Context, Link, Next};
+use super::peer::Peer;
 use super::timers::ConnTimer;
 use crate::hub::{MemberId, Transport};
 use crate::outq::OutQueue;
 use crate::ws::close::{close_payload, CloseFrame};
 use crate::ws::decoder::MessageKind;
-use crate::ws::frame::MAX_HEADER_LEN;
+use crate::ws::deflate::Agreement;
+use crate::ws::frame::{MAX_HEADER_LEN, RSV1};
 use crate::ws::{encode_frame, CloseCode, Decoder, Event, FrameHeader, Opcode, ProtocolError};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::conn::Endpoint;
@@ -33,31 +34,17 @@ pub(super) enum Handshake {
     CloseSent,
 }
 
-/// An open WebSocket.
-#[derive(Debug)]
-pub(super) struct WebSocket {
-    pub endpoint: Endpoint,
-    decoder: Decoder,
-    handshake: Handshake,
-    /// We pinged a silent peer and its answer is still due. When it is
-    /// due is the heartbeat timer's business: the one pending heartbeat
-    /// was set for `--pong-timeout` after the ping.
-    ping_sent: bool,
-    /// Whom it speaks for: one enum rather than two options, since an
-    /// idle WebSocket's size is every WebSocket's cost.
-    pub role: Role,
-}
-
 /// Whom a WebSocket speaks for, besides itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Role {
-    /// Nobody: `/echo`, `/clock`, or a member that has left.
+    /// Nobody: `/echo`, `/clock`, `/loop`, or a member that has left.
     None,
     /// The chat member, on `/chat`, until it leaves.
     Member(MemberId),
     /// On `/socket.io/`: the Engine.IO session it carries or probes
-    /// (`engineio.rs`).
-    Session(SessionKey),
+    /// (`engineio.rs`), its key kept inline, so that this enum stays as
+    /// small as a member's.
+    Session { slot: u32, generation: u16 },
 }
 
 impl Role {
@@ -75,36 +62,58 @@ impl Role {
     /// Takes the socket.io session away (the connection is going).
     pub fn take_session(&mut self) -> Option<SessionKey> {
         match *self {
-            Role::Session(key) => {
+            Role::Session { slot, generation } => {
                 *self = Role::None;
-                Some(key)
+                Some(SessionKey::from_parts(slot, generation))
             }
             _ => None,
         }
     }
 }
 
+/// An open WebSocket.
+#[derive(Debug)]
+pub(super) struct WebSocket {
+    pub endpoint: Endpoint,
+    decoder: Decoder,
+    handshake: Handshake,
+    /// We pinged a silent peer and its answer is still due. When it is
+    /// due is the heartbeat timer's business: the one pending heartbeat
+    /// was set for `--pong-timeout` after the ping.
+    ping_sent: bool,
+    /// Whom it speaks for: one enum rather than two options, since an
+    /// idle WebSocket's size is every WebSocket's cost.
+    pub role: Role,
+    /// permessage-deflate, if the handshake agreed to it (RFC 7692): two
+    /// bytes, in what would be padding.
+    pub deflate: Option<Agreement>,
+}
+
 impl WebSocket {
     /// The opening handshake is answered: the endpoint starts. A chat
     /// member joins the hub; a clock says the time at once.
-    pub fn open(cx: &mut Context, endpoint: Endpoint) -> WebSocket {
+    pub fn open(cx: &mut Context, endpoint: Endpoint, deflate: Option<Agreement>) -> WebSocket {
         let limits = crate::ws::Limits {
             max_message: cx.config.max_message,
             max_fragments: cx.config.max_fragments,
         };
+        let mut decoder = Decoder::new(crate::ws::Role::Server, limits);
+        decoder.set_compression(deflate.is_some());
         let mut ws = WebSocket {
             endpoint,
-            decoder: Decoder::new(crate::ws::Role::Server, limits),
+            decoder,
             handshake: Handshake::Open,
             ping_sent: false,
             role: Role::None,
+            deflate,
         };
         if !inherits_request_deadline(cx) {
             let at = cx.now + cx.config.ping_interval;
             cx.schedule(ConnTimer::Heartbeat, at);
         }
         match endpoint {
-            Endpoint::Echo => {}
+            // An observer is fed by the loop's update timer (`watch.rs`).
+            Endpoint::Echo | Endpoint::Loop => {}
             Endpoint::Chat => {
                 let (welcome, link) = (cx.welcome(""), Link::Conn(cx.token));
                 ws.role = Role::Member(cx.hub.join(link, Transport::WebSocket, &welcome));
@@ -116,9 +125,11 @@ impl WebSocket {
         ws
     }
 
-    /// A WebSocket at `/socket.io/`, carrying or probing `session`.
+    /// A WebSocket at `/socket.io/`, carrying or probing `session`. No
+    /// permessage-deflate: the reference server has it off by default,
+    /// and the handshake here does not offer it.
     pub fn socket_io(cx: &mut Context, session: SessionKey) -> WebSocket {
-        let mut ws = WebSocket::open(cx, Endpoint::SocketIo);
+        let mut ws = WebSocket::open(cx, Endpoint::SocketIo, None);
         // Engine.IO's maxPayload bounds a message here, as the reference
         // server's WebSocket does: close 1009 beyond it.
         let limits = crate::ws::Limits {
@@ -126,7 +137,8 @@ impl WebSocket {
             max_fragments: cx.config.max_fragments,
         };
         ws.decoder = Decoder::new(crate::ws::Role::Server, limits);
-        ws.role = Role::Session(session);
+        let (slot, generation) = session.parts();
+        ws.role = Role::Session { slot, generation };
         ws
     }
 
@@ -135,7 +147,7 @@ impl WebSocket {
         self.handshake == Handshake::Open
     }
 
-    fn set_handshake(&mut self, peer: SocketAddr, next: Handshake) {
+    fn set_handshake(&mut self, peer: &Peer, next: Handshake) {
         set_handshake(&mut self.handshake, peer, next);
     }
 
@@ -163,6 +175,21 @@ impl WebSocket {
                 Err(error) => return (len, violation(cx.peer, error)),
             };
             pos += used;
+            let window = self.deflate.map(|d| d.server_window_bits);
+            let (endpoint, role) = (self.endpoint, self.role);
+            // A whole message, inflated if it came compressed: what each
+            // endpoint does with it.
+            let on_message = |cx: &mut Context, kind, payload: &[u8]| match (endpoint, role) {
+                (Endpoint::Echo, _) => echo(cx, kind, payload, window, &input_at),
+                (Endpoint::Chat, Role::Member(member)) => chat(cx, member, kind, payload),
+                (Endpoint::SocketIo, Role::Session { slot, generation }) => {
+                    let key = SessionKey::from_parts(slot, generation);
+                    super::engineio::on_frame(cx, key, kind, payload)
+                }
+                // The clock only talks; what a client says to it is read
+                // and ignored.
+                _ => None,
+            };
             let next = match event {
                 Event::Message(kind, payload) => {
                     cx.message_in(1);
@@ -170,16 +197,32 @@ impl WebSocket {
                         // §5.5.1: after our close frame, data is dropped.
                         continue;
                     }
-                    match (self.endpoint, self.role) {
-                        (Endpoint::Echo, _) => echo(cx, kind, payload, &input_at),
-                        (Endpoint::Chat, Role::Member(member)) => chat(cx, member, kind, payload),
-                        (Endpoint::SocketIo, Role::Session(key)) => {
-                            super::engineio::on_frame(cx, key, kind, payload)
-                        }
-                        // The clock only talks; what a client says to it
-                        // is read and ignored.
-                        _ => None,
+                    on_message(cx, kind, payload)
+                }
+                Event::Compressed(kind, payload) => {
+                    cx.stats.messages_in += 1;
+                    if !open {
+                        continue;
                     }
+                    // The decoder only says Compressed once the handshake
+                    // agreed to it, so this is always there.
+                    let Some(agreement) = self.deflate else {
+                        return (len, violation(cx.peer, ProtocolError::ReservedBits(RSV1)));
+                    };
+                    let limit = cx.config.max_message;
+                    let token = cx.token;
+                    let inflated = match cx.compression.inflate(token, agreement, kind, payload, limit) {
+                        Ok(inflated) => inflated,
+                        Err(error) => return (len, violation(cx.peer, error)),
+                    };
+                    log::trace!(
+                        "message in: compressed {} bytes, inflated {}",
+                        payload.len(),
+                        inflated.len()
+                    );
+                    let next = on_message(cx, kind, &inflated);
+                    cx.compression.give_back(inflated);
+                    next
                 }
                 Event::Ping(payload) => {
                     // §5.5.2: answer with a pong of the same payload.
@@ -200,7 +243,7 @@ impl WebSocket {
 
     /// Starts the close handshake from our side (§7.1.2): the close frame
     /// goes out, and only the peer's answer is waited for.
-    pub fn send_close(&mut self, out: &mut OutQueue, peer: SocketAddr, code: CloseCode, reason: &str) {
+    pub fn send_close(&mut self, out: &mut OutQueue, peer: &Peer, code: CloseCode, reason: &str) {
         if !self.is_open() {
             return;
         }
@@ -278,7 +321,7 @@ fn inherits_request_deadline(cx: &Context) -> bool {
 }
 
 /// The one place the close handshake changes (logged).
-fn set_handshake(handshake: &mut Handshake, peer: SocketAddr, next: Handshake) {
+fn set_handshake(handshake: &mut Handshake, peer: &Peer, next: Handshake) {
     log::trace!("{peer}: WebSocket {handshake:?} -> {next:?}");
     *handshake = next;
 }
@@ -303,15 +346,25 @@ fn on_close_frame(cx: &mut Context, handshake: &mut Handshake, frame: Option<Clo
 }
 
 /// `/echo`: every message back as it came, text as text, binary as binary.
-/// A large one is written through from where it lies: in the input
-/// (whose addresses are `input_at`) when it arrived whole in one read,
-/// otherwise in the decoder's buffer.
+/// With permessage-deflate (`window`), it goes through the loop's
+/// compressor into the queue. Otherwise a large one is written through
+/// from where it lies: in the input (whose addresses are `input_at`) when
+/// it arrived whole in one read, otherwise in the decoder's buffer.
 fn echo(
     cx: &mut Context,
     kind: MessageKind,
     payload: &[u8],
+    window: Option<u8>,
     input_at: &std::ops::Range<usize>,
 ) -> Option<Next> {
+    if window.is_some() {
+        let compression = &mut cx.shared.compression;
+        cx.out.encode_with(|buf| {
+            compression.encode(buf, window, kind.opcode(), payload);
+        });
+        cx.shared.stats.messages_out += 1;
+        return None;
+    }
     if payload.len() < WRITE_THROUGH {
         encode(cx.out, kind.opcode(), payload);
         cx.message_out(1);
@@ -347,7 +400,7 @@ fn chat(cx: &mut Context, member: MemberId, kind: MessageKind, payload: &[u8]) -
 }
 
 /// The peer broke the protocol: closed with the RFC's code for it.
-fn violation(peer: SocketAddr, error: ProtocolError) -> Next {
+fn violation(peer: &Peer, error: ProtocolError) -> Next {
     log::info!("{peer}: WebSocket protocol error: {error}");
     Next::Close(Why::Violation(error.close_code(), error.to_string()))
 }

@@ -63,7 +63,9 @@
 //! ```
 
 use super::close::{parse_close_payload, CloseFrame};
-use super::frame::{apply_mask, apply_mask_ascii, FrameHeader, Opcode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use super::frame::{
+    apply_mask, apply_mask_ascii, FrameHeader, Opcode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1,
+};
 use super::utf8::Utf8Validator;
 use super::ProtocolError;
 
@@ -140,6 +142,12 @@ pub enum Event<'a> {
     /// The peer started or answered the close handshake (§5.5.1). `None`
     /// when the frame carried no status code.
     Close(Option<CloseFrame<'a>>),
+    /// A whole data message whose first frame had RSV1 set: its payload is
+    /// still deflated (RFC 7692 §6), to be inflated by the caller with
+    /// [`super::deflate::Inflater`]. Only from a decoder told that the
+    /// extension is on ([`Decoder::set_compression`]). A `Text` payload is
+    /// not checked for UTF-8 here: the inflated text must be.
+    Compressed(MessageKind, &'a [u8]),
 }
 
 /// The frame whose payload is arriving over several reads.
@@ -156,6 +164,8 @@ struct InFrame {
 #[derive(Clone, Copy, Debug)]
 struct InMessage {
     kind: MessageKind,
+    /// RSV1 was set on its first frame (RFC 7692 §6).
+    compressed: bool,
     /// Continuation frames so far (see [`Limits::max_fragments`]).
     continuations: u32,
     /// Where a text message's UTF-8 stands, a character possibly cut
@@ -166,8 +176,8 @@ struct InMessage {
 /// Where the payload of a finished event lies, worked out before the event
 /// borrows it.
 enum Ready {
-    MessageInInput(MessageKind, usize, usize),
-    MessageInBuffer(MessageKind),
+    MessageInInput(MessageKind, bool, usize, usize),
+    MessageInBuffer(MessageKind, bool),
     ControlInInput(Opcode, usize, usize),
     ControlInBuffer(Opcode),
 }
@@ -184,6 +194,9 @@ pub struct Decoder {
     role: Role,
     /// What the last event lent out, to be let go on the next call.
     lent: Lent,
+    /// permessage-deflate is on: RSV1 marks a compressed message (RFC
+    /// 7692 §6). One byte, in what was padding.
+    compression: bool,
     /// The limits, kept flat rather than as a [`Limits`]: the two one-byte
     /// fields above then fill its padding, 24 bytes in all instead of 32.
     max_fragments: u32,
@@ -259,8 +272,9 @@ impl Partial {
             self.buffer.extend_from_slice(&input[..take]);
             let piece = &mut self.buffer[start..];
             // RFC 6455 §8.1 and Autobahn's "fail fast": invalid UTF-8 is
-            // refused on the read that brings it.
-            if message.kind == MessageKind::Text {
+            // refused on the read that brings it. (Compressed text is
+            // checked once inflated.)
+            if message.kind == MessageKind::Text && !message.compressed {
                 unmask_text(piece, key, frame.received as usize, &mut message.utf8)?;
             } else if let Some(key) = key {
                 apply_mask(piece, key, frame.received as usize);
@@ -283,10 +297,13 @@ impl Partial {
         let Some(mut message) = self.message.take() else {
             return Err(ProtocolError::UnexpectedContinuation);
         };
-        if message.kind == MessageKind::Text {
+        if message.kind == MessageKind::Text && !message.compressed {
             message.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
         }
-        Ok((take, Some(Ready::MessageInBuffer(message.kind))))
+        Ok((
+            take,
+            Some(Ready::MessageInBuffer(message.kind, message.compressed)),
+        ))
     }
 }
 
@@ -308,10 +325,18 @@ impl Decoder {
         Decoder {
             role,
             lent: Lent::Nothing,
+            compression: false,
             max_fragments: limits.max_fragments,
             max_message: limits.max_message,
             partial: None,
         }
+    }
+
+    /// permessage-deflate was agreed in the handshake (RFC 7692): from now
+    /// on RSV1 on a message's first frame means "compressed", and the
+    /// message comes out as [`Event::Compressed`].
+    pub fn set_compression(&mut self, on: bool) {
+        self.compression = on;
     }
 
     /// Bytes held for a message or frame not yet complete (and, until the
@@ -367,7 +392,9 @@ impl Decoder {
             let Some(header) = self.read_header(input, &mut pos)? else {
                 return Ok((input.len(), None));
             };
-            let kind = self.begin_frame(&header)?;
+            let begun = self.begin_frame(&header)?;
+            let kind = begun.map(|(kind, _)| kind);
+            let compressed = begun.is_some_and(|(_, compressed)| compressed);
             let end = (input.len() - pos) as u64 >= header.payload_len;
             let end = end.then(|| pos + header.payload_len as usize);
             match (kind, end) {
@@ -384,14 +411,14 @@ impl Decoder {
                 // read. Unmask and check it where it lies.
                 (Some(kind), Some(end)) if header.fin && header.opcode != Opcode::Continuation => {
                     let payload = &mut input[pos..end];
-                    if kind == MessageKind::Text {
+                    if kind == MessageKind::Text && !compressed {
                         let mut utf8 = Utf8Validator::new();
                         unmask_text(payload, header.mask, 0, &mut utf8)?;
                         utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
                     } else if let Some(key) = header.mask {
                         apply_mask(payload, key, 0);
                     }
-                    let ready = Ready::MessageInInput(kind, pos, end);
+                    let ready = Ready::MessageInInput(kind, compressed, pos, end);
                     pos = end;
                     break ready;
                 }
@@ -402,6 +429,7 @@ impl Decoder {
                     if let (Some(kind), None) = (kind, &partial.message) {
                         partial.message = Some(InMessage {
                             kind,
+                            compressed,
                             continuations: 0,
                             utf8: Utf8Validator::new(),
                         });
@@ -416,17 +444,17 @@ impl Decoder {
         };
 
         let event = match ready {
-            Ready::MessageInInput(kind, start, end) => {
+            Ready::MessageInInput(kind, compressed, start, end) => {
                 self.settle();
-                Event::Message(kind, &input[start..end])
+                message_event(kind, compressed, &input[start..end])
             }
             Ready::ControlInInput(opcode, start, end) => {
                 self.settle();
                 control_event(opcode, &input[start..end])?
             }
-            Ready::MessageInBuffer(kind) => {
+            Ready::MessageInBuffer(kind, compressed) => {
                 self.lent = Lent::Buffer;
-                Event::Message(kind, self.lent_message())
+                message_event(kind, compressed, self.lent_message())
             }
             Ready::ControlInBuffer(opcode) => {
                 self.lent = Lent::Control;
@@ -496,17 +524,21 @@ impl Decoder {
 
     /// Checks a new frame's header against the protocol and the limits,
     /// before any of its payload is read. Returns the kind of message a
-    /// data frame belongs to; `None` for a control frame.
-    fn begin_frame(&mut self, header: &FrameHeader) -> Result<Option<MessageKind>, ProtocolError> {
+    /// data frame belongs to, and whether it is compressed; `None` for a
+    /// control frame.
+    fn begin_frame(&mut self, header: &FrameHeader) -> Result<Option<(MessageKind, bool)>, ProtocolError> {
         log::trace!(
-            "frame in: fin={} opcode={} masked={} len={}",
+            "frame in: fin={} rsv1={} opcode={} masked={} len={}",
             u8::from(header.fin),
+            u8::from(header.rsv & RSV1 != 0),
             header.opcode.name(),
             u8::from(header.mask.is_some()),
             header.payload_len
         );
-        // §5.2: "MUST be 0 unless an extension is negotiated".
-        if header.rsv != 0 {
+        // §5.2: "MUST be 0 unless an extension is negotiated". RSV1 is
+        // permessage-deflate's, when it was (RFC 7692 §6).
+        let rsv1 = header.rsv == RSV1 && self.compression;
+        if header.rsv != 0 && !rsv1 {
             return Err(ProtocolError::ReservedBits(header.rsv));
         }
         match (self.role, header.mask.is_some()) {
@@ -530,6 +562,10 @@ impl Decoder {
                 if !header.fin {
                     return Err(ProtocolError::FragmentedControl);
                 }
+                // RFC 7692 §6.1: control frames are never compressed.
+                if rsv1 {
+                    return Err(ProtocolError::CompressedNotFirst(opcode));
+                }
                 if len > MAX_CONTROL_PAYLOAD as u64 {
                     return Err(ProtocolError::ControlTooLong(len));
                 }
@@ -539,22 +575,26 @@ impl Decoder {
                 let Some(message) = message else {
                     return Err(ProtocolError::UnexpectedContinuation);
                 };
+                // RFC 7692 §6.1: RSV1 only on a message's first frame.
+                if rsv1 {
+                    return Err(ProtocolError::CompressedNotFirst(Opcode::Continuation));
+                }
                 message.continuations += 1;
                 if message.continuations > self.max_fragments {
                     return Err(ProtocolError::TooManyFragments {
                         limit: self.max_fragments,
                     });
                 }
-                message.kind
+                (message.kind, message.compressed)
             }
             opcode => {
                 if message.is_some() {
                     return Err(ProtocolError::ExpectedContinuation);
                 }
                 if opcode == Opcode::Text {
-                    MessageKind::Text
+                    (MessageKind::Text, rsv1)
                 } else {
-                    MessageKind::Binary
+                    (MessageKind::Binary, rsv1)
                 }
             }
         };
@@ -590,6 +630,15 @@ fn unmask_text(
     utf8.feed(piece).map_err(|_| ProtocolError::InvalidUtf8)
 }
 
+/// A finished data message, plain or still compressed.
+fn message_event(kind: MessageKind, compressed: bool, payload: &[u8]) -> Event<'_> {
+    if compressed {
+        Event::Compressed(kind, payload)
+    } else {
+        Event::Message(kind, payload)
+    }
+}
+
 fn control_event(opcode: Opcode, payload: &[u8]) -> Result<Event<'_>, ProtocolError> {
     Ok(match opcode {
         Opcode::Ping => Event::Ping(payload),
@@ -614,6 +663,7 @@ mod tests {
         Ping(Vec<u8>),
         Pong(Vec<u8>),
         Close(Option<(u16, String)>),
+        Compressed(MessageKind, Vec<u8>),
     }
 
     fn own(event: Event<'_>) -> Owned {
@@ -622,6 +672,7 @@ mod tests {
             Event::Ping(p) => Owned::Ping(p.to_vec()),
             Event::Pong(p) => Owned::Pong(p.to_vec()),
             Event::Close(c) => Owned::Close(c.map(|c| (c.code.0, c.reason.to_string()))),
+            Event::Compressed(kind, p) => Owned::Compressed(kind, p.to_vec()),
         }
     }
 
@@ -911,6 +962,73 @@ mod tests {
         let mut head = masked(true, Opcode::Binary, &vec![0; 4 << 20])[..20].to_vec();
         d.decode(&mut head).unwrap();
         assert!(d.heap_size() <= std::mem::size_of::<Partial>() + RESERVE_AHEAD);
+    }
+
+    /// A masked frame with RSV bits (`0x40` is RSV1) set in its first byte.
+    fn rsv_frame(fin: bool, rsv: u8, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = masked(fin, Opcode::from_bits(opcode), payload);
+        out[0] |= rsv;
+        out
+    }
+
+    fn compressing() -> Decoder {
+        let mut d = server();
+        d.set_compression(true);
+        d
+    }
+
+    /// RFC 7692 §6: RSV1 on a message's first frame marks it compressed;
+    /// its payload is not UTF-8 and is not checked as such.
+    #[test]
+    fn rsv1_marks_a_compressed_message_once_agreed() {
+        let deflated = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]; // §7.2.3.1
+        let whole = rsv_frame(true, 0x40, 0x1, &deflated);
+        for step in [1, 3, whole.len()] {
+            assert_eq!(
+                decode_all(&mut compressing(), &whole, step).unwrap(),
+                [Owned::Compressed(MessageKind::Text, deflated.to_vec())],
+                "step {step}"
+            );
+        }
+        // In two fragments, a ping between: RSV1 on the first only.
+        let mut bytes = rsv_frame(false, 0x40, 0x2, &deflated[..3]);
+        bytes.extend(masked(true, Opcode::Ping, b""));
+        bytes.extend(masked(true, Opcode::Continuation, &deflated[3..]));
+        assert_eq!(
+            decode_all(&mut compressing(), &bytes, 100).unwrap(),
+            [
+                Owned::Ping(vec![]),
+                Owned::Compressed(MessageKind::Binary, deflated.to_vec())
+            ]
+        );
+        // Not agreed: RSV1 is a reserved bit like the others (1002).
+        assert_eq!(
+            decode_all(&mut server(), &whole, 100),
+            Err(ProtocolError::ReservedBits(RSV1))
+        );
+        // RSV2 and RSV3 stay reserved either way.
+        let rsv2 = rsv_frame(true, 0x20, 0x1, b"x");
+        assert_eq!(
+            decode_all(&mut compressing(), &rsv2, 100),
+            Err(ProtocolError::ReservedBits(0b010))
+        );
+    }
+
+    /// RFC 7692 §6.1: never on a continuation or a control frame.
+    #[test]
+    fn rsv1_elsewhere_is_a_protocol_error() {
+        let mut bytes = rsv_frame(false, 0x40, 0x1, b"a");
+        bytes.extend(rsv_frame(true, 0x40, 0x0, b"b"));
+        let error = decode_all(&mut compressing(), &bytes, 100).unwrap_err();
+        assert_eq!(error, ProtocolError::CompressedNotFirst(Opcode::Continuation));
+        assert_eq!(error.close_code(), super::super::CloseCode::PROTOCOL_ERROR);
+        for opcode in [0x8, 0x9, 0xA] {
+            let bytes = rsv_frame(true, 0x40, opcode, b"");
+            assert_eq!(
+                decode_all(&mut compressing(), &bytes, 100),
+                Err(ProtocolError::CompressedNotFirst(Opcode::from_bits(opcode)))
+            );
+        }
     }
 
     /// ASCII that follows a character cut between fragments is still

@@ -29,6 +29,10 @@ use super::ProtocolError;
 /// 4 bytes of masking key.
 pub const MAX_HEADER_LEN: usize = 14;
 
+/// RSV1 in [`FrameHeader::rsv`]: the "Per-Message Compressed" bit of
+/// permessage-deflate (RFC 7692 §6), on a message's first frame.
+pub const RSV1: u8 = 0b100;
+
 /// Control frames carry at most 125 bytes and are never fragmented
 /// (RFC 6455 §5.5).
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
@@ -109,7 +113,8 @@ pub struct FrameHeader {
     /// FIN: this is the final fragment of a message.
     pub fin: bool,
     /// RSV1, RSV2 and RSV3 as the low three bits; non-zero only with an
-    /// extension that defines them (duplex negotiates none).
+    /// extension that defines them. duplex knows one: permessage-deflate
+    /// sets RSV1 ([`RSV1`]) on a compressed message's first frame.
     pub rsv: u8,
     /// What the frame carries (§5.2); a reserved value is kept as
     /// [`Opcode::Reserved`] and refused by the decoder.

@@ -11,6 +11,8 @@
 //!   between, UTF-8 across fragments, limits (§5.4–§5.6, §8.1).
 //! * [`close`]: close codes and the close frame's payload (§5.5.1, §7.4).
 //! * [`utf8`]: a streaming UTF-8 check that fails on the first bad byte.
+//! * [`deflate`]: permessage-deflate (RFC 7692): the offer and answer, a
+//!   compressor the whole loop shares, and inflation bounded as it runs.
 //!
 //! The two halves fit together: what [`encode_frame`] writes, a
 //! [`Decoder`] on the other side reads. A client masks (§5.3), so the
@@ -45,6 +47,7 @@
 
 pub mod close;
 pub mod decoder;
+pub mod deflate;
 pub mod frame;
 pub mod handshake;
 pub mod utf8;
@@ -103,13 +106,21 @@ pub enum ProtocolError {
         /// `--max-fragments` (65,536 by default).
         limit: u32,
     },
+    /// RFC 7692 §6.1: RSV1 marks a compressed message on its *first*
+    /// frame only; "An endpoint MUST NOT set the "Per-Message Compressed"
+    /// bit of control frames and non-first fragments of a data message."
+    CompressedNotFirst(Opcode),
+    /// RFC 7692 §7.2.2: the payload does not inflate (not a valid DEFLATE
+    /// stream, RFC 1951). The data is not what the message claimed, so
+    /// 1007, as for text that is not UTF-8.
+    CorruptDeflate,
 }
 
 impl ProtocolError {
     /// The close code that tells the peer what it did (RFC 6455 §7.4.1).
     pub fn close_code(self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            ProtocolError::InvalidUtf8 | ProtocolError::CorruptDeflate => CloseCode::INVALID_PAYLOAD,
             ProtocolError::MessageTooBig { .. } => CloseCode::MESSAGE_TOO_BIG,
             ProtocolError::TooManyFragments { .. } => CloseCode::POLICY_VIOLATION,
             _ => CloseCode::PROTOCOL_ERROR,
@@ -139,6 +150,10 @@ impl fmt::Display for ProtocolError {
             ProtocolError::InvalidCloseCode(code) => write!(f, "invalid close code {code}"),
             ProtocolError::MessageTooBig { limit } => write!(f, "message larger than {limit} bytes"),
             ProtocolError::TooManyFragments { limit } => write!(f, "message in more than {limit} fragments"),
+            ProtocolError::CompressedNotFirst(opcode) => {
+                write!(f, "RSV1 (compressed) set on a {} frame", opcode.name())
+            }
+            ProtocolError::CorruptDeflate => write!(f, "compressed payload does not inflate"),
         }
     }
 }

@@ -24,14 +24,24 @@ pub fn random_mask() -> [u8; 4] {
     [bytes[0], bytes[1], bytes[2], bytes[3]]
 }
 
-/// The opening handshake request (§4.1).
-pub fn handshake_request(host: &str, path: &str, key: &str, protocols: &[&str]) -> Vec<u8> {
+/// The opening handshake request (§4.1), offering `extensions` if given
+/// (§9.1; RFC 7692 §5).
+pub fn handshake_request(
+    host: &str,
+    path: &str,
+    key: &str,
+    protocols: &[&str],
+    extensions: Option<&str>,
+) -> Vec<u8> {
     let mut request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
 Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
     );
     if !protocols.is_empty() {
         request.push_str(&format!("Sec-WebSocket-Protocol: {}\r\n", protocols.join(", ")));
+    }
+    if let Some(extensions) = extensions {
+        request.push_str(&format!("Sec-WebSocket-Extensions: {extensions}\r\n"));
     }
     request.push_str("\r\n");
     request.into_bytes()
@@ -63,6 +73,8 @@ impl std::fmt::Display for HandshakeFailure {
 pub struct Accepted {
     /// The subprotocol the server chose, if any.
     pub protocol: Option<String>,
+    /// The extensions the server agreed to (`Sec-WebSocket-Extensions`).
+    pub extensions: Option<String>,
     /// Bytes of the response head: frames start right after.
     pub head_len: usize,
 }
@@ -103,7 +115,13 @@ pub fn check_response(bytes: &[u8], key: &str, offered: &[&str]) -> Result<Accep
             return Err(HandshakeFailure::Invalid("a subprotocol that was not offered"));
         }
     }
-    Ok(Accepted { protocol, head_len })
+    let extensions =
+        header("sec-websocket-extensions").map(|v| String::from_utf8_lossy(v).trim().to_string());
+    Ok(Accepted {
+        protocol,
+        extensions,
+        head_len,
+    })
 }
 
 /// Appends one client frame, masked with a fresh key (§5.3).

@@ -16,6 +16,7 @@
 use crate::client::{check_response, encode_client_frame, handshake_request, random_key};
 use crate::client::{Accepted, HandshakeFailure};
 use duplex::ws::decoder::MessageKind;
+use duplex::ws::deflate::{InflateError, Inflater};
 use duplex::ws::{CloseCode, Decoder, Event, Limits, Opcode, ProtocolError, Role};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token};
@@ -47,6 +48,30 @@ pub struct Conn {
     /// The server's frames, in the client role: they must arrive unmasked
     /// (RFC 6455 §5.1).
     pub decoder: Decoder,
+    /// Offer permessage-deflate in the handshake (RFC 7692).
+    pub offer_deflate: bool,
+    /// permessage-deflate, once the server agreed to it.
+    pub deflate: Option<Box<Deflate>>,
+}
+
+/// The offer the tools make: what browsers send.
+pub const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
+
+/// A client's side of permessage-deflate: how to read the server's
+/// compressed messages (RFC 7692 §7.2.2).
+pub struct Deflate {
+    /// The server said `server_no_context_takeover`: every message starts
+    /// from an empty window, so the thread's one inflater reads them all.
+    server_resets: bool,
+    /// Otherwise this connection's own, made at the first message.
+    own: Option<Inflater>,
+}
+
+thread_local! {
+    /// One inflater and one buffer for every connection whose server
+    /// resets its context (duplex does): like the server, the tools need
+    /// no inflater per connection for those.
+    static SHARED: std::cell::RefCell<(Inflater, Vec<u8>)> = std::cell::RefCell::new((Inflater::new(), Vec::new()));
 }
 
 /// What one frame from the server said, owned, so the caller can act on it
@@ -75,6 +100,8 @@ impl Conn {
             written: 0,
             input: Vec::new(),
             decoder: Decoder::new(Role::Client, Limits::default()),
+            offer_deflate: false,
+            deflate: None,
         })
     }
 
@@ -120,8 +147,13 @@ impl Conn {
     /// which the answer must prove it has read.
     pub fn send_handshake(&mut self, host: &str, path: &str, protocols: &[&str]) -> String {
         let key = random_key();
-        self.out
-            .extend_from_slice(&handshake_request(host, path, &key, protocols));
+        self.out.extend_from_slice(&handshake_request(
+            host,
+            path,
+            &key,
+            protocols,
+            self.offer_deflate.then_some(DEFLATE_OFFER),
+        ));
         key
     }
 
@@ -136,6 +168,19 @@ impl Conn {
         match check_response(&self.input, key, offered) {
             Ok(accepted) => {
                 self.input.drain(..accepted.head_len);
+                match (&accepted.extensions, self.offer_deflate) {
+                    (None, _) => {}
+                    (Some(agreed), true) if agreed.starts_with("permessage-deflate") => {
+                        self.decoder.set_compression(true);
+                        self.deflate = Some(Box::new(Deflate {
+                            server_resets: agreed.contains("server_no_context_takeover"),
+                            own: None,
+                        }));
+                    }
+                    (Some(_), _) => {
+                        return Err(HandshakeFailure::Invalid("an extension that was not offered"))
+                    }
+                }
                 Ok(Some(accepted))
             }
             Err(HandshakeFailure::Incomplete) if self.input.len() < MAX_ANSWER_HEAD => Ok(None),
@@ -243,6 +288,12 @@ impl Conn {
         let received = match event {
             None | Some(Event::Pong(_)) => None,
             Some(Event::Message(kind, payload)) => Some(Received::Message(kind, keep(kind, payload))),
+            Some(Event::Compressed(kind, payload)) => {
+                let Some(deflate) = self.deflate.as_deref_mut() else {
+                    return Err(ProtocolError::ReservedBits(duplex::ws::frame::RSV1));
+                };
+                Some(Received::Message(kind, inflate(deflate, kind, payload, keep)?))
+            }
             Some(Event::Ping(payload)) => Some(Received::Ping(payload.to_vec())),
             Some(Event::Close(frame)) => Some(match frame {
                 Some(frame) => Received::Close(Some(frame.code), frame.reason.to_string()),
@@ -251,6 +302,34 @@ impl Conn {
         };
         Ok((used, received))
     }
+}
+
+/// A compressed message from the server, inflated (RFC 7692 §7.2.2) and
+/// handed to `keep`.
+fn inflate<T>(
+    deflate: &mut Deflate,
+    kind: MessageKind,
+    payload: &[u8],
+    keep: impl FnOnce(MessageKind, &[u8]) -> T,
+) -> Result<T, ProtocolError> {
+    let limit = Limits::default().max_message;
+    let corrupt = |e| match e {
+        InflateError::TooBig => ProtocolError::MessageTooBig { limit },
+        InflateError::Corrupt => ProtocolError::CorruptDeflate,
+    };
+    if deflate.server_resets {
+        return SHARED.with(|shared| {
+            let (inflater, out) = &mut *shared.borrow_mut();
+            let result = inflater.inflate(payload, out, limit);
+            inflater.reset();
+            result.map_err(corrupt)?;
+            Ok(keep(kind, out))
+        });
+    }
+    let inflater = deflate.own.get_or_insert_with(Inflater::new);
+    let mut out = Vec::new();
+    inflater.inflate(payload, &mut out, limit).map_err(corrupt)?;
+    Ok(keep(kind, &out))
 }
 
 /// Writes a TLS session's records until none are left or the socket

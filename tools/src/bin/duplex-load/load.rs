@@ -189,6 +189,14 @@ impl Load {
     pub fn prepare_messages(&mut self, size: usize, binary: bool) {
         let payload: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
         let opcode = if binary { Opcode::Binary } else { Opcode::Text };
+        // With permessage-deflate, every message is compressed once here,
+        // from an empty window: valid whether or not the server asked the
+        // client to reset its context (RFC 7692 §7.1.1.1).
+        let deflated = (self.common.deflate && self.is_websocket()).then(|| {
+            duplex::ws::deflate::Deflater::default()
+                .compress(15, &payload)
+                .to_vec()
+        });
         self.size = size;
         self.messages = (0..16)
             .map(|_| {
@@ -198,6 +206,10 @@ impl Load {
                     text.extend_from_slice(&payload);
                     text.extend_from_slice(b"\"]");
                     encode_client_frame(&mut bytes, true, Opcode::Text, &text);
+                } else if let Some(deflated) = &deflated {
+                    encode_client_frame(&mut bytes, true, opcode, deflated);
+                    // RSV1: this message is compressed (RFC 7692 §6).
+                    bytes[0] |= 0x40;
                 } else if self.is_websocket() {
                     encode_client_frame(&mut bytes, true, opcode, &payload);
                 } else {
@@ -311,6 +323,7 @@ impl Load {
             Err(e) => return self.fail(i, &format!("connect: {e}")),
         }
         let conn = &mut self.clients[i].conn;
+        conn.offer_deflate = self.common.deflate;
         if let Some(path) = &self.target.path {
             let key = conn.send_handshake(&self.target.host, path, &self.target.offered());
             self.set_phase(i, Phase::Handshake { key });
@@ -369,6 +382,9 @@ impl Load {
             Phase::Handshake { key } => {
                 client.conn.input.extend_from_slice(bytes);
                 match client.conn.handshake_answer(key, &self.target.offered()) {
+                    Ok(Some(_)) if self.common.deflate && client.conn.deflate.is_none() => {
+                        self.fail(i, "the server declined permessage-deflate")
+                    }
                     Ok(Some(_)) => {
                         // Frames may follow the head in the same read.
                         let mut rest = std::mem::take(&mut client.conn.input);

@@ -159,6 +159,11 @@ struct Common {
     /// Seconds allowed for opening all connections.
     #[arg(long, default_value_t = 20.0)]
     connect_timeout: f64,
+    /// Offer permessage-deflate (RFC 7692) as browsers do, and require it:
+    /// echo messages then go compressed, and the server's compressed
+    /// messages are inflated.
+    #[arg(long)]
+    deflate: bool,
 }
 
 /// Where to connect and, for WebSocket, what to ask for.
