@@ -71,14 +71,16 @@ impl Server {
             Action::Send { recipients, payload } => {
                 self.send(&outbox.recipients[recipients.clone()], payload);
             }
-            Action::StartClock { member, generation } => match self.shared.hub.link(*member) {
-                Some(Link::Conn(token)) => {
+            Action::StartClock { member, generation } => {
+                if let Some(Link::Conn(token)) = self.shared.hub.link(*member) {
                     let at = self.shared.now + Duration::from_secs(1);
                     self.schedule(token, ConnTimer::Clock(*generation), at);
                 }
-                Some(Link::Sio(key)) => self.session_clock(key, *generation),
-                _ => {}
-            },
+                // A socket.io member's clock is its session's (`engineio.rs`).
+                if let Some(Link::Sio(key)) = self.shared.hub.link(*member) {
+                    self.session_clock(key, *generation);
+                }
+            }
             Action::Stats { member } => {
                 let line = super::stats::line(&self.shared);
                 self.shared.hub.reply(*member, &line);
