@@ -11,6 +11,8 @@
 //! * [`hub`]: the chat that both doors lead to;
 //! * [`timer`], [`outq`]: the loop's timers and its bounded output;
 //! * [`config`]: every option and limit, with its default and reason;
+//! * [`resp`], [`relay`]: rooms across instances through Redis
+//!   (`--redis`), sans-IO like the codecs;
 //! * [`tls`]: the certificate for the TLS doors (TLS itself is a layer
 //!   under each connection, in `server/transport.rs`).
 //!
@@ -87,6 +89,8 @@ pub mod line;
 pub mod origin;
 pub mod outq;
 pub mod random;
+pub mod relay;
+pub mod resp;
 pub mod server;
 pub mod timer;
 pub mod tls;

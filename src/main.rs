@@ -30,6 +30,9 @@ fn main() -> ExitCode {
     if let Some(addr) = server.tcps_addr() {
         listening += &format!(" tcps={addr}");
     }
+    if let Some((addr, instance)) = server.redis() {
+        listening += &format!(" redis={addr} instance={instance}");
+    }
     println!("{listening}");
     if let Some(pin) = server.tls_pin() {
         // No authority vouches for a certificate made at start; its pin

@@ -60,11 +60,21 @@ impl Server {
             Action::Quit { member } => match self.shared.hub.link(*member) {
                 Some(Link::Conn(token)) => self.close(token, Why::Quit),
                 Some(Link::Http(key)) => self.remove_http_member(key, "said /quit"),
-                None => {}
+                Some(Link::Remote) | None => {}
             },
             Action::Appended { room, .. } => {
                 if !self.shared.waiters.is_empty() {
                     self.wake(Some(room), None);
+                }
+            }
+            Action::Relay {
+                member,
+                name,
+                room,
+                what,
+            } => {
+                if let Some(io) = &mut self.relay {
+                    io.relay.on_action(*member, name, room, what);
                 }
             }
         }
@@ -83,6 +93,7 @@ impl Server {
                     continue;
                 }
                 Link::Conn(token) => token,
+                Link::Remote => continue,
             };
             let Some(conn) = self.conns.get_mut(token.0) else {
                 continue;

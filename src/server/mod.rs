@@ -49,6 +49,7 @@ mod line;
 mod line_echo;
 mod long_poll;
 mod members;
+mod relay;
 mod routes;
 mod shutdown;
 mod stats;
@@ -141,6 +142,8 @@ pub struct Server {
     signals: Option<signal_hook_mio::v1_0::Signals>,
     /// Set once shutdown has begun: the instant it must be over.
     shutdown: Option<Instant>,
+    /// The relay to other instances through Redis (`--redis`).
+    relay: Option<relay::RelayIo>,
 }
 
 impl Server {
@@ -159,7 +162,8 @@ impl Server {
         let timers = Timers::with_capacity(config.max_connections);
         let now = Instant::now();
         let read_buf = ReadBuffer::new(config.read_buffer.max(1024));
-        Ok(Server {
+        let relay = relay::RelayIo::new(&config)?;
+        let mut server = Server {
             poll,
             doors,
             // Reserved for the most connections allowed: address space
@@ -186,7 +190,18 @@ impl Server {
             spare_tokens: Vec::new(),
             signals: None,
             shutdown: None,
-        })
+            relay,
+        };
+        server.start_relay();
+        Ok(server)
+    }
+
+    /// The Redis server the relay connects to (`--redis`), and this
+    /// instance's name in the cluster.
+    pub fn redis(&self) -> Option<(SocketAddr, &str)> {
+        self.relay
+            .as_ref()
+            .map(|io| (io.addr(), io.relay.settings().instance.as_str()))
     }
 
     /// The line service's address (the real port when bound to port 0).
@@ -278,6 +293,7 @@ impl Server {
                 LINE_TLS_LISTENER => self.accept_all(Door::Line, Layer::Tls),
                 WEB_TLS_LISTENER => self.accept_all(Door::Web, Layer::Tls),
                 SIGNALS => self.on_signal(),
+                token if Self::is_relay(token) => self.on_relay_event(token),
                 token => {
                     if log::log_enabled!(log::Level::Trace) {
                         if let Some(conn) = self.conns.get(token.0) {

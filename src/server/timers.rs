@@ -27,6 +27,8 @@ pub(super) enum Timer {
     ShutdownDeadline,
     /// Look for HTTP chat members that stopped polling.
     SweepHttpMembers,
+    /// The relay to other instances (`--redis`).
+    Relay(super::relay::RelayTimer),
 }
 
 /// A connection's own timers.
@@ -83,6 +85,7 @@ impl Server {
                 Timer::ResumeAccept => self.resume_accept(),
                 Timer::ShutdownDeadline => {}
                 Timer::SweepHttpMembers => self.sweep_http_members(),
+                Timer::Relay(timer) => self.on_relay_timer(timer),
                 Timer::Conn { token, serial, kind } => {
                     let token = Token(token as usize);
                     // Stale: the connection is gone, or the token now
