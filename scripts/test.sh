@@ -2,7 +2,8 @@
 # Runs every test: unit, property, integration (real sockets), examples,
 # the doc examples, the headless-browser test of the built-in page, and the
 # load tools' own tests (--workspace: they are a crate of their own, tools/).
-# Installs what the browser test needs first (Chromium, playwright-core).
+# Installs what the browser test needs first (Chromium, playwright-core),
+# and redis-server for the cluster tests (tests/cluster.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,7 @@ cd "$(dirname "$0")/.."
 doc_tests_at_least=8
 
 ./scripts/install-browser.sh
+./scripts/install-redis.sh
 cargo test --workspace --all-targets
 
 doc_log=$(mktemp)
