@@ -298,3 +298,16 @@ fn an_instance_killed_outright_is_announced_as_left_within_the_ttl() {
     ta.say("/who");
     assert_eq!(ta.line(), "* members of lobby: guest-1.a");
 }
+
+#[test]
+fn an_instance_shut_down_gracefully_says_its_members_left_at_once() {
+    let redis = Redis::start();
+    let (_a, mut b, mut ta, _tb) = pair(&redis);
+    let status = b.signal_and_wait("TERM");
+    assert!(status.success(), "{status:?}");
+    // Its member's departure, not the TTL's verdict.
+    let seen = lines_until(&mut ta, |l| l.starts_with("* guest-1.b "));
+    assert_eq!(seen.last().unwrap(), "* guest-1.b disconnected");
+    ta.say("/who");
+    assert_eq!(ta.line(), "* members of lobby: guest-1.a");
+}

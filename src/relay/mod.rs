@@ -671,6 +671,13 @@ impl Relay {
         self.publish(Kind::Roster, 0, "", "", payload);
     }
 
+    /// This instance is shutting down: a `bye`, so the others let its
+    /// members go at once rather than after `--redis-ttl`. Sent if the
+    /// writer can take it now; the TTL covers the rest.
+    pub fn goodbye(&mut self) {
+        self.publish(Kind::Bye, 0, "", "", Vec::new());
+    }
+
     /// The relay's timer: a heartbeat when due, links that stalled (to be
     /// broken by the loop), and instances silent for too long (gone).
     pub fn tick<L: Copy>(&mut self, now: Instant, hub: &mut Hub<L>) -> Vec<Side> {
@@ -955,6 +962,11 @@ impl Relay {
         remote: L,
     ) -> Option<MemberId> {
         if let Some(&id) = self.origins.get(origin)?.members.get(&who.1) {
+            // Its move may have been missed (trimmed away): the entry
+            // says where it is now.
+            if !announce && hub.room_of(id).is_some_and(|r| fold_name(r) != fold_name(room)) {
+                hub.move_remote(id, room, false);
+            }
             return Some(id);
         }
         // A name that loses is still shown, as `name~2`, until its own

@@ -320,12 +320,13 @@ impl Server {
     }
 
     /// After a turn: has a graceful shutdown finished, or run out of time?
-    fn shutdown_done(&self) -> bool {
+    fn shutdown_done(&mut self) -> bool {
         let Some(deadline) = self.shutdown else {
             return false;
         };
         if self.conns.is_empty() {
             log::info!("shutdown complete");
+            self.relay_goodbye();
             return true;
         }
         if self.shared.now >= deadline {
@@ -333,6 +334,7 @@ impl Server {
                 "shutdown deadline passed; {} connections cut off",
                 self.conns.len()
             );
+            self.relay_goodbye();
             return true;
         }
         false

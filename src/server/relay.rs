@@ -306,6 +306,15 @@ impl Server {
         }
     }
 
+    /// Shutdown is over: the relay says `bye` and writes what it can
+    /// without waiting (the sockets are non-blocking).
+    pub(super) fn relay_goodbye(&mut self) {
+        if let Some(io) = &mut self.relay {
+            io.relay.goodbye();
+            self.flush_relay();
+        }
+    }
+
     /// Writes both links' queues, the writer's filled first with what the
     /// relay has to send. Called at the end of each flush of the turn.
     pub(super) fn flush_relay(&mut self) {
