@@ -113,6 +113,14 @@ impl Settings {
         self.timeout / 2
     }
 
+    /// How long an entry Redis answered is kept to be sent again, should
+    /// Redis restart empty: readers that are reading are milliseconds
+    /// behind, and one that is away longer than twice the timeout has
+    /// broken its link and will be told what it missed.
+    pub fn replay_window(&self) -> Duration {
+        self.timeout * 2
+    }
+
     /// How often the relay's timer runs: heartbeats, stalls, presence.
     pub fn tick(&self) -> Duration {
         (self.ttl / 3)
@@ -200,6 +208,8 @@ impl Link {
 struct Pending {
     seq: u64,
     command: Rc<[u8]>,
+    /// When Redis answered it (kept entries only).
+    added: Option<Instant>,
 }
 
 /// Another instance, as this one knows it.
@@ -245,7 +255,8 @@ pub struct Relay {
     queue: VecDeque<Pending>,
     inflight: usize,
     /// Entries answered, kept to be sent again should Redis restart and
-    /// lose them (oldest go first, over the budget).
+    /// lose them before every reader had them: those answered within
+    /// [`Settings::replay_window`], and fewer over the budget.
     kept: VecDeque<Pending>,
     /// What `queue` and `kept` hold, in bytes.
     bytes: usize,
@@ -395,6 +406,7 @@ impl Relay {
         self.queue.push_back(Pending {
             seq: self.seq,
             command: Rc::from(command),
+            added: None,
         });
         while self.bytes > self.settings.buffer {
             if let Some(old) = self.kept.pop_front() {
@@ -545,12 +557,14 @@ impl Relay {
                 if reply.bytes().is_none() {
                     return Err(format!("XADD answered {reply:?}"));
                 }
-                let Some(pending) = self.queue.pop_front() else {
+                let Some(mut pending) = self.queue.pop_front() else {
                     return Err("an XADD answered twice".into());
                 };
                 self.inflight = self.inflight.saturating_sub(1);
                 self.stats.added += 1;
+                pending.added = Some(now);
                 self.kept.push_back(pending);
+                self.forget_kept(now);
                 if self.queue.is_empty() {
                     self.overflowing = false;
                 }
@@ -671,6 +685,18 @@ impl Relay {
         self.publish(Kind::Roster, 0, "", "", payload);
     }
 
+    /// Lets go of kept entries older than the replay window.
+    fn forget_kept(&mut self, now: Instant) {
+        let window = self.settings.replay_window();
+        while let Some(old) = self.kept.front() {
+            if old.added.is_some_and(|at| now.duration_since(at) <= window) {
+                break;
+            }
+            self.bytes -= old.command.len();
+            self.kept.pop_front();
+        }
+    }
+
     /// This instance is shutting down: a `bye`, so the others let its
     /// members go at once rather than after `--redis-ttl`. Sent if the
     /// writer can take it now; the TTL covers the rest.
@@ -691,6 +717,7 @@ impl Relay {
             self.publish(Kind::Heartbeat, 0, "", "", Vec::new());
         }
         self.answer(hub);
+        self.forget_kept(now);
         let stalled: Vec<Side> = [Side::Writer, Side::Reader]
             .into_iter()
             .filter(|&side| self.link(side).deadline.is_some_and(|d| now >= d))
