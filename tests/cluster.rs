@@ -34,19 +34,25 @@ fn instance(redis: &Redis, name: &str) -> Duplex {
     server
 }
 
-/// Reads telnet lines until `pred` holds; returns every line read.
-fn lines_until(t: &mut Telnet, pred: impl Fn(&str) -> bool) -> Vec<String> {
+/// Takes lines from `next` until `pred` holds; returns every line taken.
+/// Each `next` is itself bounded by [`WAIT`], and so is the whole.
+fn collect_until(mut next: impl FnMut() -> String, pred: impl Fn(&str) -> bool) -> Vec<String> {
     let deadline = Instant::now() + WAIT;
     let mut seen = Vec::new();
     loop {
         assert!(Instant::now() < deadline, "timed out; saw {seen:?}");
-        let line = t.line();
+        let line = next();
         let done = pred(&line);
         seen.push(line);
         if done {
             return seen;
         }
     }
+}
+
+/// Reads telnet lines until `pred` holds; returns every line read.
+fn lines_until(t: &mut Telnet, pred: impl Fn(&str) -> bool) -> Vec<String> {
+    collect_until(|| t.line(), pred)
 }
 
 /// A server-sent events reader: the `data:` of each event, in order.
@@ -85,17 +91,7 @@ impl Events {
     }
 
     fn until(&mut self, pred: impl Fn(&str) -> bool) -> Vec<String> {
-        let deadline = Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        loop {
-            assert!(Instant::now() < deadline, "timed out; saw {seen:?}");
-            let data = self.next();
-            let done = pred(&data);
-            seen.push(data);
-            if done {
-                return seen;
-            }
-        }
+        collect_until(|| self.next(), pred)
     }
 }
 

@@ -273,6 +273,18 @@ fn two() -> (Node, Node, FakeRedis, Instant) {
     (a, b, redis, now)
 }
 
+/// Two instances with a member each (links 1 on A, 2 on B), who know
+/// each other, what they were told so far taken.
+fn met() -> (Node, Node, FakeRedis, Instant, MemberId, MemberId) {
+    let (mut a, mut b, mut redis, now) = two();
+    let alice = a.join(1);
+    let bob = b.join(2);
+    pump(&mut [&mut a, &mut b], &mut redis, now);
+    a.take(1);
+    b.take(2);
+    (a, b, redis, now, alice, bob)
+}
+
 #[test]
 fn lines_cross_instances_once_and_in_order() {
     let (mut a, mut b, mut redis, now) = two();
@@ -302,11 +314,7 @@ fn lines_cross_instances_once_and_in_order() {
 
 #[test]
 fn a_resent_xadd_is_applied_once() {
-    let (mut a, mut b, mut redis, now) = two();
-    let alice = a.join(1);
-    let _bob = b.join(2);
-    pump(&mut [&mut a, &mut b], &mut redis, now);
-    b.take(2);
+    let (mut a, mut b, mut redis, now, alice, _bob) = met();
     // Redis adds three lines, but the answers are lost with the link.
     for i in 0..3 {
         a.say(alice, &format!("m{i}"));
@@ -331,12 +339,7 @@ fn a_resent_xadd_is_applied_once() {
 
 #[test]
 fn lines_said_while_redis_is_away_arrive_when_it_is_back() {
-    let (mut a, mut b, mut redis, now) = two();
-    let alice = a.join(1);
-    let bob = b.join(2);
-    pump(&mut [&mut a, &mut b], &mut redis, now);
-    a.take(1);
-    b.take(2);
+    let (mut a, mut b, mut redis, now, alice, bob) = met();
     for node in [&mut a, &mut b] {
         node.break_link(Side::Writer);
         node.break_link(Side::Reader);
@@ -365,11 +368,7 @@ fn lines_said_while_redis_is_away_arrive_when_it_is_back() {
 
 #[test]
 fn a_redis_that_restarts_empty_is_refilled_from_what_was_kept() {
-    let (mut a, mut b, mut redis, now) = two();
-    let alice = a.join(1);
-    let _bob = b.join(2);
-    pump(&mut [&mut a, &mut b], &mut redis, now);
-    b.take(2);
+    let (mut a, mut b, mut redis, now, alice, _bob) = met();
     a.say(alice, "before");
     // Added, but B never read it: Redis goes before that.
     a.relay.fill_writer(now, &mut a.writer.out);
@@ -388,11 +387,7 @@ fn a_redis_that_restarts_empty_is_refilled_from_what_was_kept() {
 
 #[test]
 fn a_trimmed_stream_tells_how_much_was_missed() {
-    let (mut a, mut b, mut redis, now) = two();
-    let alice = a.join(1);
-    let _bob = b.join(2);
-    pump(&mut [&mut a, &mut b], &mut redis, now);
-    b.take(2);
+    let (mut a, mut b, mut redis, now, alice, _bob) = met();
     b.break_link(Side::Reader);
     redis.maxlen = 2;
     for i in 0..5 {
@@ -419,12 +414,7 @@ fn a_trimmed_stream_tells_how_much_was_missed() {
 
 #[test]
 fn the_first_claim_in_the_stream_keeps_the_name() {
-    let (mut a, mut b, mut redis, now) = two();
-    let alice = a.join(1);
-    let bob = b.join(2);
-    pump(&mut [&mut a, &mut b], &mut redis, now);
-    a.take(1);
-    b.take(2);
+    let (mut a, mut b, mut redis, now, alice, bob) = met();
     // Taken on A first: B refuses it at once, by its picture.
     a.say(alice, "/nick Ann");
     pump(&mut [&mut a, &mut b], &mut redis, now);
@@ -453,11 +443,7 @@ fn the_first_claim_in_the_stream_keeps_the_name() {
 
 #[test]
 fn a_silent_instance_is_gone_within_the_ttl() {
-    let (mut a, mut b, mut redis, now) = two();
-    let _alice = a.join(1);
-    let _bob = b.join(2);
-    pump(&mut [&mut a, &mut b], &mut redis, now);
-    a.take(1);
+    let (mut a, _b, _redis, now, _alice, _bob) = met();
     // B stops; A keeps reading and hears nothing from it.
     let later = now + Duration::from_secs(2);
     a.relay.tick(later, &mut a.hub);
@@ -489,11 +475,7 @@ fn a_late_instance_learns_who_is_there_from_rosters() {
 
 #[test]
 fn over_the_buffer_the_oldest_unsent_go_and_others_are_told() {
-    let (mut a, mut b, mut redis, now) = two();
-    let alice = a.join(1);
-    let _bob = b.join(2);
-    pump(&mut [&mut a, &mut b], &mut redis, now);
-    b.take(2);
+    let (mut a, mut b, mut redis, now, alice, _bob) = met();
     a.break_link(Side::Writer);
     a.relay.settings.buffer = 2000;
     for i in 0..100 {
