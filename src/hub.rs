@@ -596,6 +596,21 @@ impl<L: Copy> Hub<L> {
         self.relay(id, Relayed::Binary(data));
     }
 
+    /// A binary message of `len` bytes from a member of another instance,
+    /// too large to have been passed on: its room here gets a notice.
+    pub fn binary_withheld(&mut self, id: MemberId, len: u64) {
+        let Some(member) = self.members.get(id.index()) else {
+            return;
+        };
+        self.messages += 1;
+        let notice = format!(
+            "* {} sent a binary message ({len} bytes; too large to pass between instances)",
+            member.name
+        );
+        let room = member.room_key.clone();
+        self.announce(&room, None, &notice);
+    }
+
     /// The loop's clock timer fired for `id`. Returns whether it should
     /// fire again in a second.
     pub fn clock_tick(&mut self, id: MemberId, generation: u32, now: SystemTime) -> bool {

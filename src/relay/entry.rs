@@ -42,6 +42,9 @@ pub enum Kind {
     Say,
     /// A binary message; the payload is its bytes.
     Binary,
+    /// A binary message too large to relay ([`super::MAX_RELAYED_BINARY`]);
+    /// the payload is its size, in decimal.
+    Withheld,
     /// An instance is shutting down: its members are gone.
     Bye,
 }
@@ -59,6 +62,7 @@ impl Kind {
             Kind::Move => "move",
             Kind::Say => "say",
             Kind::Binary => "bin",
+            Kind::Withheld => "withheld",
             Kind::Bye => "bye",
         }
     }
@@ -74,6 +78,7 @@ impl Kind {
             Kind::Move,
             Kind::Say,
             Kind::Binary,
+            Kind::Withheld,
             Kind::Bye,
         ]
         .into_iter()

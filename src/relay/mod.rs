@@ -80,6 +80,12 @@ use std::time::{Duration, Instant};
 /// Entries asked for per `XREAD`: a reply is at most this many entries.
 pub const READ_COUNT: usize = 100;
 
+/// Largest binary message passed to other instances. Larger ones are
+/// announced there by a notice only: an `XREAD` reply holds up to
+/// [`READ_COUNT`] entries, and a hundred of them must fit within the
+/// reader's bound on a reply (64 MiB).
+pub const MAX_RELAYED_BINARY: usize = 256 << 10;
+
 /// Longest wait before connecting again, however often it failed.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -381,6 +387,10 @@ impl Relay {
             Relayed::Renamed => self.publish(Kind::Nick, number, name, room, Vec::new()),
             Relayed::Moved => self.publish(Kind::Move, number, name, room, Vec::new()),
             Relayed::Line(text) => self.publish(Kind::Say, number, name, room, text.as_bytes().to_vec()),
+            Relayed::Binary(data) if data.len() > MAX_RELAYED_BINARY => {
+                let size = data.len().to_string().into_bytes();
+                self.publish(Kind::Withheld, number, name, room, size);
+            }
             Relayed::Binary(data) => self.publish(Kind::Binary, number, name, room, data.to_vec()),
         }
     }
@@ -877,32 +887,38 @@ impl Relay {
                     hub.leave(id);
                 }
             }
-            Kind::Nick => {
-                if let Some(id) = self.place(&entry.origin, who, &entry.name, &entry.room, false, hub, remote)
-                {
-                    if self.settle(who, &entry.name, hub) {
-                        hub.rename_remote(id, &entry.name, true);
-                    }
-                }
+            Kind::Nick | Kind::Move | Kind::Say | Kind::Binary | Kind::Withheld => {
+                // The member as the entry describes it, placed if missed.
+                let Some(id) = self.place(&entry.origin, who, &entry.name, &entry.room, false, hub, remote)
+                else {
+                    return;
+                };
+                self.member_did(kind, id, who, &entry, hub);
             }
-            Kind::Move => {
-                if let Some(id) = self.place(&entry.origin, who, &entry.name, &entry.room, false, hub, remote)
-                {
-                    hub.move_remote(id, &entry.room, true);
-                }
+        }
+    }
+
+    /// What a known member of another instance did.
+    fn member_did<L: Copy>(
+        &mut self,
+        kind: Kind,
+        id: MemberId,
+        who: Claimant,
+        entry: &Entry,
+        hub: &mut Hub<L>,
+    ) {
+        match kind {
+            // A claim that loses is not shown: its own instance renames
+            // the member, and that rename comes next.
+            Kind::Nick if self.settle(who, &entry.name, hub) => hub.rename_remote(id, &entry.name, true),
+            Kind::Move => hub.move_remote(id, &entry.room, true),
+            Kind::Say => hub.say_remote(id, &String::from_utf8_lossy(&entry.payload)),
+            Kind::Binary => hub.binary(id, &entry.payload),
+            Kind::Withheld => {
+                let size = String::from_utf8_lossy(&entry.payload).parse().unwrap_or(0);
+                hub.binary_withheld(id, size);
             }
-            Kind::Say => {
-                if let Some(id) = self.place(&entry.origin, who, &entry.name, &entry.room, false, hub, remote)
-                {
-                    hub.say_remote(id, &String::from_utf8_lossy(&entry.payload));
-                }
-            }
-            Kind::Binary => {
-                if let Some(id) = self.place(&entry.origin, who, &entry.name, &entry.room, false, hub, remote)
-                {
-                    hub.binary(id, &entry.payload);
-                }
-            }
+            _ => {}
         }
     }
 

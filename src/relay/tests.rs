@@ -491,3 +491,22 @@ fn over_the_buffer_the_oldest_unsent_go_and_others_are_told() {
     );
     assert_eq!(got.last().unwrap(), "[lobby] guest-1.a: m99");
 }
+
+#[test]
+fn binary_messages_cross_and_the_largest_as_a_notice() {
+    let (mut a, mut b, mut redis, now, alice, _bob) = met();
+    a.hub.binary(alice, b"\x00\x01");
+    a.hub.binary(alice, &vec![7; MAX_RELAYED_BINARY + 1]);
+    a.carry_out();
+    pump(&mut [&mut a, &mut b], &mut redis, now);
+    assert_eq!(
+        b.take(2),
+        [
+            "* guest-1.a sent a binary message (2 bytes)".to_string(),
+            format!(
+                "* guest-1.a sent a binary message ({} bytes; too large to pass between instances)",
+                MAX_RELAYED_BINARY + 1
+            )
+        ]
+    );
+}
