@@ -793,6 +793,9 @@ impl Relay {
                     return Err("XREAD answered a malformed entry".into());
                 };
                 self.position = Some(String::from_utf8_lossy(id).into_owned());
+                if self.is_own_chatter(fields) {
+                    continue;
+                }
                 match Entry::from_fields(fields) {
                     Ok(entry) => self.on_entry(entry, now, hub, remote),
                     Err(why) => log::warn!(
@@ -803,6 +806,22 @@ impl Relay {
             }
         }
         Ok(())
+    }
+
+    /// Is this one of this instance's own lines (or heartbeats), read
+    /// back? Those matter for nothing here (they were delivered when said)
+    /// and are most of what an instance reads of itself, so they are
+    /// skipped before an `Entry` is made of them. Its claims of names are
+    /// not: they settle who keeps a name (`own_entry`).
+    fn is_own_chatter(&self, fields: &[Value]) -> bool {
+        let field = |name: &[u8]| {
+            fields
+                .chunks(2)
+                .find(|pair| pair.first().and_then(Value::bytes) == Some(name))
+                .and_then(|pair| pair.get(1)?.bytes())
+        };
+        field(b"o") == Some(self.settings.origin.as_bytes())
+            && matches!(field(b"t"), Some(b"say" | b"bin" | b"withheld" | b"move" | b"hb"))
     }
 
     /// One entry, in stream order.

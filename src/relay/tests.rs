@@ -510,3 +510,31 @@ fn binary_messages_cross_and_the_largest_as_a_notice() {
         ]
     );
 }
+
+#[test]
+fn after_a_gap_the_rosters_make_the_pictures_agree() {
+    let (mut a, mut b, mut redis, now, alice, bob) = met();
+    let carol = b.join(3);
+    pump(&mut [&mut a, &mut b], &mut redis, now);
+    a.take(1);
+    // A stops reading; on B, bob leaves and carol moves, and the stream
+    // keeps too little for A to see either.
+    a.break_link(Side::Reader);
+    redis.maxlen = 1;
+    b.hub.leave(bob);
+    b.say(carol, "/join elsewhere");
+    b.say(carol, "hi");
+    pump(&mut [&mut b], &mut redis, now);
+    a.connect(Side::Reader, now);
+    pump(&mut [&mut a, &mut b], &mut redis, now);
+    // A heard of the gap, asked for rosters, and now agrees with B.
+    let told = a.take(1);
+    assert!(
+        told.iter().any(|l| l.contains("were lost on the way")),
+        "{told:?}"
+    );
+    assert!(told.contains(&"* guest-1.b disconnected".to_string()), "{told:?}");
+    a.say(alice, "/rooms");
+    assert_eq!(a.take(1), ["* rooms: elsewhere (1), lobby (1)"]);
+    a.hub.check_consistency().unwrap();
+}
