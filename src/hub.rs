@@ -885,9 +885,23 @@ impl<L: Copy> Hub<L> {
     }
 
     /// A line from a member of another instance, to its room here. It
-    /// came through Redis, so it is bounded and sanitised again.
+    /// came through Redis, so it is bounded and sanitised again. A line
+    /// longer than this instance allows (the other has a larger
+    /// `--max-line`) is not shown: its room is told so instead.
     pub fn say_remote(&mut self, id: MemberId, text: &str) {
-        if text.len() <= self.max_text && !text.trim().is_empty() {
+        if text.len() > self.max_text {
+            let (Some(name), Some(room)) = (self.name(id), self.members.get(id.index())) else {
+                return;
+            };
+            let notice = format!(
+                "! a line from {name} ({} bytes) is longer than this instance takes ({})",
+                text.len(),
+                self.max_text
+            );
+            let room = room.room_key.clone();
+            return self.announce(&room, None, &notice);
+        }
+        if !text.trim().is_empty() {
             let text = sanitize(text);
             self.say(id, &text);
         }

@@ -538,3 +538,23 @@ fn after_a_gap_the_rosters_make_the_pictures_agree() {
     assert_eq!(a.take(1), ["* rooms: elsewhere (1), lobby (1)"]);
     a.hub.check_consistency().unwrap();
 }
+
+#[test]
+fn a_remote_line_longer_than_this_instance_takes_is_told_not_dropped() {
+    let mut hub: Hub<u32> = Hub::new(10, HistoryLimits::default());
+    hub.join(1, Transport::Line, "test");
+    let there = hub.join_remote(REMOTE, "zed", "lobby", false).unwrap();
+    hub.drain();
+    hub.say_remote(there, "short");
+    hub.say_remote(there, "far too long for ten");
+    let mut node = Node::new("a");
+    node.hub = hub;
+    node.carry_out();
+    assert_eq!(
+        node.take(1),
+        [
+            "[lobby] zed: short",
+            "! a line from zed (20 bytes) is longer than this instance takes (10)"
+        ]
+    );
+}
