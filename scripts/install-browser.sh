@@ -1,28 +1,32 @@
 #!/bin/sh
 # Installs what the browser test needs, and nothing else:
 #
-# * from Debian: `chromium` without its recommended packages, and
-#   `fonts-dejavu-core` so the screenshots show text (Chromium itself
-#   depends on no font);
-# * from npm: the pinned `playwright-core`, into tests/browser/node_modules.
-#   Playwright's own browser download is not used: the test launches
-#   /usr/bin/chromium through `executablePath`.
+# * from Debian: `chromium` and `firefox-esr` without their recommended
+#   packages, and `fonts-dejavu-core` so the screenshots show text
+#   (Chromium itself depends on no font);
+# * from npm: the pinned `puppeteer-core`, into tests/browser/node_modules.
+#   It drives Chromium over the DevTools protocol and Firefox over
+#   WebDriver BiDi, which Firefox speaks itself: no driver binary (Debian
+#   has no geckodriver), and no browser download (PUPPETEER_SKIP_DOWNLOAD):
+#   the test launches /usr/bin/chromium and /usr/bin/firefox-esr.
 #
 # Run as root on Debian. Safe to run again: when everything is already
-# there it only checks and returns.
+# there it only checks and returns. If a browser cannot be installed or
+# cannot render a page headless, it says which and fails: the browser test
+# would fail anyway, and saying so here is clearer.
 #
-# It upgrades nothing the browser does not require. Chromium's
-# recommended packages pull in udev, which upgrades systemd, and apt then
-# upgrades perl along the way; a test run has no business changing the
-# machine's system that much. So the recommends stay out, nothing is ever
-# upgraded with `apt-get upgrade`, and apt is asked first what it would
-# do: an installed package it must upgrade because Chromium's own
-# dependencies need a newer version is named before it happens.
+# It upgrades nothing the browsers do not require. Chromium's recommended
+# packages pull in udev, which upgrades systemd, and apt then upgrades
+# perl along the way; a test run has no business changing the machine's
+# system that much. So the recommends stay out, nothing is ever upgraded
+# with `apt-get upgrade`, and apt is asked first what it would do: an
+# installed package it must upgrade because a browser's own dependencies
+# need a newer version is named before it happens.
 set -eu
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 browser_dir="$repo/tests/browser"
-debian_packages="chromium fonts-dejavu-core"
+debian_packages="chromium firefox-esr fonts-dejavu-core"
 
 missing=""
 for package in $debian_packages; do
@@ -43,7 +47,10 @@ if [ -n "$missing" ]; then
         echo "$upgrades" | sed 's/^/    /' >&2
     fi
     # shellcheck disable=SC2086
-    apt-get install -y --no-install-recommends $missing
+    if ! apt-get install -y --no-install-recommends $missing; then
+        echo "install-browser: apt could not install$missing; the browser test cannot run without them" >&2
+        exit 1
+    fi
 fi
 
 if ! timeout 60 /usr/bin/chromium --headless --no-sandbox --disable-gpu --dump-dom 'data:text/html,<p>ok</p>' 2>/dev/null |
@@ -51,17 +58,23 @@ if ! timeout 60 /usr/bin/chromium --headless --no-sandbox --disable-gpu --dump-d
     echo "install-browser: /usr/bin/chromium is installed but cannot render a page headless" >&2
     exit 1
 fi
+# Firefox prints its version without starting a window; the page itself is
+# rendered by the test, which says what went wrong if it cannot start.
+if ! timeout 60 /usr/bin/firefox-esr --headless --version >/dev/null 2>&1; then
+    echo "install-browser: /usr/bin/firefox-esr is installed but does not run" >&2
+    exit 1
+fi
 
-# Skip npm when the pinned playwright-core is already installed.
-wanted="$(sed -n 's/.*"playwright-core": *"\([^"]*\)".*/\1/p' "$browser_dir/package.json")"
-installed_pkg="$browser_dir/node_modules/playwright-core/package.json"
+# Skip npm when the pinned puppeteer-core is already installed.
+wanted="$(sed -n 's/.*"puppeteer-core": *"\([^"]*\)".*/\1/p' "$browser_dir/package.json")"
+installed_pkg="$browser_dir/node_modules/puppeteer-core/package.json"
 if [ -f "$installed_pkg" ] &&
     grep -q "\"version\": *\"$wanted\"" "$installed_pkg"; then
     exit 0
 fi
 
 cd "$browser_dir"
-export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+export PUPPETEER_SKIP_DOWNLOAD=1
 if [ -f package-lock.json ]; then
     npm ci --no-audit --no-fund
 else

@@ -2,8 +2,10 @@
 # Runs every test: unit, property, integration (real sockets), examples,
 # the doc examples, the headless-browser test of the built-in page, and the
 # load tools' own tests (--workspace: they are a crate of their own, tools/).
-# Installs what the browser test needs first (Chromium, playwright-core),
-# and redis-server for the cluster tests (tests/cluster.rs).
+# Installs what the browser and reverse-proxy tests need first (Chromium,
+# Firefox, puppeteer-core; nginx), the Prometheus parser the /metrics
+# test reads with (prometheus_client), and redis-server for the cluster
+# tests (tests/cluster.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +14,8 @@ cd "$(dirname "$0")/.."
 doc_tests_at_least=8
 
 ./scripts/install-browser.sh
+./scripts/install-metrics-parser.sh
+./scripts/install-nginx.sh
 ./scripts/install-redis.sh
 cargo test --workspace --all-targets
 

@@ -4,6 +4,7 @@
 //! comments) and the library's configuration (`Config::default()`), so a
 //! limit cannot exist in one and be forgotten in the other.
 
+use crate::forwarded::TrustedProxy;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -166,6 +167,14 @@ pub struct Config {
     #[arg(long = "allow-host", value_name = "HOST")]
     pub allow_hosts: Vec<String>,
 
+    /// A reverse proxy (nginx) whose `X-Forwarded-For` says who the client
+    /// is: an address (`127.0.0.1`) or a network (`10.0.0.0/8`).
+    /// Repeatable; by default no one is trusted and the header is ignored.
+    /// Requests from it then show the client it names in greetings, logs
+    /// and `/stats` (see docs/10-reverse-proxy.md).
+    #[arg(long = "trust-proxy", value_name = "ADDR")]
+    pub trust_proxies: Vec<TrustedProxy>,
+
     /// Lines of recent history each room keeps, so an HTTP poller that
     /// comes back loses nothing in between.
     #[arg(long, default_value_t = 1000, value_name = "N")]
@@ -209,6 +218,21 @@ pub struct Config {
     /// The loop's read buffer: the most one read call can take in.
     #[arg(long, default_value = "256KiB", value_parser = parse_size, value_name = "SIZE")]
     pub read_buffer: usize,
+
+    /// Serve the files in DIR on the web door, as `express.static` does:
+    /// `/a/b.html` is DIR/a/b.html, a folder is its `index.html`. The
+    /// built-in page stays at `/` unless DIR has an index.html; the
+    /// WebSocket endpoints and the chat transports keep their paths, and
+    /// win over files of the same name. Dotfiles are hidden, folders are
+    /// not listed, and nothing outside DIR is served (symlinks included).
+    #[arg(long = "static", value_name = "DIR")]
+    pub static_dir: Option<PathBuf>,
+
+    /// Largest file `--static` serves; a larger one is refused (403) with
+    /// its size. Files are streamed in chunks, never held whole in memory:
+    /// this bounds what one request can make the server send.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub static_max_file: usize,
 
     /// Print the raw bytes of handshakes and frames (for learners; noisy).
     #[arg(long)]

@@ -11,6 +11,8 @@
 //! * [`hub`]: the chat that both doors lead to;
 //! * [`timer`], [`outq`]: the loop's timers and its bounded output;
 //! * [`config`]: every option and limit, with its default and reason;
+//! * [`files`]: `--static DIR`, which file a request path may name;
+//! * [`forwarded`]: the client behind a reverse proxy (`X-Forwarded-For`);
 //! * [`resp`], [`relay`]: rooms across instances through Redis
 //!   (`--redis`), sans-IO like the codecs;
 //! * [`tls`]: the certificate for the TLS doors (TLS itself is a layer
@@ -58,7 +60,9 @@
 //!             commands.push(command.to_string());
 //!             answers.extend(answer.map(|a| a.bytes().to_vec()));
 //!         }
-//!         Some(LineEvent::TooLong { .. }) => unreachable!("no line here is long"),
+//!         Some(LineEvent::TooLong { .. } | LineEvent::SubnegotiationTooLong { .. }) => {
+//!             unreachable!("nothing here is long")
+//!         }
 //!         None => break,
 //!     }
 //!     input = &input[used..];
@@ -82,6 +86,8 @@
 
 pub mod clock;
 pub mod config;
+pub mod files;
+pub mod forwarded;
 pub mod hexdump;
 pub mod http;
 pub mod hub;

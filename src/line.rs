@@ -336,6 +336,15 @@ pub enum LineEvent<'a> {
         /// default).
         limit: usize,
     },
+    /// A sub-negotiation (`IAC SB option ...`) ran past the line limit
+    /// without its `IAC SE`: it was ended there, and what follows is data
+    /// again.
+    SubnegotiationTooLong {
+        /// The option it was about.
+        option: TelnetOption,
+        /// The most parameter bytes allowed (the line limit).
+        limit: usize,
+    },
     /// A telnet command, already taken out of the line it came in.
     Command {
         /// What it was, for the log.
@@ -391,10 +400,11 @@ enum Telnet {
     Option(u8),
     /// After IAC SB: the option comes next.
     SubOption,
-    /// Inside IAC SB option ... until IAC SE.
-    Sub(TelnetOption),
+    /// Inside IAC SB option ... until IAC SE, with the parameter bytes
+    /// seen so far (bounded by the line limit).
+    Sub(TelnetOption, u32),
     /// An IAC inside a sub-negotiation.
-    SubIac(TelnetOption),
+    SubIac(TelnetOption, u32),
 }
 
 /// Splits a telnet byte stream into lines, dropping telnet commands and
@@ -567,20 +577,37 @@ impl LineCodec {
                     }
                 }
                 Telnet::SubOption => {
-                    self.telnet = Telnet::Sub(TelnetOption(byte));
+                    self.telnet = Telnet::Sub(TelnetOption(byte), 0);
                     continue;
                 }
-                Telnet::Sub(option) => {
+                // RFC 855 puts no bound on the parameters, but the ones
+                // clients send (NAWS, TTYPE, NEW-ENVIRON) are a few dozen
+                // bytes. A sub-negotiation longer than a line is cut off
+                // there and reported, so a stray IAC SB with no IAC SE
+                // cannot swallow everything typed after it.
+                //
+                // The byte that would pass the limit is left unread: the
+                // next call reads it as data.
+                Telnet::Sub(option, seen) | Telnet::SubIac(option, seen)
+                    if seen >= self.max_line && !self.ends_subnegotiation(byte) =>
+                {
+                    self.telnet = Telnet::Data;
+                    let limit = self.max_line();
+                    return (i, Some(LineEvent::SubnegotiationTooLong { option, limit }));
+                }
+                Telnet::Sub(option, seen) => {
                     if byte == iac::IAC {
-                        self.telnet = Telnet::SubIac(option);
+                        self.telnet = Telnet::SubIac(option, seen + 1);
+                    } else {
+                        self.telnet = Telnet::Sub(option, seen + 1);
                     }
                     continue;
                 }
-                Telnet::SubIac(option) => {
+                Telnet::SubIac(option, seen) => {
                     // IAC SE ends it; IAC IAC is a 255 among the
                     // parameters (RFC 855).
                     if byte != iac::SE {
-                        self.telnet = Telnet::Sub(option);
+                        self.telnet = Telnet::Sub(option, seen + 1);
                         continue;
                     }
                     self.telnet = Telnet::Data;
@@ -592,6 +619,16 @@ impl LineCodec {
             return (i + 1, Some(LineEvent::Command { command, answer }));
         }
         (input.len(), None)
+    }
+
+    /// Whether `byte` may still end a sub-negotiation at its limit: an IAC
+    /// that may start its IAC SE, or the SE after one.
+    fn ends_subnegotiation(&self, byte: u8) -> bool {
+        match self.telnet {
+            Telnet::Sub(..) => byte == iac::IAC,
+            Telnet::SubIac(..) => byte == iac::SE,
+            _ => false,
+        }
     }
 
     /// What a command does to the line being typed (RFC 854, "THE NVT
@@ -765,6 +802,7 @@ mod tests {
     enum Seen {
         Line(Vec<u8>),
         TooLong,
+        SubTooLong(TelnetOption),
         Command(Command, Option<Vec<u8>>),
     }
 
@@ -778,6 +816,9 @@ mod tests {
                 match event {
                     Some(LineEvent::Line(l, _)) => out.push(Seen::Line(l.to_vec())),
                     Some(LineEvent::TooLong { .. }) => out.push(Seen::TooLong),
+                    Some(LineEvent::SubnegotiationTooLong { option, .. }) => {
+                        out.push(Seen::SubTooLong(option))
+                    }
                     Some(LineEvent::Command { command, answer }) => {
                         out.push(Seen::Command(command, answer.map(|a| a.bytes().to_vec())))
                     }
@@ -1022,6 +1063,37 @@ mod tests {
         assert_eq!(decode(&mut c, &[input]), expected);
         let mut c = LineCodec::new(100);
         assert_eq!(decode(&mut c, &byte_by_byte(input)), expected);
+    }
+
+    #[test]
+    fn a_sub_negotiation_without_its_end_is_cut_at_the_line_limit() {
+        // IAC SB NAWS, then more parameter bytes than a line may hold and
+        // no IAC SE: cut off after 16 of them, and typing works again.
+        let mut input = b"\xFF\xFA\x1F".to_vec();
+        input.extend_from_slice(&[b'x'; 16]);
+        input.extend_from_slice(b"hi\n");
+        let expected = [Seen::SubTooLong(TelnetOption::NAWS), Seen::Line(b"hi".to_vec())];
+        assert_eq!(decode(&mut LineCodec::new(16), &[&input]), expected);
+        assert_eq!(decode(&mut LineCodec::new(16), &byte_by_byte(&input)), expected);
+
+        // Doubled IACs (a 255 among the parameters) count too: a stream of
+        // them is cut as well.
+        let mut input = b"\xFF\xFA\x18".to_vec();
+        input.extend_from_slice(&[0xFF; 64]);
+        let seen = decode(&mut LineCodec::new(16), &[&input]);
+        assert_eq!(seen[0], Seen::SubTooLong(TelnetOption(0x18)), "{seen:?}");
+
+        // Exactly at the limit, IAC SE still ends it as usual.
+        let mut input = b"\xFF\xFA\x1F".to_vec();
+        input.extend_from_slice(&[b'x'; 16]);
+        input.extend_from_slice(b"\xFF\xF0ok\n");
+        assert_eq!(
+            decode(&mut LineCodec::new(16), &[&input]),
+            [
+                command(Command::Subnegotiation(TelnetOption::NAWS), None),
+                Seen::Line(b"ok".to_vec()),
+            ]
+        );
     }
 
     #[test]

@@ -30,6 +30,13 @@ fn main() -> ExitCode {
     if let Some(addr) = server.tcps_addr() {
         listening += &format!(" tcps={addr}");
     }
+    if let Some(dir) = server.static_dir() {
+        listening += &format!(" static={}", dir.display());
+    }
+    if !config.trust_proxies.is_empty() {
+        let proxies: Vec<String> = config.trust_proxies.iter().map(ToString::to_string).collect();
+        listening += &format!(" trust-proxy={}", proxies.join(","));
+    }
     if let Some((addr, instance)) = server.redis() {
         listening += &format!(" redis={addr} instance={instance}");
     }

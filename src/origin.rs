@@ -62,6 +62,10 @@ pub enum Forbidden {
     /// This `Host` (RFC 9110 §7.2) is not a name the loopback server
     /// answers to: a possible DNS rebinding.
     Host(String),
+    /// A browser said the request came from another site
+    /// (`Sec-Fetch-Site: cross-site`, Fetch Metadata) without an `Origin`
+    /// to judge: an `<img>` or a link, which may not act.
+    CrossSite,
 }
 
 impl std::fmt::Display for Forbidden {
@@ -81,6 +85,10 @@ impl std::fmt::Display for Forbidden {
                 "origin {origin} may not post here (start duplex with --allow-origin {origin})"
             ),
             Forbidden::SeveralOrigins => f.write_str("more than one Origin header"),
+            Forbidden::CrossSite => f.write_str(
+                "a page on another site may not join or post here (Sec-Fetch-Site: cross-site); \
+use the page at /, or a client that is not a browser",
+            ),
             Forbidden::Host(host) => write!(
                 f,
                 "host {host} is not served here: this server listens on loopback (start duplex with --allow-host {host})"
@@ -129,11 +137,12 @@ impl OriginPolicy {
     }
 
     /// The cross-site guard, for WebSocket upgrades ([`Purpose::WebSocket`])
-    /// and for requests that act ([`Purpose::Action`], `POST /send`).
+    /// and for requests that act ([`Purpose::Action`]: `POST /send`, and
+    /// the GETs that can make a member).
     pub fn check_origin(&self, request: &Request, purpose: Purpose) -> Result<(), Forbidden> {
         let mut fields = request.headers_named("origin");
         let Some(first) = fields.next() else {
-            return Ok(());
+            return self.check_fetch_site(request, purpose);
         };
         // RFC 6454 §7.3: a user agent sends at most one Origin.
         if fields.next().is_some() {
@@ -169,6 +178,28 @@ impl OriginPolicy {
             return Ok(());
         }
         Err(Forbidden::Origin(origin, purpose))
+    }
+
+    /// A request without `Origin`: a client that is not a browser, a
+    /// same-origin GET, or a browser's no-cors GET (an `<img src>`, a
+    /// `<script src>`, a link followed). A GET that makes a member
+    /// (`/poll`, `/longpoll`, `/events`) must not be made by a page on
+    /// another site that way, and browsers say where a request comes from
+    /// in Fetch Metadata: `Sec-Fetch-Site` is `cross-site` only then.
+    /// Pages on other loopback ports are `same-site` (a site ignores the
+    /// port), and are accepted as their `Origin` would be.
+    fn check_fetch_site(&self, request: &Request, purpose: Purpose) -> Result<(), Forbidden> {
+        if purpose == Purpose::WebSocket || self.any_origin {
+            return Ok(());
+        }
+        let cross_site = request
+            .headers_named("sec-fetch-site")
+            .any(|value| value.trim_ascii().eq_ignore_ascii_case(b"cross-site"));
+        if cross_site {
+            Err(Forbidden::CrossSite)
+        } else {
+            Ok(())
+        }
     }
 }
 

@@ -541,6 +541,28 @@ fn a_ten_mebibyte_telnet_line_is_refused_in_bounded_memory() {
     assert_server_healthy(&server);
 }
 
+/// `IAC SB` opens a sub-negotiation that only `IAC SE` ends (RFC 855). A
+/// peer that never sends the end, by accident (binary bytes piped into
+/// `nc`) or on purpose, must not silence itself forever: past the line
+/// limit the sub-negotiation is ended, the peer is told, and its next
+/// line is read as usual.
+#[test]
+fn a_sub_negotiation_that_never_ends_is_cut_at_the_line_limit() {
+    let server = Duplex::start(&["--max-line", "64"]);
+    let (mut t, _) = Telnet::join(server.tcp);
+    let mut bytes = b"\xFF\xFA\x1F".to_vec(); // IAC SB NAWS
+    bytes.extend_from_slice(&[b'7'; 64]);
+    bytes.extend_from_slice(b"\r\n/echo typing works\r\n");
+    t.send(&bytes);
+    assert_eq!(
+        t.line(),
+        "! telnet sub-negotiation IAC SB NAWS longer than 64 bytes without IAC SE; ended there"
+    );
+    assert_eq!(t.line(), "typing works");
+    server.wait_log("telnet sub-negotiation IAC SB NAWS longer than 64 bytes");
+    assert_server_healthy(&server);
+}
+
 #[test]
 fn telnet_ctrl_c_bytes() {
     let server = Duplex::start(&[]);

@@ -458,6 +458,45 @@ Content-Type: text/plain\r\nContent-Length: 18\r\n\r\n/nick pwned\nhello\n";
     assert_eq!(hub_members(server.http), 1);
 }
 
+/// A GET that makes a member acts too. A page on another site reaches it
+/// two ways: a script's fetch, which carries its `Origin`, and a plain
+/// `<img src>`, which carries none but is marked
+/// `Sec-Fetch-Site: cross-site` by the browser. Each is refused with 403
+/// on every path that makes a member, and none is made; the page's own
+/// requests and clients that are not browsers still join.
+#[test]
+fn a_page_on_another_site_may_not_make_a_member_by_get() {
+    let server = Duplex::start(&[]);
+    let addr = server.http;
+    for path in ["/poll", "/longpoll", "/events"] {
+        for (how, header) in [
+            ("a fetch from another site", "Origin: http://evil.example\r\n"),
+            ("an <img> on another site", "Sec-Fetch-Site: cross-site\r\n"),
+        ] {
+            let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{header}\r\n");
+            let (status, head, body) = ask(addr, request.as_bytes());
+            assert_eq!(status, 403, "{how} to {path}: {head}");
+            assert!(body.contains("may not"), "{how} to {path}: {body}");
+        }
+    }
+    assert_eq!(hub_members(addr), 0, "no refused GET made a member");
+
+    // The page's own poll (same-origin: no Origin, `same-origin`) joins.
+    let own = b"GET /poll HTTP/1.1\r\nHost: localhost\r\nSec-Fetch-Site: same-origin\r\n\r\n";
+    let (status, head, _) = ask(addr, own);
+    assert_eq!(status, 200, "{head}");
+    // So does curl, which sends neither header.
+    let (status, head, _) = ask(addr, b"GET /poll HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(hub_members(addr), 2);
+
+    // `--allow-origin '*'` lets every page in, as it says.
+    let server = Duplex::start(&["--allow-origin", "*"]);
+    let request = b"GET /poll HTTP/1.1\r\nHost: localhost\r\nSec-Fetch-Site: cross-site\r\n\r\n";
+    let (status, head, _) = ask(server.http, request);
+    assert_eq!(status, 200, "{head}");
+}
+
 // ---- A body invited and never sent ----------------------------------------------
 
 #[test]

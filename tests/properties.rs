@@ -302,7 +302,11 @@ proptest! {
                         prop_assert!(line.len() <= 100);
                         prop_assert!(!line.contains(&b'\n') && !line.contains(&b'\r'));
                     }
-                    Some(LineEvent::TooLong { .. } | LineEvent::Command { .. }) => {}
+                    Some(
+                        LineEvent::TooLong { .. }
+                        | LineEvent::SubnegotiationTooLong { .. }
+                        | LineEvent::Command { .. },
+                    ) => {}
                     None => break,
                 }
             }
@@ -348,7 +352,9 @@ proptest! {
                 match event {
                     Some(LineEvent::Line(line, end)) => got.push((line.to_vec(), end)),
                     Some(LineEvent::TooLong { .. }) => prop_assert!(false, "no line here is too long"),
-                    Some(LineEvent::Command { .. }) => prop_assert!(false, "no command here"),
+                    Some(LineEvent::Command { .. } | LineEvent::SubnegotiationTooLong { .. }) => {
+                        prop_assert!(false, "no command here")
+                    }
                     None => break,
                 }
             }
@@ -428,6 +434,7 @@ proptest! {
 enum LineSeen {
     Line(Vec<u8>, LineEnd),
     TooLong,
+    SubnegotiationTooLong(u8),
     Command(String, Option<Vec<u8>>),
 }
 
@@ -436,6 +443,7 @@ impl LineSeen {
         match event {
             LineEvent::Line(line, end) => LineSeen::Line(line.to_vec(), end),
             LineEvent::TooLong { .. } => LineSeen::TooLong,
+            LineEvent::SubnegotiationTooLong { option, .. } => LineSeen::SubnegotiationTooLong(option.0),
             LineEvent::Command { command, answer } => {
                 LineSeen::Command(command.to_string(), answer.map(|a| a.bytes().to_vec()))
             }
@@ -567,6 +575,7 @@ fn decode_all(codec: &mut LineCodec, bytes: &[u8], cuts: &[usize]) -> Vec<Seen> 
                     seen.push(Seen::Command(answer.map(|a| a.bytes().to_vec())))
                 }
                 Some(LineEvent::TooLong { .. }) => panic!("no line here is too long"),
+                Some(LineEvent::SubnegotiationTooLong { .. }) => panic!("no sub-negotiation here"),
                 None => break,
             }
         }

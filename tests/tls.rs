@@ -229,7 +229,7 @@ fn the_line_service_over_tls_greets_and_answers() {
 fn https_healthz_answers_200_with_the_printed_pin() {
     // No certificate given: one is made, and its pin printed.
     let server = Duplex::start(&["--https", "127.0.0.1:0"]);
-    let pin = server.printed_pin();
+    let pin = server.tls_pin();
     let config = pinned_client(&pin);
     let mut stream = tls_connect(&config, server.https.unwrap());
     let host = server.https.unwrap();

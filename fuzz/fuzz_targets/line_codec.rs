@@ -13,6 +13,7 @@ use libfuzzer_sys::fuzz_target;
 enum Seen {
     Line(Vec<u8>, bool),
     TooLong,
+    SubTooLong(u8),
     Command(String),
 }
 
@@ -44,6 +45,7 @@ fn run(step: usize, bytes: &[u8], fast: bool) -> (Vec<Seen>, Option<Vec<u8>>) {
                     seen.push(Seen::Line(line.to_vec(), end != duplex::line::LineEnd::Lf));
                 }
                 Some(LineEvent::TooLong { .. }) => seen.push(Seen::TooLong),
+                Some(LineEvent::SubnegotiationTooLong { option, .. }) => seen.push(Seen::SubTooLong(option.0)),
                 Some(LineEvent::Command { command, .. }) => seen.push(Seen::Command(command.to_string())),
                 None => break,
             }

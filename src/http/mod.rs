@@ -7,6 +7,7 @@
 //! handshake *is* an HTTP request).
 
 pub mod chunked;
+pub mod date;
 pub mod request;
 pub mod response;
 pub mod target;

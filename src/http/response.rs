@@ -24,6 +24,11 @@ impl Status {
     pub const OK: Status = Status(200, "OK");
     /// 204: done, and there is no body to send (RFC 9110 §15.3.5).
     pub const NO_CONTENT: Status = Status(204, "No Content");
+    /// 301: the resource lives at `Location` (RFC 9110 §15.4.2): a folder
+    /// asked for without its trailing slash.
+    pub const MOVED_PERMANENTLY: Status = Status(301, "Moved Permanently");
+    /// 304: the client's cached copy is still good (RFC 9110 §15.4.5).
+    pub const NOT_MODIFIED: Status = Status(304, "Not Modified");
     /// 400: the request is malformed (RFC 9110 §15.5.1).
     pub const BAD_REQUEST: Status = Status(400, "Bad Request");
     /// 403: understood but refused, here a disallowed `Origin` (RFC 9110 §15.5.4).
@@ -65,6 +70,10 @@ pub struct Response {
     /// The protocol named in `Upgrade` (RFC 9110 §7.8), if any.
     upgrade: Option<&'static str>,
     close: bool,
+    /// A body the caller sends after the head, of this many bytes (a file
+    /// streamed from disk): `Content-Length` says it, `encode` writes the
+    /// head only.
+    streamed: Option<u64>,
 }
 
 impl Response {
@@ -77,6 +86,7 @@ impl Response {
             head_only: false,
             upgrade: None,
             close: false,
+            streamed: None,
         }
     }
 
@@ -117,6 +127,13 @@ impl Response {
         self
     }
 
+    /// Announces a body of `len` bytes that the caller sends after the
+    /// head (a file, in chunks): `encode` then writes the head only.
+    pub fn streamed(mut self, len: u64) -> Response {
+        self.streamed = Some(len);
+        self
+    }
+
     /// Ends the connection after this response (`Connection: close`).
     pub fn close(mut self, yes: bool) -> Response {
         self.close = yes;
@@ -154,10 +171,13 @@ impl Response {
         }
         head.push_str(&self.headers);
         // RFC 9110 §8.6: no Content-Length on a 1xx or a 204. A 101 is
-        // followed by frames, not a body; a 100 by the final answer.
+        // followed by frames, not a body; a 100 by the final answer. A 304
+        // may carry one only if it gives the length of the full file, which
+        // says nothing the client needs: none.
         let informational = self.status.0 < 200;
-        if !informational && self.status != Status::NO_CONTENT {
-            let _ = write!(head, "Content-Length: {}\r\n", self.body.len());
+        if !informational && self.status != Status::NO_CONTENT && self.status != Status::NOT_MODIFIED {
+            let len = self.streamed.unwrap_or(self.body.len() as u64);
+            let _ = write!(head, "Content-Length: {len}\r\n");
         }
         head.push_str("\r\n");
         out.extend_from_slice(head.as_bytes());
@@ -213,16 +233,25 @@ mod tests {
     }
 
     #[test]
-    fn no_length_on_1xx_and_204() {
+    fn no_length_on_1xx_204_and_304() {
         // RFC 9110 §8.6: "A server MUST NOT send a Content-Length header
-        // field in any response with a status code of 1xx or 204".
-        for status in [Status::CONTINUE, Status::NO_CONTENT] {
+        // field in any response with a status code of 1xx or 204", nor in
+        // a 304 unless it is the full representation's length.
+        for status in [Status::CONTINUE, Status::NO_CONTENT, Status::NOT_MODIFIED] {
             let mut out = Vec::new();
             Response::new(status).encode(&mut out);
             let text = String::from_utf8(out).unwrap();
             assert!(!text.contains("Content-Length"), "{text}");
             assert!(text.ends_with("\r\n\r\n"));
         }
+    }
+
+    #[test]
+    fn a_streamed_body_is_announced_not_written() {
+        let mut out = Vec::new();
+        Response::new(Status::OK).streamed(1 << 40).encode(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with("Content-Length: 1099511627776\r\n\r\n"), "{text}");
     }
 
     #[test]

@@ -237,7 +237,7 @@ impl Server {
         self.shared.stats.connected(&protocol);
         entry.insert(Connection {
             socket,
-            peer,
+            peer: super::peer::Peer::Direct(peer),
             serial: self.next_serial,
             protocol,
             close: Close::Open,
@@ -306,6 +306,9 @@ impl Server {
         let answer = match door {
             Door::Line => format!("! server busy: {why}; try again later\r\n").into_bytes(),
             Door::Web => {
+                self.shared
+                    .stats
+                    .answered(crate::http::Status::SERVICE_UNAVAILABLE);
                 let mut out = Vec::new();
                 crate::http::Response::refusal(
                     crate::http::Status::SERVICE_UNAVAILABLE,

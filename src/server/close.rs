@@ -69,6 +69,9 @@ pub(super) enum Why {
     Tls(String),
     /// The peer took longer than `--close-timeout` to finish closing.
     CloseTimeout,
+    /// A file from `--static` changed, shrank or failed while it went
+    /// out: its `Content-Length` cannot be kept.
+    FileChanged(String),
 }
 
 impl fmt::Display for Why {
@@ -92,11 +95,64 @@ impl fmt::Display for Why {
             Why::MemberLeft => f.write_str("its member left"),
             Why::Error(text) | Why::Tls(text) => f.write_str(text),
             Why::CloseTimeout => f.write_str("close timeout"),
+            Why::FileChanged(text) => write!(f, "static file: {text}"),
         }
     }
 }
 
 impl Why {
+    /// Each reason's name in `GET /metrics` (`duplex_closes_total{reason}`),
+    /// in the order of the variants, and one more for a close whose reason
+    /// went unrecorded (none should: it would be counted, not lost).
+    pub const REASONS: [&'static str; 19] = [
+        "peer_closed",
+        "peer_close_frame",
+        "handshake_complete",
+        "quit",
+        "shutdown",
+        "idle",
+        "no_pong",
+        "too_slow",
+        "over_hard_limit",
+        "violation",
+        "answered",
+        "too_much_pipelined",
+        "member_left",
+        "error",
+        "tls",
+        "close_timeout",
+        "file_changed",
+        "answered_error",
+        "unknown",
+    ];
+    /// The index of "unknown" in `REASONS`.
+    pub const UNKNOWN: usize = Self::REASONS.len() - 1;
+
+    /// This reason's place in `REASONS`. An HTTP answer that closed is
+    /// split in two: a success, or a refusal (4xx, 5xx).
+    pub fn reason_index(&self) -> usize {
+        match self {
+            Why::PeerClosed(_) => 0,
+            Why::PeerCloseFrame(_) => 1,
+            Why::HandshakeComplete => 2,
+            Why::Quit => 3,
+            Why::Shutdown => 4,
+            Why::Idle(_) => 5,
+            Why::NoPong(_) => 6,
+            Why::TooSlow => 7,
+            Why::OverHardLimit(_) => 8,
+            Why::Violation(..) => 9,
+            Why::Answered(status) if status.0 < 400 => 10,
+            Why::TooMuchPipelined => 11,
+            Why::MemberLeft => 12,
+            Why::Error(_) => 13,
+            Why::Tls(_) => 14,
+            Why::CloseTimeout => 15,
+            Why::FileChanged(_) => 16,
+            Why::Answered(_) => 17,
+        }
+    }
+
     /// The WebSocket close frame this reason sends (RFC 6455 §7.4.1), and
     /// whether to wait for the peer's answer before closing TCP.
     fn close_frame(&self) -> Option<(CloseCode, String, bool)> {
@@ -225,7 +281,7 @@ impl Server {
         match &mut conn.protocol {
             Protocol::WebSocket(ws) => match why.close_frame() {
                 Some((code, reason, wait)) if ws.is_open() => {
-                    ws.send_close(&mut conn.out, conn.peer, code, &reason);
+                    ws.send_close(&mut conn.out, &conn.peer, code, &reason);
                     wait
                 }
                 _ => false,
@@ -236,7 +292,7 @@ impl Server {
                         out.extend_from_slice(line.as_bytes());
                         out.extend_from_slice(b"\r\n");
                     });
-                    self.shared.stats.messages_out += 1;
+                    self.shared.stats.message_out(conn.via, 1);
                 }
                 false
             }
@@ -316,6 +372,8 @@ impl Server {
                 self.deliver();
                 self.chat_request(token, *chat);
             }
+            Next::File(request) => self.serve_file(token, *request),
+            Next::Metrics(request) => self.serve_metrics(token, &request),
             next => {
                 self.deliver();
                 self.apply(token, next);
@@ -332,8 +390,8 @@ impl Server {
         match next {
             Next::Continue | Next::WriteThrough { .. } => {}
             Next::Become(protocol) => self.become_protocol(token, protocol),
-            Next::Chat(_) => {
-                log::error!("a chat request cannot start while the hub's actions are carried out")
+            Next::Chat(_) | Next::File(_) | Next::Metrics(_) => {
+                log::error!("a request cannot be answered while the hub's actions are carried out")
             }
             Next::Close(why @ (Why::HandshakeComplete | Why::PeerCloseFrame(_))) => self.finish(token, why),
             Next::Close(why) => self.close(token, why),
@@ -376,7 +434,7 @@ impl Server {
             self.sessions.close(token);
             let why = conn.why.as_deref().map_or(String::new(), Why::to_string);
             log::debug!("{}: disconnected ({why})", conn.peer);
-            self.shared.stats.disconnected();
+            self.shared.stats.disconnected(conn.why.as_deref());
         }
         self.flush_dirty();
     }

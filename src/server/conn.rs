@@ -19,6 +19,7 @@ use super::event_stream::EventStream;
 use super::http::Http;
 use super::line::LineChat;
 use super::line_echo::LineEcho;
+use super::peer::Peer;
 use super::timers::ConnTimer;
 use super::websocket::WebSocket;
 use crate::hub::MemberId;
@@ -26,7 +27,6 @@ use crate::outq::OutQueue;
 use crate::timer::Stamp;
 use mio::net::TcpStream;
 use std::fmt;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 /// Which listener a connection came through.
@@ -172,6 +172,7 @@ impl Protocol {
             Protocol::Line(_) => "Line",
             Protocol::LineEcho(_) => "LineEcho",
             Protocol::Http(http) if http.is_parked() => "LongPoll",
+            Protocol::Http(http) if http.is_sending_file() => "HttpFile",
             Protocol::Http(_) => "HttpRequest",
             Protocol::WebSocket(ws) => match ws.endpoint {
                 Endpoint::Echo => "WebSocket(/echo)",
@@ -179,6 +180,14 @@ impl Protocol {
                 Endpoint::Clock => "WebSocket(/clock)",
             },
             Protocol::EventStream(_) => "EventStream",
+        }
+    }
+
+    /// The door a connection of this kind came through.
+    pub fn door(&self) -> Door {
+        match self {
+            Protocol::Line(_) | Protocol::LineEcho(_) => Door::Line,
+            Protocol::Http(_) | Protocol::WebSocket(_) | Protocol::EventStream(_) => Door::Web,
         }
     }
 
@@ -253,7 +262,9 @@ impl Protocol {
 /// loop's slab, so its token stays the same until it is reaped.
 pub(super) struct Connection {
     pub socket: TcpStream,
-    pub peer: SocketAddr,
+    /// Who is at the other end: the socket's peer, or the client behind
+    /// a trusted proxy (`peer.rs`).
+    pub peer: Peer,
     /// Tells this connection from an earlier one that had the same token,
     /// so a stale timer never touches the wrong connection. It wraps after
     /// four billion connections: a stale timer would have to outlive all
@@ -285,7 +296,7 @@ pub(super) struct Connection {
 /// What the hub greets a new member with: where it connected. The server's
 /// own address is asked of the socket here, once per member, rather than
 /// kept in every connection for the whole of its life.
-pub(super) fn welcome(socket: &TcpStream, peer: SocketAddr, over: &str) -> String {
+pub(super) fn welcome(socket: &TcpStream, peer: &Peer, over: &str) -> String {
     match socket.local_addr() {
         Ok(local) => format!("server {local}, you are {peer}{over}"),
         Err(_) => format!("you are {peer}{over}"),

@@ -24,6 +24,7 @@
 use super::close::Why;
 use super::conn::{Protocol, Via};
 use super::members::{HttpMembers, MemberKey};
+use super::peer::Peer;
 use super::timers::{ConnTimer, Timer};
 use super::Stats;
 use crate::config::Config;
@@ -33,7 +34,6 @@ use crate::outq::OutQueue;
 use crate::timer::{Stamp, Timers};
 use mio::net::TcpStream;
 use mio::Token;
-use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 use std::time::Instant;
 
@@ -75,7 +75,9 @@ pub(super) struct Context<'a> {
     pub token: Token,
     /// Tells this connection from an earlier one with the same token.
     pub serial: u32,
-    pub peer: SocketAddr,
+    /// Who is at the other end; a request through a trusted proxy may
+    /// change it (`routes.rs`).
+    pub peer: &'a mut Peer,
     /// The socket itself, for what is asked of it rarely (the server's
     /// own address, in a welcome). Reading and writing are the loop's.
     pub socket: &'a TcpStream,
@@ -124,7 +126,21 @@ impl Context<'_> {
             out.extend_from_slice(text.as_bytes());
             out.extend_from_slice(b"\r\n");
         });
-        self.shared.stats.messages_out += 1;
+        self.message_out(1);
+    }
+
+    /// Counts messages received on this connection, in all and under its
+    /// transport.
+    pub fn message_in(&mut self, n: u64) {
+        let via = *self.via;
+        self.shared.stats.message_in(via, n);
+    }
+
+    /// Counts messages queued to this connection, in all and under its
+    /// transport.
+    pub fn message_out(&mut self, n: u64) {
+        let via = *self.via;
+        self.shared.stats.message_out(via, n);
     }
 
     /// A chat member's `/time` clock ticked: the hub says the time, and
@@ -156,6 +172,12 @@ pub(super) enum Next {
     /// A chat request over plain HTTP, answered by the loop in two steps
     /// (see `Server::chat_request`).
     Chat(Box<ChatRequest>),
+    /// A request for a file under `--static`, answered by the loop, which
+    /// owns the file system work (see `Server::serve_file`).
+    File(Box<crate::http::Request>),
+    /// `GET /metrics`, answered by the loop, which can see every
+    /// connection's queue (see `Server::serve_metrics`).
+    Metrics(Box<crate::http::Request>),
     /// An echo to write straight from where it lies, with no copy into
     /// the queue: this header (a WebSocket frame's, or none for the line
     /// echo), then the payload (see `Server::write`). Used for large

@@ -107,7 +107,7 @@ impl Server {
             } else {
                 conn.out.push_shared(shared.bytes(framing, payload));
             }
-            self.shared.stats.messages_out += 1;
+            self.shared.stats.message_out(conn.via, 1);
             self.shared.stats.via(conn.via).delivered += 1;
             let backlog = conn.out.chunks();
             self.mark_dirty(token);

@@ -106,7 +106,7 @@ X-Duplex-Token: {secret}\r\n\r\n"
         cx.out.push_bytes(events.as_bytes());
         let delivered = history.lines.len() as u64;
         cx.stats.via(Via::EventStream).delivered += delivered;
-        cx.stats.messages_out += delivered;
+        cx.message_out(delivered);
     }
 
     /// The keep-alive: an SSE comment line, ignored by the browser, but it

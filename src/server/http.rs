@@ -3,6 +3,7 @@
 
 use super::close::Why;
 use super::context::{Context, Next};
+use super::files::FileSend;
 use super::long_poll::LongPoll;
 use super::members::MemberKey;
 use super::timers::ConnTimer;
@@ -10,19 +11,29 @@ use crate::config::Config;
 use crate::http::{HeadLimits, RequestReader, Response, Status};
 use std::time::Instant;
 
-/// A web-door connection between requests, reading one, or with a long
-/// poll parked.
+/// A web-door connection between requests, reading one, or answering one
+/// that takes more than a turn.
 #[derive(Debug)]
 pub(super) struct Http {
     reader: RequestReader,
     /// The next request head must be complete by then.
     deadline: Instant,
-    /// A long poll waiting for a line: the connection's current request.
-    /// HTTP/1.1 answers in order, so requests behind it wait too.
-    parked: Option<LongPoll>,
-    /// Bytes of pipelined requests that arrived while parked, read once
-    /// it is answered.
+    /// The current request, while its answer is still to come or still
+    /// going out. HTTP/1.1 answers in order (RFC 9112 §9.3.2), so requests
+    /// behind it wait too.
+    pending: Option<Pending>,
+    /// Bytes of pipelined requests that arrived meanwhile, read once it
+    /// is answered.
     stash: Vec<u8>,
+}
+
+/// A request whose answer takes more than one turn.
+#[derive(Debug)]
+pub(super) enum Pending {
+    /// A long poll waiting for a line (`long_poll.rs`).
+    LongPoll(LongPoll),
+    /// A file from `--static` going out chunk by chunk (`files.rs`).
+    File(Box<FileSend>),
 }
 
 impl Http {
@@ -34,38 +45,80 @@ impl Http {
                 max_body: config.max_body,
             }),
             deadline: now + config.handshake_timeout,
-            parked: None,
+            pending: None,
             stash: Vec::new(),
         }
     }
 
     pub fn is_parked(&self) -> bool {
-        self.parked.is_some()
+        matches!(self.pending, Some(Pending::LongPoll(_)))
+    }
+
+    /// A file is going out.
+    pub fn is_sending_file(&self) -> bool {
+        matches!(self.pending, Some(Pending::File(_)))
     }
 
     /// The HTTP member a parked long poll waits for.
     pub fn parked_member(&self) -> Option<MemberKey> {
-        self.parked.as_ref().map(|p| p.member)
+        match &self.pending {
+            Some(Pending::LongPoll(parked)) => Some(parked.member),
+            _ => None,
+        }
     }
 
     /// Parks the current request.
     pub fn park(&mut self, parked: LongPoll) {
-        self.parked = Some(parked);
+        self.pending = Some(Pending::LongPoll(parked));
     }
 
     /// Takes the parked long poll away, unanswered.
     pub fn unpark(&mut self) -> Option<LongPoll> {
-        self.parked.take()
+        match self.pending.take() {
+            Some(Pending::LongPoll(parked)) => Some(parked),
+            other => {
+                self.pending = other;
+                None
+            }
+        }
     }
 
-    /// Requests wait behind a long poll that has been answered.
+    /// The current request's answer is a file, going out from now on.
+    pub fn send_file(&mut self, file: FileSend) {
+        self.pending = Some(Pending::File(Box::new(file)));
+    }
+
+    /// The file going out, if one is.
+    pub fn file_mut(&mut self) -> Option<&mut FileSend> {
+        match &mut self.pending {
+            Some(Pending::File(file)) => Some(file),
+            _ => None,
+        }
+    }
+
+    /// The file has gone out whole (or stopped): the next request's time
+    /// starts now.
+    pub fn file_done(&mut self, now: Instant, config: &Config) -> Option<Box<FileSend>> {
+        match self.pending.take() {
+            Some(Pending::File(file)) => {
+                self.deadline = now + config.handshake_timeout;
+                Some(file)
+            }
+            other => {
+                self.pending = other;
+                None
+            }
+        }
+    }
+
+    /// Requests wait behind an answer that is now complete.
     pub fn has_stash(&self) -> bool {
-        self.parked.is_none() && !self.stash.is_empty()
+        self.pending.is_none() && !self.stash.is_empty()
     }
 
-    /// Pipelined input that waited behind a long poll now answered.
+    /// Pipelined input that waited behind an answer now complete.
     pub fn take_stash(&mut self) -> Option<Vec<u8>> {
-        if self.parked.is_some() || self.stash.is_empty() {
+        if self.pending.is_some() || self.stash.is_empty() {
             return None;
         }
         Some(std::mem::take(&mut self.stash))
@@ -75,8 +128,8 @@ impl Http {
     /// up to the end of that request, so the loop can act on the answer
     /// (an upgrade, say, after which the rest are WebSocket frames).
     pub fn on_input(&mut self, cx: &mut Context, input: &mut [u8]) -> (usize, Next) {
-        if self.parked.is_some() {
-            return (input.len(), self.stash_behind_poll(cx, input));
+        if self.pending.is_some() {
+            return (input.len(), self.stash_behind(cx, input));
         }
         let mut pos = 0;
         while pos < input.len() {
@@ -103,8 +156,9 @@ impl Http {
     }
 
     /// HTTP/1.1 answers in order: requests pipelined behind a parked long
-    /// poll wait for it, within the head and body limits.
-    fn stash_behind_poll(&mut self, cx: &mut Context, input: &[u8]) -> Next {
+    /// poll or a file going out wait for it, within the head and body
+    /// limits.
+    fn stash_behind(&mut self, cx: &mut Context, input: &[u8]) -> Next {
         let room = (cx.config.max_head + cx.config.max_body).saturating_sub(self.stash.len());
         if input.len() > room {
             log::info!("{}: too much pipelined behind a long poll", cx.peer);
@@ -118,6 +172,7 @@ impl Http {
     /// request, or closes if the response said so.
     pub fn respond(&mut self, cx: &mut Context, response: Response) -> Next {
         let status = response.status();
+        cx.stats.answered(status);
         if status.0 >= 400 {
             log::debug!("{}: answered {} {}", cx.peer, status.0, status.1);
         }
@@ -131,6 +186,12 @@ impl Http {
     }
 
     pub fn on_eof(&mut self) -> Next {
+        if self.is_sending_file() {
+            // The peer has said all it will (a half-close, as `nc -N`
+            // does), not that it stopped listening: the file goes out
+            // whole, and the loop closes after it.
+            return Next::Continue;
+        }
         if self.reader.in_progress() {
             Next::Close(Why::PeerClosed("in the middle of a request"))
         } else {
@@ -141,8 +202,8 @@ impl Http {
     pub fn on_timer(&mut self, cx: &mut Context, timer: ConnTimer) -> Next {
         match timer {
             ConnTimer::RequestDeadline => self.request_deadline(cx),
-            ConnTimer::LongPollDeadline => match &self.parked {
-                Some(parked) if cx.now >= parked.deadline => self.release(cx),
+            ConnTimer::LongPollDeadline => match &self.pending {
+                Some(Pending::LongPoll(parked)) if cx.now >= parked.deadline => self.release(cx),
                 _ => Next::Continue,
             },
             _ => Next::Continue,
@@ -152,13 +213,33 @@ impl Http {
     /// A request head must arrive within `--handshake-timeout` (slowloris
     /// guard); an idle keep-alive connection is closed at that point too.
     fn request_deadline(&mut self, cx: &mut Context) -> Next {
-        if let Some(parked) = &self.parked {
-            // A parked long poll is a request being answered, not an idle
-            // connection: its own deadline answers it, and the next
-            // request's time starts with that answer.
-            let at = parked.deadline.max(self.deadline);
-            cx.schedule(ConnTimer::RequestDeadline, at);
-            return Next::Continue;
+        match &self.pending {
+            Some(Pending::LongPoll(parked)) => {
+                // A parked long poll is a request being answered, not an
+                // idle connection: its own deadline answers it, and the
+                // next request's time starts with that answer.
+                let at = parked.deadline.max(self.deadline);
+                cx.schedule(ConnTimer::RequestDeadline, at);
+                return Next::Continue;
+            }
+            Some(Pending::File(file)) => {
+                // A file goes out as fast as the peer reads it; one that
+                // takes nothing for as long as a slow reader is allowed is
+                // closed as one (the queue never grows past two chunks, so
+                // the output limits alone would never notice it).
+                let at = file.progress + cx.config.slow_reader_timeout;
+                if cx.now >= at {
+                    log::info!(
+                        "{}: took none of a file for {:?}",
+                        cx.peer,
+                        cx.config.slow_reader_timeout
+                    );
+                    return Next::Close(Why::TooSlow);
+                }
+                cx.schedule(ConnTimer::RequestDeadline, at);
+                return Next::Continue;
+            }
+            None => {}
         }
         if cx.now < self.deadline {
             let at = self.deadline;

@@ -34,7 +34,7 @@ impl Server {
         let cx = Context {
             token,
             serial: conn.serial,
-            peer: conn.peer,
+            peer: &mut conn.peer,
             socket: &conn.socket,
             out: &mut conn.out,
             via: &mut conn.via,
@@ -267,14 +267,26 @@ impl Server {
     /// saves a copy of every byte, and for lines the queue's work; with
     /// output already waiting, it is queued behind it, in order.
     pub(super) fn write(&mut self, token: Token, through: Option<Through>) {
-        let Some(conn) = self.conns.get_mut(token.0) else {
-            return;
-        };
-        if conn.close == Close::Done {
+        if !self.write_queue(token, through) {
             return;
         }
-        let peer = conn.peer;
+        // A file being sent (`--static`) refills the queue as it drains.
+        self.send_file_chunks(token);
+        self.check_output_limits(token);
+        self.advance_close(token);
+    }
+
+    /// Writes the queue (and `through`) to the socket and counts the
+    /// bytes. Returns false if the connection is done or just failed.
+    pub(super) fn write_queue(&mut self, token: Token, through: Option<Through>) -> bool {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return false;
+        };
+        if conn.close == Close::Done {
+            return false;
+        }
         let Connection {
+            peer,
             socket,
             out,
             protocol,
@@ -310,10 +322,12 @@ impl Server {
                     log::trace!("write: token {} {n} bytes, {} left", token.0, out.len());
                 }
             }
-            Err(e) => return self.abort(token, Why::Error(format!("write error: {e}"))),
+            Err(e) => {
+                self.abort(token, Why::Error(format!("write error: {e}")));
+                return false;
+            }
         }
-        self.check_output_limits(token);
-        self.advance_close(token);
+        true
     }
 
     /// Bounded output (DESIGN §2). Over the soft limit the loop stops
@@ -361,7 +375,7 @@ impl Server {
 /// (plaintext, under TLS).
 struct Hexdump<'a> {
     transport: super::transport::Transport<'a>,
-    peer: std::net::SocketAddr,
+    peer: &'a super::peer::Peer,
     on: bool,
 }
 

@@ -4,7 +4,7 @@ use super::close::Why;
 use super::context::{Context, Link, Next};
 use super::timers::ConnTimer;
 use crate::hub::{MemberId, Transport};
-use crate::line::{LineCodec, LineEvent};
+use crate::line::{LineCodec, LineEvent, TelnetOption};
 use std::time::{Instant, SystemTime};
 
 /// A telnet member of the chat.
@@ -42,7 +42,7 @@ impl LineChat {
             match event {
                 None => break,
                 Some(LineEvent::Line(bytes, _)) => {
-                    cx.stats.messages_in += 1;
+                    cx.message_in(1);
                     // Telnet sends whatever the terminal's encoding is;
                     // invalid UTF-8 becomes U+FFFD rather than an error.
                     // Valid UTF-8 (the common case) is used where it lies.
@@ -58,6 +58,11 @@ impl LineChat {
                 Some(LineEvent::TooLong { limit }) => {
                     log::info!("{}: line longer than {limit} bytes skipped", cx.peer);
                     cx.send_line(&too_long_notice(limit));
+                }
+                Some(LineEvent::SubnegotiationTooLong { option, limit }) => {
+                    let notice = subnegotiation_notice(option, limit);
+                    log::info!("{}: {notice}", cx.peer);
+                    cx.send_line(&format!("! {notice}"));
                 }
                 Some(LineEvent::Command { command, answer }) => {
                     // Queued behind the answers to every line before it,
@@ -128,6 +133,11 @@ pub(super) fn idle(cx: &mut Context, last_heard: Instant) -> Next {
 /// and echo alike.
 pub(super) fn too_long_notice(limit: usize) -> String {
     format!("! line too long (limit {limit} bytes); it was skipped")
+}
+
+/// Why typing works again after a stray `IAC SB`.
+pub(super) fn subnegotiation_notice(option: TelnetOption, limit: usize) -> String {
+    format!("telnet sub-negotiation IAC SB {option} longer than {limit} bytes without IAC SE; ended there")
 }
 
 /// Shows at most 80 characters of a line in the log.

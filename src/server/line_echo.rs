@@ -4,7 +4,7 @@
 
 use super::close::Why;
 use super::context::{Body, Context, Next};
-use super::line::{idle, schedule_idle, too_long_notice};
+use super::line::{idle, schedule_idle, subnegotiation_notice, too_long_notice};
 use crate::line::{LineCodec, LineEnd, LineEvent};
 use crate::outq::OutQueue;
 
@@ -44,8 +44,8 @@ impl LineEcho {
             // lies (`Server::write`), with no copy into the queue.
             let lines = run.lines as u64;
             log::trace!("{}: echoing {lines} lines", cx.peer);
-            cx.stats.messages_in += lines;
-            cx.stats.messages_out += lines;
+            cx.message_in(lines);
+            cx.message_out(lines);
             let head = ([0; crate::ws::frame::MAX_HEADER_LEN], 0);
             let body = Body::Input(0..run.bytes);
             return (input.len(), Next::WriteThrough { head, body });
@@ -85,18 +85,23 @@ impl LineEcho {
                     log::info!("{}: line longer than {limit} bytes skipped", cx.peer);
                     echo_line(out, too_long_notice(limit).as_bytes(), LineEnd::Cr);
                 }
+                Some(LineEvent::SubnegotiationTooLong { option, limit }) => {
+                    let notice = subnegotiation_notice(option, limit);
+                    log::info!("{}: {notice}", cx.peer);
+                    echo_line(out, format!("! {notice}").as_bytes(), LineEnd::Cr);
+                }
             }
         }
         log::trace!("{}: echoing {lines} lines", cx.peer);
-        cx.stats.messages_in += lines;
-        cx.stats.messages_out += lines;
+        cx.message_in(lines);
+        cx.message_out(lines);
         (input.len(), Next::Continue)
     }
 
     /// A last line cut short by the peer's FIN is echoed without a line end.
     pub fn on_eof(&mut self, cx: &mut Context) -> Next {
         if let Some(line) = self.codec.finish() {
-            cx.shared.stats.messages_out += 1;
+            cx.message_out(1);
             echo_line(cx.out, line, LineEnd::Eof);
         }
         Next::Close(Why::PeerClosed("the connection"))

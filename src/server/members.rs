@@ -165,7 +165,7 @@ impl Shared {
         &mut self,
         request: &Request,
         socket: &mio::net::TcpStream,
-        peer: std::net::SocketAddr,
+        peer: &super::peer::Peer,
     ) -> Result<MemberKey, Response> {
         if let Some(value) = request.query_param("token") {
             return self.members.by_token(value, self.now).ok_or_else(|| {
@@ -377,7 +377,7 @@ impl Server {
             return;
         };
         let request = chat.request;
-        let key = match self.shared.http_member(&request, &conn.socket, conn.peer) {
+        let key = match self.shared.http_member(&request, &conn.socket, &conn.peer) {
             Ok(key) => key,
             Err(response) => return self.respond(token, response.close(!request.keep_alive())),
         };
@@ -406,7 +406,7 @@ impl Server {
                 break;
             };
             let member = m.member;
-            self.shared.stats.messages_in += 1;
+            self.shared.stats.message_in(Via::Send, 1);
             self.shared.hub.text(member, line, SystemTime::now());
             self.deliver();
         }

@@ -43,12 +43,15 @@ mod context;
 mod deliver;
 mod descriptors;
 mod event_stream;
+mod files;
 mod http;
 mod io;
 mod line;
 mod line_echo;
 mod long_poll;
 mod members;
+mod metrics;
+mod peer;
 mod relay;
 mod routes;
 mod shutdown;
@@ -137,11 +140,20 @@ pub struct Server {
     reap: Vec<Token>,
     /// Connections to read again next turn without waiting for an event.
     again: Vec<Token>,
+    /// Connections sending a file that used their share of the last turn
+    /// with room left in the socket: written again next turn, since no
+    /// writable event will come for them.
+    write_again: Vec<Token>,
     /// An empty list kept for `again` and `dirty` to swap with.
     spare_tokens: Vec<Token>,
+    /// `--static DIR`, canonical: every file served must lie under it.
+    static_root: Option<std::path::PathBuf>,
     signals: Option<signal_hook_mio::v1_0::Signals>,
     /// Set once shutdown has begun: the instant it must be over.
     shutdown: Option<Instant>,
+    /// When the current turn began (the clock read after `poll`), for the
+    /// loop-turn histogram; none before the first turn.
+    turn_began: Option<Instant>,
     /// The relay to other instances through Redis (`--redis`).
     relay: Option<relay::RelayIo>,
 }
@@ -163,6 +175,10 @@ impl Server {
         let now = Instant::now();
         let read_buf = ReadBuffer::new(config.read_buffer.max(1024));
         let relay = relay::RelayIo::new(&config)?;
+        let static_root = match &config.static_dir {
+            Some(dir) => Some(static_root(dir)?),
+            None => None,
+        };
         let mut server = Server {
             poll,
             doors,
@@ -187,9 +203,12 @@ impl Server {
             dirty: Vec::new(),
             reap: Vec::new(),
             again: Vec::new(),
+            write_again: Vec::new(),
             spare_tokens: Vec::new(),
+            static_root,
             signals: None,
             shutdown: None,
+            turn_began: None,
             relay,
         };
         server.start_relay();
@@ -254,20 +273,31 @@ impl Server {
         // Before sleeping, the output buffers kept for reuse shrink to what
         // the last turn used (`outq::trim_spare_buffers`).
         crate::outq::trim_spare_buffers();
+        // The clock read that sets the timeout also ends the last turn:
+        // its length goes into the histogram `GET /metrics` shows.
+        let mut now = Instant::now();
+        if let Some(began) = self.turn_began {
+            self.shared
+                .stats
+                .turns
+                .record(now.saturating_duration_since(began));
+        }
         loop {
-            let timeout = if self.again.is_empty() {
-                self.shared.timers.timeout(Instant::now())
+            let timeout = if self.again.is_empty() && self.write_again.is_empty() {
+                self.shared.timers.timeout(now)
             } else {
                 Some(Duration::ZERO)
             };
             match self.poll.poll(events, timeout) {
                 Ok(()) => break,
                 // A signal arrived during the sleep: just sleep again.
-                Err(e) if e.kind() == stdio::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == stdio::ErrorKind::Interrupted => now = Instant::now(),
                 Err(e) => return Err(e),
             }
         }
-        self.shared.set_now(Instant::now());
+        let now = Instant::now();
+        self.shared.set_now(now);
+        self.turn_began = Some(now);
         log::trace!(
             "turn: {} events, {} connections, {} timers",
             events.iter().count(),
@@ -286,6 +316,9 @@ impl Server {
         }
         again.clear();
         self.spare_tokens = again;
+        for token in std::mem::take(&mut self.write_again) {
+            self.mark_dirty(token);
+        }
         for event in events.iter() {
             match event.token() {
                 LINE_LISTENER => self.accept_all(Door::Line, Layer::Plain),
@@ -339,4 +372,16 @@ impl Server {
         }
         false
     }
+}
+
+/// `--static DIR` made canonical (links resolved), so that every file
+/// served can be checked to lie under it. A DIR that is not a folder stops
+/// the server at start, saying so, rather than answering 404 to everything.
+fn static_root(dir: &std::path::Path) -> stdio::Result<std::path::PathBuf> {
+    let fail = |why: String| stdio::Error::new(stdio::ErrorKind::InvalidInput, why);
+    let root = std::fs::canonicalize(dir).map_err(|e| fail(format!("--static {}: {e}", dir.display())))?;
+    if !root.is_dir() {
+        return Err(fail(format!("--static {}: not a folder", dir.display())));
+    }
+    Ok(root)
 }

@@ -15,6 +15,10 @@ pub const PAGE: &str = include_str!("../web/index.html");
 
 /// Decides what a request gets.
 pub(super) fn route(http: &mut Http, cx: &mut Context, request: Request) -> Next {
+    // Behind a trusted proxy the client is who `X-Forwarded-For` says, for
+    // this request and what it becomes (`peer.rs`); the logs name it.
+    let trusted = &cx.shared.config.trust_proxies;
+    cx.peer.on_request(&request, trusted, &mut cx.shared.stats);
     log::debug!(
         "{}: {} {} HTTP/1.{}",
         cx.peer,
@@ -48,16 +52,62 @@ pub(super) fn route(http: &mut Http, cx: &mut Context, request: Request) -> Next
         Some(Via::Send) => send(http, cx, request),
         Some(via) => {
             count_request(cx, via, &request);
+            // A poll or a stream without a token makes a member: it acts,
+            // so a page on another site may not make one (docs/07).
+            if let Err(forbidden) = cx.policy.check_origin(&request, Purpose::Action) {
+                log::warn!("{}: refused: {forbidden}", cx.peer);
+                let response = Response::refusal(Status::FORBIDDEN, &forbidden.to_string());
+                return http.respond(cx, response.close(true));
+            }
             Next::Chat(Box::new(ChatRequest { via, request }))
         }
         None => {
             *cx.via = Via::Other;
             cx.stats.via(Via::Other).bytes_in += request.wire_len as u64;
+            if request.path() == "/metrics" && matches!(request.method.as_str(), "GET" | "HEAD") {
+                return Next::Metrics(Box::new(request));
+            }
+            if cx.config.static_dir.is_some() && is_static(&request) {
+                return Next::File(Box::new(request));
+            }
             let response = plain(cx, &request);
             let head_only = request.method == "HEAD";
             http.respond(cx, response.head_only(head_only).close(!request.keep_alive()))
         }
     }
+}
+
+/// The paths the server answers itself. With `--static DIR` they win over
+/// files of the same name: a DIR/stats is never served, nor a DIR/chat.
+const BUILT_IN: [&str; 10] = [
+    "/healthz",
+    "/stats",
+    "/echo",
+    "/chat",
+    "/clock",
+    "/poll",
+    "/longpoll",
+    "/events",
+    "/send",
+    "*",
+];
+
+/// Is this request for `--static DIR`? Any path the server does not answers
+/// itself, and `/` too: DIR's own index.html replaces the built-in page
+/// (the loop falls back to the page when there is none).
+fn is_static(request: &Request) -> bool {
+    match request.path() {
+        "/" => matches!(request.method.as_str(), "GET" | "HEAD"),
+        path => !BUILT_IN.contains(&path),
+    }
+}
+
+/// The built-in page.
+pub(super) fn page() -> Response {
+    Response::new(Status::OK)
+        .header("Content-Type", "text/html; charset=utf-8")
+        .header("Cache-Control", "no-cache")
+        .body(PAGE.as_bytes().to_vec())
 }
 
 /// The answers that are plain HTTP: the page, health, counters, and the
@@ -72,17 +122,14 @@ fn plain(cx: &Context, request: &Request) -> Response {
         .header("Allow", allow)
     };
     match (request.method.as_str(), path) {
-        ("GET" | "HEAD", "/") => Response::new(Status::OK)
-            .header("Content-Type", "text/html; charset=utf-8")
-            .header("Cache-Control", "no-cache")
-            .body(PAGE.as_bytes().to_vec()),
+        ("GET" | "HEAD", "/") => page(),
         ("GET" | "HEAD", "/healthz") => Response::new(Status::OK)
             .header("Content-Type", "text/plain; charset=utf-8")
             .body(b"ok\n".to_vec()),
         ("GET" | "HEAD", "/stats") => Response::new(Status::OK)
             .header("Content-Type", "application/json")
             .header("Cache-Control", "no-store")
-            .body(super::stats::json(cx.shared).into_bytes()),
+            .body(super::stats::json(cx.shared, cx.peer.client()).into_bytes()),
         // RFC 6455 §4.2.2 and RFC 9110 §15.5.22: this resource speaks
         // WebSocket only.
         ("GET" | "HEAD", _) if Endpoint::from_path(path).is_some() => handshake::upgrade_required(&format!(
@@ -90,7 +137,9 @@ fn plain(cx: &Context, request: &Request) -> Response {
         )),
         // RFC 9112 §3.2.4: asterisk-form asks about the server as a whole.
         ("OPTIONS", "*") => Response::new(Status::OK).header("Allow", "GET, HEAD, POST, OPTIONS"),
-        (_, "/" | "/healthz" | "/stats" | "/echo" | "/chat" | "/clock") => not_allowed("GET, HEAD"),
+        (_, "/" | "/healthz" | "/stats" | "/metrics" | "/echo" | "/chat" | "/clock") => {
+            not_allowed("GET, HEAD")
+        }
         // A poll acts (it can make a member), so it is GET only.
         (_, "/poll" | "/longpoll" | "/events") => not_allowed("GET"),
         (_, "/send") => Response::refusal(Status::METHOD_NOT_ALLOWED, "send a line with POST /send?token=T")

@@ -1,8 +1,15 @@
-//! The loop's counters, for `/stats` and `GET /stats`.
+//! The loop's counters, for `/stats`, `GET /stats` and `GET /metrics`.
+//!
+//! Counting is a few additions on paths the loop takes anyway: nothing is
+//! measured that would not be there without the counters, and the clock
+//! is read for the loop's own sake (once before each sleep, once after).
 
+use super::close::Why;
 use super::conn::{Endpoint, Protocol, Via};
 use super::context::Shared;
-use std::time::Instant;
+use crate::http::Status;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 /// What the loop has counted since it started. Gauges (`usize`) say how
 /// many connections are in each state now; counters (`u64`) only grow.
@@ -42,6 +49,67 @@ pub struct Stats {
     pub via: [ViaStats; 7],
     /// `GET /events` streams open now (Server-Sent Events).
     pub event_streams: usize,
+    /// Connections accepted, by door (`Door as usize`).
+    pub accepted_by_door: [u64; 2],
+    /// Connections freed, by the reason they closed, indexed like
+    /// `Why::REASONS`.
+    pub closes: [u64; Why::REASONS.len()],
+    /// HTTP refusals sent, by status: `refusals[status - 400]`, 400 to 599.
+    pub refusals: [u64; 200],
+    /// How long the loop's turns took, from waking to sleeping again.
+    pub turns: TurnTimes,
+    /// Requests whose client a trusted proxy named (`--trust-proxy`).
+    pub forwarded: u64,
+    /// Requests that carried `X-Forwarded-For` from a peer not trusted to
+    /// send it: the header was ignored.
+    pub forwarded_ignored: u64,
+    /// Requests from a trusted proxy whose `X-Forwarded-For` had an entry
+    /// that is no address: that entry was not believed.
+    pub forwarded_malformed: u64,
+}
+
+/// A histogram of loop-turn durations: how many turns took at most each
+/// bound, the time of all of them, and how many there were. Recording one
+/// is a comparison per bound and three additions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TurnTimes {
+    /// Turns in each bucket (not cumulative): `counts[i]` took at most
+    /// `TURN_BOUNDS[i]` and more than the bound before; the last counts
+    /// the turns over every bound.
+    pub counts: [u64; TURN_BOUNDS.len() + 1],
+    /// All turns together.
+    pub sum: Duration,
+    /// Turns recorded.
+    pub count: u64,
+}
+
+/// The histogram's bucket bounds, from 10 µs (an idle turn that answers
+/// one message) to a second (a turn that something held up badly).
+pub const TURN_BOUNDS: [Duration; 11] = [
+    Duration::from_micros(10),
+    Duration::from_micros(50),
+    Duration::from_micros(100),
+    Duration::from_micros(500),
+    Duration::from_millis(1),
+    Duration::from_millis(5),
+    Duration::from_millis(10),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+];
+
+impl TurnTimes {
+    /// One turn took `took`.
+    pub fn record(&mut self, took: Duration) {
+        let bucket = TURN_BOUNDS
+            .iter()
+            .position(|&bound| took <= bound)
+            .unwrap_or(TURN_BOUNDS.len());
+        self.counts[bucket] += 1;
+        self.sum += took;
+        self.count += 1;
+    }
 }
 
 /// What one transport cost: requests made, bytes on the wire both ways
@@ -56,6 +124,10 @@ pub struct ViaStats {
     pub bytes_out: u64,
     /// Chat lines delivered to clients over this transport.
     pub delivered: u64,
+    /// Messages received over this transport (see `Stats::messages_in`).
+    pub messages_in: u64,
+    /// Messages queued over this transport (see `Stats::messages_out`).
+    pub messages_out: u64,
 }
 
 impl Stats {
@@ -78,6 +150,35 @@ impl Stats {
             bytes_out: 0,
             via: [ViaStats::default(); 7],
             event_streams: 0,
+            accepted_by_door: [0; 2],
+            closes: [0; Why::REASONS.len()],
+            refusals: [0; 200],
+            turns: TurnTimes::default(),
+            forwarded: 0,
+            forwarded_ignored: 0,
+            forwarded_malformed: 0,
+        }
+    }
+
+    /// `n` messages received over `via`.
+    pub fn message_in(&mut self, via: Via, n: u64) {
+        self.messages_in += n;
+        self.via(via).messages_in += n;
+    }
+
+    /// `n` messages queued to a client over `via`.
+    pub fn message_out(&mut self, via: Via, n: u64) {
+        self.messages_out += n;
+        self.via(via).messages_out += n;
+    }
+
+    /// An HTTP answer went out: counted if it refused.
+    pub fn answered(&mut self, status: Status) {
+        if let Some(count) = (status.0 as usize)
+            .checked_sub(400)
+            .and_then(|i| self.refusals.get_mut(i))
+        {
+            *count += 1;
         }
     }
 
@@ -98,6 +199,7 @@ impl Stats {
 
     pub(super) fn connected(&mut self, protocol: &Protocol) {
         self.accepted += 1;
+        self.accepted_by_door[protocol.door() as usize] += 1;
         *self.count(protocol) += 1;
     }
 
@@ -112,9 +214,10 @@ impl Stats {
         self.closing += 1;
     }
 
-    /// A closed connection was freed.
-    pub(super) fn disconnected(&mut self) {
+    /// A closed connection was freed, for this reason.
+    pub(super) fn disconnected(&mut self, why: Option<&Why>) {
         self.closing -= 1;
+        self.closes[why.map_or(Why::UNKNOWN, Why::reason_index)] += 1;
     }
 
     fn count(&mut self, protocol: &Protocol) -> &mut usize {
@@ -161,8 +264,10 @@ fn counted(n: usize, noun: &str) -> String {
     }
 }
 
-/// `GET /stats`: the same numbers as JSON, written by hand.
-pub(super) fn json(shared: &Shared) -> String {
+/// `GET /stats`: the same numbers as JSON, written by hand, and the
+/// address of the client that asked, as the server sees it (behind a
+/// trusted proxy, the one the proxy named).
+pub(super) fn json(shared: &Shared, client: IpAddr) -> String {
     let hub = shared.hub.stats();
     let s = &shared.stats;
     format!(
@@ -173,6 +278,7 @@ pub(super) fn json(shared: &Shared) -> String {
             "\"hub\":{{\"members\":{},\"rooms\":{},\"messages\":{}}},",
             "\"messages\":{{\"in\":{},\"out\":{}}},\"bytes\":{{\"in\":{},\"out\":{}}},",
             "\"http_members\":{},\"event_streams\":{},\"transports\":{{{}}},",
+            "\"client\":\"{}\",\"forwarded\":{{\"trusted\":{},\"ignored\":{},\"malformed\":{}}},",
             "\"uptime_seconds\":{}}}\n"
         ),
         s.open(),
@@ -195,6 +301,10 @@ pub(super) fn json(shared: &Shared) -> String {
         shared.members.len(),
         s.event_streams,
         transports(s),
+        client,
+        s.forwarded,
+        s.forwarded_ignored,
+        s.forwarded_malformed,
         shared.now.duration_since(s.started).as_secs()
     )
 }

@@ -4,6 +4,7 @@
 
 use super::close::Why;
 use super::context::{Body, Context, Link, Next};
+use super::peer::Peer;
 use super::timers::ConnTimer;
 use crate::hub::{MemberId, Transport};
 use crate::outq::OutQueue;
@@ -11,7 +12,6 @@ use crate::ws::close::{close_payload, CloseFrame};
 use crate::ws::decoder::MessageKind;
 use crate::ws::frame::MAX_HEADER_LEN;
 use crate::ws::{encode_frame, CloseCode, Decoder, Event, FrameHeader, Opcode, ProtocolError};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::conn::Endpoint;
@@ -81,7 +81,7 @@ impl WebSocket {
         self.handshake == Handshake::Open
     }
 
-    fn set_handshake(&mut self, peer: SocketAddr, next: Handshake) {
+    fn set_handshake(&mut self, peer: &Peer, next: Handshake) {
         set_handshake(&mut self.handshake, peer, next);
     }
 
@@ -111,7 +111,7 @@ impl WebSocket {
             pos += used;
             let next = match event {
                 Event::Message(kind, payload) => {
-                    cx.stats.messages_in += 1;
+                    cx.message_in(1);
                     if !open {
                         // §5.5.1: after our close frame, data is dropped.
                         continue;
@@ -143,7 +143,7 @@ impl WebSocket {
 
     /// Starts the close handshake from our side (§7.1.2): the close frame
     /// goes out, and only the peer's answer is waited for.
-    pub fn send_close(&mut self, out: &mut OutQueue, peer: SocketAddr, code: CloseCode, reason: &str) {
+    pub fn send_close(&mut self, out: &mut OutQueue, peer: &Peer, code: CloseCode, reason: &str) {
         if !self.is_open() {
             return;
         }
@@ -179,7 +179,7 @@ impl WebSocket {
     fn tick(&mut self, cx: &mut Context) {
         let now = crate::clock::format_utc(SystemTime::now());
         encode(cx.out, Opcode::Text, now.as_bytes());
-        cx.stats.messages_out += 1;
+        cx.message_out(1);
         let at = cx.now + Duration::from_secs(1);
         cx.schedule(ConnTimer::Clock(0), at);
     }
@@ -221,7 +221,7 @@ fn inherits_request_deadline(cx: &Context) -> bool {
 }
 
 /// The one place the close handshake changes (logged).
-fn set_handshake(handshake: &mut Handshake, peer: SocketAddr, next: Handshake) {
+fn set_handshake(handshake: &mut Handshake, peer: &Peer, next: Handshake) {
     log::trace!("{peer}: WebSocket {handshake:?} -> {next:?}");
     *handshake = next;
 }
@@ -257,10 +257,10 @@ fn echo(
 ) -> Option<Next> {
     if payload.len() < WRITE_THROUGH {
         encode(cx.out, kind.opcode(), payload);
-        cx.stats.messages_out += 1;
+        cx.message_out(1);
         return None;
     }
-    cx.stats.messages_out += 1;
+    cx.message_out(1);
     let head = server_header(kind.opcode(), payload.len());
     // Comparing addresses only, never dereferencing: the decoder's buffer
     // is its own allocation, so it cannot overlap the input.
@@ -290,7 +290,7 @@ fn chat(cx: &mut Context, member: MemberId, kind: MessageKind, payload: &[u8]) -
 }
 
 /// The peer broke the protocol: closed with the RFC's code for it.
-fn violation(peer: SocketAddr, error: ProtocolError) -> Next {
+fn violation(peer: &Peer, error: ProtocolError) -> Next {
     log::info!("{peer}: WebSocket protocol error: {error}");
     Next::Close(Why::Violation(error.close_code(), error.to_string()))
 }

@@ -1,6 +1,7 @@
-// Drives duplex's built-in page in headless Chromium, with a telnet client on the side.
+// Drives duplex's built-in page in a real headless browser, Chromium or Firefox, with a
+// telnet client on the side.
 //
-//   node tests/browser/page_test.mjs --url http://127.0.0.1:PORT/ \
+//   node tests/browser/page_test.mjs --browser firefox --url http://127.0.0.1:PORT/ \
 //        --telnet 127.0.0.1:TCPPORT --screenshot /tmp/duplex-page.png
 //
 // Over TLS, with the pin duplex printed for its self-signed certificate:
@@ -9,31 +10,36 @@
 //
 // Chromium then trusts that one key as a learner's would be told to, with
 // --ignore-certificate-errors-spki-list (which Chromium honours only with a
-// --user-data-dir of its own), and the page must connect back with wss://.
+// --user-data-dir of its own). Firefox has no such flag: it is started with WebDriver's
+// acceptInsecureCerts, for this run only. Either way the page must connect back with wss://.
 //
 // The page connects to /chat through its own controls; a raw TCP client (node:net) joins
 // the same lobby through the telnet door. Each side must see what the other says. Then the
 // page switches to /echo and sends a text and a binary message; the test compares what went
-// out with what came back as the browser's network layer saw them, not as the page's own
-// script judged them. Then the chat goes over each of its transports in turn (server-sent
-// events, long polling, polling every second, and back to WebSocket) through the page's own
-// switch, a line crossing each way every time, and the cost panel must show what the server
-// counted. Screenshots are taken after that, at desktop size (PATH) and phone size (PATH with
-// "-mobile" before the extension).
+// out with what came back as the browser saw them, not as the page's own script judged
+// them: in Chromium, as its network layer reports each frame (DevTools protocol); in
+// Firefox, whose WebDriver BiDi reports no WebSocket frames, at the WebSocket API itself,
+// recorded by a script the test adds before the page's own runs. Then the chat goes over
+// each of its transports in turn (server-sent events, long polling, polling every second,
+// and back to WebSocket) through the page's own switch, a line crossing each way every
+// time, and the cost panel must show what the server counted. Screenshots are taken after
+// that, at desktop size (PATH) and phone size (PATH with "-mobile" before the extension).
 //
 // Every step is a check, and the script declares how many there are. A check that throws
 // is a failure, and the checks after it, which depend on it, do not run; the script exits 0
 // only if every declared check ran and passed. It ends with `browser: N passed, M failed`.
 //
-// Chromium comes from Debian (/usr/bin/chromium, or CHROMIUM_PATH); playwright-core only
-// drives it. Install both with scripts/install-browser.sh. Every wait is bounded.
+// The browsers come from Debian: /usr/bin/chromium (or CHROMIUM_PATH) and
+// /usr/bin/firefox-esr (or FIREFOX_PATH). puppeteer-core drives both without a driver
+// binary: Chromium over the DevTools protocol, Firefox over WebDriver BiDi, which it speaks
+// natively. Install them with scripts/install-browser.sh. Every wait is bounded.
 
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
+import puppeteer from 'puppeteer-core';
 
 const WAIT_MS = 10_000;
 
@@ -43,11 +49,18 @@ const { values: args } = parseArgs({
     telnet: { type: 'string' },
     screenshot: { type: 'string' },
     spki: { type: 'string' },
+    browser: { type: 'string', default: 'chromium' },
   },
 });
+if (!['chromium', 'firefox'].includes(args.browser)) {
+  console.error(`unknown --browser ${args.browser}: chromium or firefox`);
+  process.exit(2);
+}
+const inFirefox = args.browser === 'firefox';
+const browserName = inFirefox ? 'Firefox' : 'Chromium';
 const overTls = new URL(args.url).protocol === 'https:';
 if (!args.url || !args.telnet || !args.screenshot) {
-  console.error('usage: node page_test.mjs --url http://HOST:PORT/ --telnet HOST:PORT --screenshot PATH');
+  console.error('usage: node page_test.mjs [--browser chromium|firefox] --url http://HOST:PORT/ --telnet HOST:PORT --screenshot PATH');
   process.exit(2);
 }
 
@@ -106,11 +119,12 @@ function bounded(promise, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-// Resolves once `cond()` is true, checking every 20 ms; rejects with `what()` after WAIT_MS.
+// Resolves once `cond()` (which may be async) is true, checking every 20 ms; rejects with
+// `what()` after WAIT_MS.
 async function waitUntil(cond, what) {
   const deadline = Date.now() + WAIT_MS;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${WAIT_MS / 1000} s: ${what()}`);
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${WAIT_MS / 1000} s: ${await what()}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
@@ -174,10 +188,120 @@ const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 let browser = null;
 let page = null;
-// Every WebSocket the page opens, with the payloads Chromium's network layer saw go out and
-// come in (a string for a text frame, a Buffer for a binary one): the test's own record of
-// the wire, independent of the page's script.
-const sockets = [];
+// Chromium's own profile for a pinned run; removed at the end.
+let profile = null;
+// The test's own record of every WebSocket the page opens, independent of the page's
+// script: `await wire.sockets()` gives each one's url and the payloads that went out and
+// came in (a string for a text message, a Buffer for a binary one). Set up at launch.
+let wire = null;
+
+// The few page calls the checks make, in Playwright's shapes (the harness drove Playwright
+// before; Playwright cannot drive Debian's Firefox), over a puppeteer page. Filling a field
+// sets its value and fires `input` and `change` as typing would, rather than typing each
+// key: the texts have characters (✓, 🚀) that keyboard emulation handles differently in
+// each browser, and what is under test is the page, not the emulation.
+function adapt(p) {
+  return {
+    raw: p,
+    goto: (url, options) => p.goto(url, options),
+    $: (selector) => p.$(selector),
+    $eval: (...a) => p.$eval(...a),
+    $$eval: (...a) => p.$$eval(...a),
+    click: (selector) => p.click(selector),
+    waitForSelector: (selector, options) => p.waitForSelector(selector, { timeout: WAIT_MS, ...options }),
+    waitForFunction: (fn, arg, options) => p.waitForFunction(fn, { timeout: WAIT_MS, ...options }, arg),
+    textContent: (selector) => p.$eval(selector, (n) => n.textContent),
+    inputValue: (selector) => p.$eval(selector, (n) => n.value),
+    async selectOption(selector, value) {
+      const chosen = await p.select(selector, value);
+      if (!chosen.includes(value)) throw new Error(`${selector} has no option ${value}`);
+    },
+    fill: (selector, text) => p.$eval(selector, (n, v) => {
+      n.focus();
+      n.value = v;
+      n.dispatchEvent(new Event('input', { bubbles: true }));
+      n.dispatchEvent(new Event('change', { bubbles: true }));
+    }, text),
+    async press(selector, key) {
+      await p.focus(selector);
+      await p.keyboard.press(key);
+    },
+    screenshot: (options) => p.screenshot(options),
+    setViewportSize: ({ width, height }) => p.setViewport({ width, height }),
+    // Chromium emulates the media feature; Firefox over BiDi cannot, and keeps the scheme
+    // it was started with (dark, by preference).
+    async emulateMedia({ colorScheme }) {
+      if (!inFirefox) await p.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: colorScheme }]);
+    },
+  };
+}
+
+// Chromium: the network layer's own report of each WebSocket message (DevTools protocol).
+async function recordFromNetwork(p) {
+  const list = [];
+  const byId = new Map();
+  const cdp = await p.createCDPSession();
+  await cdp.send('Network.enable');
+  // Opcode 1 is text, 2 binary (RFC 6455 §5.2); control frames are not the page's messages.
+  const payload = ({ opcode, payloadData }) => {
+    if (opcode === 1) return payloadData;
+    if (opcode === 2) return Buffer.from(payloadData, 'base64');
+    return undefined;
+  };
+  cdp.on('Network.webSocketCreated', ({ requestId, url }) => {
+    const socket = { url, sent: [], received: [] };
+    byId.set(requestId, socket);
+    list.push(socket);
+  });
+  for (const [event, dir] of [['Network.webSocketFrameSent', 'sent'], ['Network.webSocketFrameReceived', 'received']]) {
+    cdp.on(event, ({ requestId, response }) => {
+      const data = payload(response);
+      const socket = byId.get(requestId);
+      if (socket && data !== undefined) socket[dir].push(data);
+    });
+  }
+  return { sockets: async () => list };
+}
+
+// Firefox: WebDriver BiDi reports no WebSocket frames, so the record is taken at the
+// WebSocket API, by a script that runs in the page before the page's own: every socket
+// constructed, every message passed to send() and every message event, before the page's
+// handlers see it.
+async function recordAtTheApi(p) {
+  await p.evaluateOnNewDocument(() => {
+    const Native = window.WebSocket;
+    const record = [];
+    Object.defineProperty(window, '__duplexWire', { value: record });
+    const bytes = (data) => {
+      const view = data instanceof ArrayBuffer ? new Uint8Array(data)
+        : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      let binary = '';
+      for (const b of view) binary += String.fromCharCode(b);
+      return { binary: btoa(binary) };
+    };
+    const encode = (data) => (typeof data === 'string' ? { text: data } : bytes(data));
+    window.WebSocket = class extends Native {
+      #socket;
+      constructor(...a) {
+        super(...a);
+        this.#socket = { url: this.url, sent: [], received: [] };
+        record.push(this.#socket);
+        this.addEventListener('message', (e) => this.#socket.received.push(encode(e.data)));
+      }
+      send(data) {
+        super.send(data);
+        this.#socket.sent.push(encode(data));
+      }
+    };
+  });
+  const decode = (m) => ('text' in m ? m.text : Buffer.from(m.binary, 'base64'));
+  return {
+    async sockets() {
+      const list = await p.evaluate(() => window.__duplexWire || []);
+      return list.map((s) => ({ url: s.url, sent: s.sent.map(decode), received: s.received.map(decode) }));
+    },
+  };
+}
 
 const telnet = new LineClient(args.telnet);
 const token = Math.random().toString(36).slice(2, 8);
@@ -202,8 +326,9 @@ async function waitForState(name) {
     });
 }
 
-// The page's WebSocket to /echo, the last one it opened.
-function echoSocket() {
+// The page's WebSocket to /echo, the last one it opened, as recorded so far.
+async function echoSocket() {
+  const sockets = await wire.sockets();
   const socket = sockets.filter((s) => new URL(s.url).pathname === '/echo').pop();
   if (!socket) throw new Error(`the page opened no WebSocket to /echo (it opened ${JSON.stringify(sockets.map((s) => s.url))})`);
   return socket;
@@ -229,36 +354,49 @@ async function waitForEcho(kind, count) {
 let pageName = null;
 
 try {
-  await check('Chromium starts headless and opens a page', async () => {
-    const launch = {
-      executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      // Starting Chromium is the slowest step, and on a busy two-core machine
-      // it alone has taken longer than the other waits' 10 s.
-      timeout: 3 * WAIT_MS,
+  await check(`${browserName} starts headless and opens a page`, async () => {
+    const both = {
+      headless: true,
+      // Starting a browser is the slowest step: on a busy two-core machine (load 10, other
+      // builds running) Chromium has taken more than 30 s.
+      timeout: 6 * WAIT_MS,
+      defaultViewport: { width: 1280, height: 900 },
     };
-    const look = { viewport: { width: 1280, height: 900 }, colorScheme: 'dark' };
-    let context;
-    if (args.spki) {
-      // A profile of its own, so the pin is trusted here and nowhere else.
-      const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'duplex-chromium-'));
-      launch.args.push(`--ignore-certificate-errors-spki-list=${args.spki}`);
-      context = await chromium.launchPersistentContext(profile, { ...launch, ...look });
-      browser = context;
+    if (inFirefox) {
+      browser = await puppeteer.launch({
+        ...both,
+        browser: 'firefox',
+        executablePath: process.env.FIREFOX_PATH || '/usr/bin/firefox-esr',
+        // The self-signed certificate, for this run's profile only.
+        acceptInsecureCerts: Boolean(args.spki),
+        // 0: pages see prefers-color-scheme: dark, as Chromium's emulation gives them.
+        extraPrefsFirefox: { 'layout.css.prefers-color-scheme.content-override': 0 },
+      });
     } else {
-      browser = await chromium.launch(launch);
-      context = await browser.newContext(look);
+      const launchArgs = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+      if (args.spki) {
+        // A profile of its own, so the pin is trusted here and nowhere else.
+        profile = fs.mkdtempSync(path.join(os.tmpdir(), 'duplex-chromium-'));
+        launchArgs.push(`--ignore-certificate-errors-spki-list=${args.spki}`);
+      }
+      browser = await puppeteer.launch({
+        ...both,
+        browser: 'chrome',
+        executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+        // The DevTools protocol over a pipe rather than a port: no port to find, and nothing
+        // to wait for in Chromium's output before talking to it.
+        pipe: true,
+        args: launchArgs,
+        userDataDir: profile ?? undefined,
+      });
     }
-    page = await context.newPage();
-    page.setDefaultTimeout(WAIT_MS);
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    page.on('websocket', (ws) => {
-      const socket = { url: ws.url(), sent: [], received: [] };
-      sockets.push(socket);
-      ws.on('framesent', (f) => socket.sent.push(f.payload));
-      ws.on('framereceived', (f) => socket.received.push(f.payload));
-    });
+    const raw = await browser.newPage();
+    raw.setDefaultTimeout(WAIT_MS);
+    raw.on('pageerror', (e) => pageErrors.push(e.message));
+    wire = inFirefox ? await recordAtTheApi(raw) : await recordFromNetwork(raw);
+    if (!inFirefox) await raw.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: 'dark' }]);
+    page = adapt(raw);
   });
 
   await check('page loads with its controls', async () => {
@@ -291,7 +429,7 @@ try {
 
   if (overTls) {
     await check('a page served over https connects back with wss://', async () => {
-      const urls = sockets.map((s) => s.url);
+      const urls = (await wire.sockets()).map((s) => s.url);
       if (!urls.length || !urls.every((u) => u.startsWith('wss://'))) {
         throw new Error(`the page opened ${JSON.stringify(urls)}`);
       }
@@ -348,14 +486,13 @@ try {
   });
 
   await check('text echo matches byte for byte', async () => {
-    const socket = echoSocket();
+    let socket = await echoSocket();
     const [sentBefore, receivedBefore] = [socket.sent.length, socket.received.length];
     const text = `echo ${token} ✓ ünïcödé 🚀`;
     await page.fill('#echo-input', text);
     await page.click('#echo-send-text');
-    // What the test typed is what went out, and what came back, as Chromium's network
-    // layer saw them.
-    await waitUntil(() => socket.received.length > receivedBefore,
+    // What the test typed is what went out, and what came back, as the browser saw them.
+    await waitUntil(async () => (socket = await echoSocket()).received.length > receivedBefore,
       () => `no frame came back on ${socket.url} (sent ${JSON.stringify(socket.sent.slice(sentBefore))})`);
     const sent = socket.sent.slice(sentBefore);
     const received = socket.received.slice(receivedBefore);
@@ -368,13 +505,13 @@ try {
   });
 
   await check('binary echo (random bytes) matches byte for byte', async () => {
-    const socket = echoSocket();
+    let socket = await echoSocket();
     const [sentBefore, receivedBefore] = [socket.sent.length, socket.received.length];
     await page.fill('#echo-size', '1000');
     await page.selectOption('#echo-binary-kind', 'random');
     await page.click('#echo-send-binary');
     // The page chose the bytes; the test reads them off the wire in both directions.
-    await waitUntil(() => socket.received.length > receivedBefore,
+    await waitUntil(async () => (socket = await echoSocket()).received.length > receivedBefore,
       () => `no frame came back on ${socket.url}`);
     const [sent] = socket.sent.slice(sentBefore);
     const [received] = socket.received.slice(receivedBefore);
@@ -531,7 +668,8 @@ try {
     if (pageErrors.length) throw new Error(pageErrors.join('\n'));
   }).catch(() => {});
   telnet.close();
-  if (browser) await browser.close().catch((e) => console.log(`closing Chromium: ${e.message}`));
+  if (browser) await bounded(browser.close(), `closing ${browserName}`).catch((e) => console.log(`closing ${browserName}: ${e.message}`));
+  if (profile) fs.rmSync(profile, { recursive: true, force: true });
 }
 
 console.log(`screenshots: ${args.screenshot} ${mobileShot}`);

@@ -3,6 +3,7 @@
 //! sockets.
 #![allow(dead_code)]
 
+pub mod nginx;
 pub mod redis;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -25,6 +26,8 @@ pub struct Duplex {
     pub log: std::sync::Arc<std::sync::Mutex<String>>,
     /// What stdout said after the listening line (the TLS pin).
     pub stdout: std::sync::Arc<std::sync::Mutex<String>>,
+    /// The listening line itself.
+    pub listening: String,
 }
 
 impl Duplex {
@@ -96,7 +99,8 @@ impl Duplex {
         // `duplex listening tcp=ADDR http=ADDR`, then the optional doors.
         let rest = line
             .strip_prefix("duplex listening ")
-            .expect("listening line format");
+            .expect("listening line format")
+            .to_string();
         let door = |name: &str| -> Option<SocketAddr> {
             rest.split(' ')
                 .find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
@@ -110,6 +114,7 @@ impl Duplex {
             child,
             log,
             stdout: said,
+            listening: line,
         }
     }
 
@@ -127,15 +132,15 @@ impl Duplex {
         panic!("stdout never showed {needle:?}");
     }
 
-    /// The SPKI pin of the self-signed certificate, as the server printed
-    /// it in the Chromium flag a learner copies.
-    pub fn printed_pin(&self) -> String {
-        const FLAG: &str = "--ignore-certificate-errors-spki-list=";
-        let said = self.wait_stdout(FLAG);
-        said.split(FLAG)
+    /// The pin of the self-signed certificate duplex made at start, from
+    /// the Chromium flag it printed.
+    pub fn tls_pin(&self) -> String {
+        let flag = "--ignore-certificate-errors-spki-list=";
+        let said = self.wait_stdout(flag);
+        said.split(flag)
             .nth(1)
             .and_then(|rest| rest.split_whitespace().next())
-            .expect("a pin after the flag")
+            .expect("a pin")
             .to_string()
     }
 
@@ -905,7 +910,7 @@ impl RawWs {
 /// process group of its own and marked with an environment variable that
 /// every process it starts inherits. Killing it kills the group, then
 /// every process that still carries the mark, which finds those that left
-/// the group (Playwright starts Chromium in a group of its own, `timeout`
+/// the group (a browser may start its helpers in a group of their own, `timeout`
 /// does the same for its command) or were orphaned when their parent died.
 /// Dropping it kills what is left, so nothing outlives the test.
 pub struct ProcessTree {
@@ -980,6 +985,11 @@ impl ProcessTree {
         let stdout = self.stdout.take().map(|t| t.join().unwrap_or_default());
         let stderr = self.stderr.take().map(|t| t.join().unwrap_or_default());
         (status, stdout.unwrap_or_default(), stderr.unwrap_or_default())
+    }
+
+    /// The child's exit status, if it has exited; does not wait.
+    pub fn try_status(&self) -> Option<std::process::ExitStatus> {
+        self.exited.try_recv().ok()
     }
 
     /// Kills the child's process group, then every process that carries
