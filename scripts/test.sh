@@ -4,10 +4,11 @@
 # load tools' own tests (--workspace: they are a crate of their own, tools/).
 # Installs what the tests need first: the browsers (Chromium, Firefox,
 # puppeteer-core), nginx, the Prometheus parser the /metrics test reads
-# with (prometheus_client) and the Python websockets client of the
-# compression tests. Ends with the Autobahn|Testsuite's quick set (sections
-# 1-10 and some of 12-13, diffed against autobahn/expected.txt; the suite
-# installs itself).
+# with (prometheus_client), the Python websockets client of the
+# compression tests and redis-server for the cluster tests
+# (tests/cluster.rs). Ends with the Autobahn|Testsuite's quick set
+# (sections 1-10 and some of 12-13, diffed against autobahn/expected.txt;
+# the suite installs itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,7 @@ doc_tests_at_least=8
 ./scripts/install-metrics-parser.sh
 ./scripts/install-nginx.sh
 ./scripts/install-python-websockets.sh
+./scripts/install-redis.sh
 cargo test --workspace --all-targets
 
 doc_log=$(mktemp)

@@ -47,6 +47,8 @@ pub(super) enum Link {
     /// An HTTP member, which has no lasting connection: its key in the
     /// loop's member table.
     Http(MemberKey),
+    /// A member of another instance (`--redis`): reached by its own.
+    Remote,
 }
 
 /// The loop's state that every connection shares.

@@ -51,6 +51,7 @@ impl Server {
                 Action::Stats { .. } => ("answer /stats", 0),
                 Action::Quit { .. } => ("quit", 0),
                 Action::Appended { .. } => ("append to history", 0),
+                Action::Relay { .. } => ("relay to other instances", 0),
             };
             self.watch.turn.note(super::turn::Note::Hub {
                 action: name,
@@ -74,11 +75,21 @@ impl Server {
             Action::Quit { member } => match self.shared.hub.link(*member) {
                 Some(Link::Conn(token)) => self.close(token, Why::Quit),
                 Some(Link::Http(key)) => self.remove_http_member(key, "said /quit"),
-                None => {}
+                Some(Link::Remote) | None => {}
             },
             Action::Appended { room, .. } => {
                 if !self.shared.waiters.is_empty() {
                     self.wake(Some(room), None);
+                }
+            }
+            Action::Relay {
+                member,
+                name,
+                room,
+                what,
+            } => {
+                if let Some(io) = &mut self.relay {
+                    io.relay.on_action(*member, name, room, what);
                 }
             }
         }
@@ -97,6 +108,7 @@ impl Server {
                     continue;
                 }
                 Link::Conn(token) => token,
+                Link::Remote => continue,
             };
             let Some(conn) = self.conns.get_mut(token.0) else {
                 continue;

@@ -29,6 +29,8 @@ pub(super) enum Timer {
     SweepHttpMembers,
     /// Send the `/loop` observers an update (see `watch.rs`).
     LoopUpdate,
+    /// The relay to other instances (`--redis`).
+    Relay(super::relay::RelayTimer),
 }
 
 /// A connection's own timers.
@@ -105,6 +107,7 @@ impl Server {
                 Timer::ShutdownDeadline => {}
                 Timer::SweepHttpMembers => self.sweep_http_members(),
                 Timer::LoopUpdate => self.push_loop(),
+                Timer::Relay(timer) => self.on_relay_timer(timer),
                 Timer::Conn { token, serial, kind } => {
                     let token = Token(token as usize);
                     // Stale: the connection is gone, or the token now
@@ -136,6 +139,7 @@ impl Server {
             Timer::ResumeAccept => (None, "ResumeAccept"),
             Timer::ShutdownDeadline => (None, "ShutdownDeadline"),
             Timer::SweepHttpMembers => (None, "SweepHttpMembers"),
+            Timer::Relay(timer) => (None, timer.name()),
             // The observers' own: never shown (see `watch.rs`).
             Timer::LoopUpdate => return,
         };
