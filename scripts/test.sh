@@ -5,10 +5,10 @@
 # Installs what the tests need first: the browsers (Chromium, Firefox,
 # puppeteer-core), nginx, the Prometheus parser the /metrics test reads
 # with (prometheus_client), the Python websockets client of the
-# compression tests and the official socket.io client of the socket.io
-# tests. Ends with the Autobahn|Testsuite's quick set (sections
-# 1-10 and some of 12-13, diffed against autobahn/expected.txt; the suite
-# installs itself).
+# compression tests, redis-server for the cluster tests (tests/cluster.rs)
+# and the official socket.io client of the socket.io tests. Ends with the
+# Autobahn|Testsuite's quick set (sections 1-10 and some of 12-13, diffed
+# against autobahn/expected.txt; the suite installs itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +20,7 @@ doc_tests_at_least=8
 ./scripts/install-metrics-parser.sh
 ./scripts/install-nginx.sh
 ./scripts/install-python-websockets.sh
+./scripts/install-redis.sh
 ./scripts/install-socketio.sh
 cargo test --workspace --all-targets
 

@@ -303,6 +303,49 @@ pub struct Config {
     /// `/loop` observers at once (503 beyond); 0 turns `/loop` off.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub max_observers: usize,
+
+    /// Join a cluster through Redis: rooms, names and presence shared with
+    /// every instance given the same URL (redis://HOST:PORT). Off unless
+    /// given; without it no Redis is needed.
+    #[arg(long, value_name = "URL", value_parser = parse_redis_url)]
+    pub redis: Option<String>,
+
+    /// This instance's name in the cluster: in guest names (guest-7.b) and
+    /// in Redis's client list. Unique per instance; 1 to 16 letters,
+    /// digits, '-' or '_'. Default: four random letters.
+    #[arg(long, value_name = "NAME", value_parser = parse_instance)]
+    pub instance: Option<String>,
+
+    /// Prefix of the Redis keys (the stream is PREFIX:stream), so that
+    /// clusters can share one Redis.
+    #[arg(long, default_value = "duplex", value_name = "PREFIX")]
+    pub redis_prefix: String,
+
+    // 100,000 entries of ordinary chat is about 15 MiB in Redis, and some
+    // minutes of a busy cluster: the longest absence that loses nothing.
+    /// Entries the Redis stream keeps (about: trimmed with MAXLEN ~). An
+    /// instance away for longer than that many entries is told what it
+    /// missed.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub redis_maxlen: usize,
+
+    /// An instance not heard from for this long (heartbeats go every third
+    /// of it) is gone: its members are announced as having left.
+    #[arg(long, default_value = "15s", value_parser = parse_duration, value_name = "TIME")]
+    pub redis_ttl: Duration,
+
+    /// Longest wait for Redis to answer before the link is taken as broken
+    /// and made again (with backoff, 100 ms doubling up to 5 s).
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "TIME")]
+    pub redis_timeout: Duration,
+
+    // Like a connection's --max-output: Redis that stalls costs this much
+    // and no more. 8 MiB holds about 50,000 lines of ordinary chat.
+    /// Bytes of entries held for Redis: waiting to be sent while it is
+    /// away, and kept to be sent again should it restart empty. Beyond it
+    /// the oldest go, and the other instances are told lines were lost.
+    #[arg(long, default_value = "8MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub redis_buffer: usize,
 }
 
 impl Default for Config {
@@ -332,6 +375,48 @@ impl Config {
     /// A configuration for tests and examples: both doors on free ports.
     pub fn ephemeral() -> Config {
         Config::parse_from(["duplex", "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+    }
+}
+
+/// `redis://HOST:PORT` (the port defaults to 6379), as `HOST:PORT`.
+/// Neither a password nor a database number is taken: the relay uses one
+/// stream, whose key `--redis-prefix` sets.
+pub fn parse_redis_url(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("redis://")
+        .ok_or_else(|| format!("not a Redis URL: {text:?} (try redis://127.0.0.1:6379)"))?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() || rest.contains(['/', '@', '?']) {
+        return Err(format!(
+            "only redis://HOST:PORT is understood, not {text:?} (no user, password or database)"
+        ));
+    }
+    // The last colon starts the port, unless it is inside an IPv6
+    // address in brackets (`[::1]` alone has no port).
+    match rest.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && (!host.starts_with('[') || host.ends_with(']')) => {
+            port.parse::<u16>()
+                .map_err(|_| format!("not a port: {port:?} in {text:?}"))?;
+            Ok(rest.to_string())
+        }
+        _ => Ok(format!("{rest}:6379")),
+    }
+}
+
+/// An instance name: 1 to 16 ASCII letters, digits, `-` or `_`, so that it
+/// fits in guest names and Redis client names alike.
+pub fn parse_instance(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 16
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "not an instance name: {text:?} (1 to 16 letters, digits, '-' or '_')"
+        ))
     }
 }
 
@@ -437,6 +522,31 @@ mod tests {
             parse_size("Big"),
             Err(r#"not a size: "Big" (try 4096, 64KiB, 16MiB)"#.to_string())
         );
+    }
+
+    #[test]
+    fn redis_urls_and_instance_names() {
+        assert_eq!(
+            parse_redis_url("redis://127.0.0.1:6380"),
+            Ok("127.0.0.1:6380".into())
+        );
+        assert_eq!(parse_redis_url("redis://localhost"), Ok("localhost:6379".into()));
+        assert_eq!(parse_redis_url("redis://localhost/"), Ok("localhost:6379".into()));
+        assert_eq!(parse_redis_url("redis://[::1]:7000"), Ok("[::1]:7000".into()));
+        assert!(parse_redis_url("127.0.0.1:6379")
+            .unwrap_err()
+            .contains("try redis://"));
+        assert!(parse_redis_url("redis://u:p@h:1")
+            .unwrap_err()
+            .contains("no user"));
+        assert!(parse_redis_url("redis://h:1/2").is_err());
+        assert!(parse_redis_url("redis://h:port")
+            .unwrap_err()
+            .contains("not a port"));
+        assert_eq!(parse_instance("b-2_x"), Ok("b-2_x".into()));
+        for bad in ["", "a.b", "a b", "seventeen-letters", "é"] {
+            assert!(parse_instance(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

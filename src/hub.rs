@@ -72,6 +72,17 @@ impl MemberId {
     fn index(self) -> usize {
         self.0 as usize
     }
+
+    /// The member's number, as other instances know it (`--redis`): the
+    /// slot, which stays this member's while it is present.
+    pub fn number(self) -> u32 {
+        self.0
+    }
+
+    /// The member with this number (see [`MemberId::number`]).
+    pub fn from_number(number: u32) -> MemberId {
+        MemberId(number)
+    }
 }
 
 /// How a member is reached, which decides how it receives binary messages.
@@ -88,6 +99,9 @@ pub enum Transport {
     /// reads its room's history by sequence number instead of being sent
     /// each line, and answers to its commands wait in its inbox.
     Http,
+    /// A member of another instance (`--redis`): present in rooms, `/who`
+    /// and `/rooms`, but reached by its own instance, never from here.
+    Remote,
 }
 
 /// What to deliver.
@@ -166,6 +180,35 @@ pub enum Action {
         /// The new line's number in that room; the first is 1.
         seq: u64,
     },
+    /// A member of this instance did something the other instances must
+    /// hear of (only while relaying, see [`Hub::set_relaying`]).
+    Relay {
+        /// Who.
+        member: MemberId,
+        /// The member's name and room after it.
+        name: Rc<str>,
+        /// The member's room after it.
+        room: Rc<str>,
+        /// What happened.
+        what: Relayed,
+    },
+}
+
+/// What a member did, as the relay passes it on (`--redis`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Relayed {
+    /// Arrived (in `room`, as `name`).
+    Joined,
+    /// Left the chat.
+    Left,
+    /// Took `name`.
+    Renamed,
+    /// Moved to `room`.
+    Moved,
+    /// Said a line to its room (the text as typed, sanitised).
+    Line(Rc<str>),
+    /// Sent a binary message to its room.
+    Binary(Rc<[u8]>),
 }
 
 /// The hub's answers since the last [`Hub::drain`].
@@ -311,6 +354,11 @@ pub struct Hub<L = usize> {
     outbox: Outbox<L>,
     /// Reused to build chat lines without a fresh allocation each.
     scratch: String,
+    /// Members' doings are also handed to the relay ([`Action::Relay`]).
+    relaying: bool,
+    /// Appended to guest names (`guest-7.b`), so that instances sharing
+    /// rooms never hand out the same one; empty on its own.
+    guest_suffix: String,
 }
 
 impl<L: Copy> Hub<L> {
@@ -330,7 +378,16 @@ impl<L: Copy> Hub<L> {
             by_size: BTreeSet::new(),
             outbox: Outbox::default(),
             scratch: String::new(),
+            relaying: false,
+            guest_suffix: String::new(),
         }
+    }
+
+    /// Joins a cluster (`--redis`): members' doings are handed to the relay
+    /// as [`Action::Relay`], and guest names end in `.{instance}`.
+    pub fn set_relaying(&mut self, instance: &str) {
+        self.relaying = true;
+        self.guest_suffix = format!(".{instance}");
     }
 
     /// The lines of `room` (any spelling of its name) after number `since`
@@ -420,13 +477,7 @@ impl<L: Copy> Hub<L> {
     /// A new member arrives: named `guest-N`, placed in the lobby, greeted,
     /// and announced to the lobby. `welcome` says where it connected from.
     pub fn join(&mut self, link: L, transport: Transport, welcome: &str) -> MemberId {
-        let name = loop {
-            self.next_guest += 1;
-            let name = format!("guest-{}", self.next_guest);
-            if !self.names.contains_key(&name) {
-                break name;
-            }
-        };
+        let name = self.next_guest_name();
         let lobby = self.room_entry(LOBBY, LOBBY);
         let (room, room_key, joined_at) = (lobby.name.clone(), lobby.key.clone(), lobby.seq);
         let id = MemberId::new(self.members.insert(Member {
@@ -450,17 +501,55 @@ impl<L: Copy> Hub<L> {
         );
         self.announce(&room_key, Some(id), &format!("* {name} joined {room}"));
         self.room_entry(&room, &room_key).members.push(id);
+        self.relay(id, Relayed::Joined);
         id
+    }
+
+    /// A guest name nobody has: `guest-N`, with this instance's suffix.
+    fn next_guest_name(&mut self) -> String {
+        loop {
+            self.next_guest += 1;
+            let name = format!("guest-{}{}", self.next_guest, self.guest_suffix);
+            if !self.names.contains_key(&name) {
+                break name;
+            }
+        }
+    }
+
+    /// Hands what a member of this instance did to the relay, if relaying.
+    fn relay(&mut self, id: MemberId, what: Relayed) {
+        if !self.relaying {
+            return;
+        }
+        let Some(member) = self.members.get(id.index()) else {
+            return;
+        };
+        if member.transport == Transport::Remote {
+            return;
+        }
+        let (name, room) = (Rc::from(member.name.as_str()), member.room.clone());
+        self.outbox.actions.push(Action::Relay {
+            member: id,
+            name,
+            room,
+            what,
+        });
     }
 
     /// A member is gone (quit, closed, or lost): told to the room once.
     pub fn leave(&mut self, id: MemberId) {
+        self.leave_saying(id, "disconnected");
+    }
+
+    /// A member is gone, told to its room as `* NAME {why}`.
+    pub fn leave_saying(&mut self, id: MemberId, why: &str) {
+        self.relay(id, Relayed::Left);
         let Some(member) = self.members.try_remove(id.index()) else {
             return;
         };
         self.names.remove(&member.key);
         self.remove_from_room(&member.room_key, id);
-        self.announce(&member.room_key, None, &format!("* {} disconnected", member.name));
+        self.announce(&member.room_key, None, &format!("* {} {why}", member.name));
     }
 
     /// A line of text from a member: a command if it starts with `/`,
@@ -499,13 +588,30 @@ impl<L: Copy> Hub<L> {
         let room = member.room_key.clone();
         let (recipients, pollers) = self.snapshot(&room, None);
         self.record(&room, notice.clone(), pollers);
+        let data: Rc<[u8]> = Rc::from(data);
         self.outbox.actions.push(Action::Send {
             recipients,
             payload: Payload::Binary {
-                data: Rc::from(data),
+                data: data.clone(),
                 notice,
             },
         });
+        self.relay(id, Relayed::Binary(data));
+    }
+
+    /// A binary message of `len` bytes from a member of another instance,
+    /// too large to have been passed on: its room here gets a notice.
+    pub fn binary_withheld(&mut self, id: MemberId, len: u64) {
+        let Some(member) = self.members.get(id.index()) else {
+            return;
+        };
+        self.messages += 1;
+        let notice = format!(
+            "* {} sent a binary message ({len} bytes; too large to pass between instances)",
+            member.name
+        );
+        let room = member.room_key.clone();
+        self.announce(&room, None, &notice);
     }
 
     /// The loop's clock timer fired for `id`. Returns whether it should
@@ -525,6 +631,10 @@ impl<L: Copy> Hub<L> {
         let Some(member) = self.members.get(id.index()) else {
             return;
         };
+        if member.transport == Transport::Remote {
+            // Its own instance answers it.
+            return;
+        }
         let start = self.outbox.recipients.len();
         self.outbox.recipients.push(member.link);
         self.outbox.actions.push(Action::Send {
@@ -533,10 +643,11 @@ impl<L: Copy> Hub<L> {
         });
     }
 
-    /// A chat line to everyone in the sender's room, sender included
+    /// A chat line (already checked and sanitised) to everyone in the
+    /// sender's room, sender included
     /// (`io.emit`): seeing your own line come back is how you know the
     /// room saw it, in the same order as everyone else.
-    fn say(&mut self, id: MemberId, text: &str) {
+    pub fn say(&mut self, id: MemberId, text: &str) {
         let Some(member) = self.members.get(id.index()) else {
             return;
         };
@@ -554,6 +665,9 @@ impl<L: Copy> Hub<L> {
         let room = member.room_key.clone();
         self.announce(&room, None, &line);
         self.scratch = line;
+        if self.relaying {
+            self.relay(id, Relayed::Line(Rc::from(text)));
+        }
     }
 
     fn command(&mut self, id: MemberId, command: &str, now: SystemTime) {
@@ -646,15 +760,24 @@ impl<L: Copy> Hub<L> {
             }
             None => {}
         }
+        self.set_name(id, name, key, true);
+        self.relay(id, Relayed::Renamed);
+    }
+
+    /// Gives a member a name whose folded `key` is free (or its own), told
+    /// to its room when `announce`.
+    fn set_name(&mut self, id: MemberId, name: String, key: String, announce: bool) {
         let Some(member) = self.members.get_mut(id.index()) else {
             return;
         };
-        let old = std::mem::replace(&mut member.name, name.clone());
+        let old = std::mem::replace(&mut member.name, name);
         let old_key = std::mem::replace(&mut member.key, key.clone());
-        let room = member.room_key.clone();
+        let (room, name) = (member.room_key.clone(), member.name.clone());
         self.names.remove(&old_key);
         self.names.insert(key, id);
-        self.announce(&room, None, &format!("* {old} is now known as {name}"));
+        if announce {
+            self.announce(&room, None, &format!("* {old} is now known as {name}"));
+        }
     }
 
     fn join_room(&mut self, id: MemberId, asked: &str) {
@@ -673,28 +796,196 @@ impl<L: Copy> Hub<L> {
             let here = member.room.clone();
             return self.reply(id, &format!("* you are already in {here}"));
         }
+        let room = self.move_member(id, &spelling, &key, true);
+        self.reply(id, &format!("* you joined {room}"));
+        self.relay(id, Relayed::Moved);
+    }
+
+    /// Moves a member to the room `key` (created as `spelling` if new),
+    /// told to both rooms when `announce`. Returns the room's name.
+    fn move_member(&mut self, id: MemberId, spelling: &str, key: &str, announce: bool) -> Rc<str> {
+        let Some(member) = self.members.get(id.index()) else {
+            return Rc::from(spelling);
+        };
+        if *member.room_key == *key {
+            return member.room.clone();
+        }
         let name = member.name.clone();
         // An existing room keeps the spelling of whoever made it.
-        let new_room = self.room_entry(&spelling, &key);
+        let new_room = self.room_entry(spelling, key);
         let (joined_at, room, room_key) = (new_room.seq, new_room.name.clone(), new_room.key.clone());
         let Some(member) = self.members.get_mut(id.index()) else {
-            return;
+            return room;
         };
         let old = std::mem::replace(&mut member.room, room.clone());
         let old_key = std::mem::replace(&mut member.room_key, room_key.clone());
         member.joined_at = joined_at;
         self.remove_from_room(&old_key, id);
-        self.announce(&old_key, None, &format!("* {name} left {old}"));
-        self.announce(&room_key, None, &format!("* {name} joined {room}"));
+        if announce {
+            self.announce(&old_key, None, &format!("* {name} left {old}"));
+            self.announce(&room_key, None, &format!("* {name} joined {room}"));
+        }
         self.room_entry(&room, &room_key).members.push(id);
-        self.reply(id, &format!("* you joined {room}"));
+        room
+    }
+
+    // Members of other instances (`--redis`). The relay keeps this hub's
+    // picture of the cluster: it adds, renames, moves and removes the
+    // members other instances announce, and hands their lines to `say`
+    // and `binary`. They take part in rooms, `/who` and `/rooms` like
+    // anyone, but are never sent anything from here.
+
+    /// A member of another instance arrives in `room` as `name`, told to
+    /// the room when `announce`. Both were checked by their own instance
+    /// and are checked again here (they came through Redis); `None` if
+    /// either is not a name.
+    ///
+    /// Names stay unique in this hub whatever arrives: the relay settles
+    /// who owns a contested name (see `relay.rs`), and a name already held
+    /// here is shown as `name~2` until its own instance renames it.
+    pub fn join_remote(&mut self, link: L, name: &str, room: &str, announce: bool) -> Option<MemberId> {
+        let (name, spelling) = (check_name(name).ok()?, check_name(room).ok()?);
+        let (name, key) = self.unique_name(name);
+        let room_key = fold_name(&spelling);
+        let lobby = self.room_entry(&spelling, &room_key);
+        let (room, room_key, joined_at) = (lobby.name.clone(), lobby.key.clone(), lobby.seq);
+        let id = MemberId::new(self.members.insert(Member {
+            name: name.clone(),
+            key: key.clone(),
+            room: room.clone(),
+            room_key: room_key.clone(),
+            transport: Transport::Remote,
+            link,
+            clock: false,
+            clock_generation: 0,
+            joined_at,
+        }));
+        self.names.insert(key, id);
+        if announce {
+            self.announce(&room_key, None, &format!("* {name} joined {room}"));
+        }
+        self.room_entry(&room, &room_key).members.push(id);
+        Some(id)
+    }
+
+    /// A member of another instance took `name` (told to its room when
+    /// `announce`); ignored if it is not a name.
+    pub fn rename_remote(&mut self, id: MemberId, name: &str, announce: bool) {
+        let Ok(name) = check_name(name) else { return };
+        if self.members.get(id.index()).is_some_and(|m| m.name == name) {
+            return;
+        }
+        let (name, key) = self.unique_name_for(name, Some(id));
+        self.set_name(id, name, key, announce);
+    }
+
+    /// A member of another instance moved to `room` (told to both rooms
+    /// when `announce`); ignored if it is not a room name.
+    pub fn move_remote(&mut self, id: MemberId, room: &str, announce: bool) {
+        let Ok(spelling) = check_name(room) else { return };
+        let key = fold_name(&spelling);
+        self.move_member(id, &spelling, &key, announce);
+    }
+
+    /// A line from a member of another instance, to its room here. It
+    /// came through Redis, so it is bounded and sanitised again. A line
+    /// longer than this instance allows (the other has a larger
+    /// `--max-line`) is not shown: its room is told so instead.
+    pub fn say_remote(&mut self, id: MemberId, text: &str) {
+        if text.len() > self.max_text {
+            let (Some(name), Some(room)) = (self.name(id), self.members.get(id.index())) else {
+                return;
+            };
+            let notice = format!(
+                "! a line from {name} ({} bytes) is longer than this instance takes ({})",
+                text.len(),
+                self.max_text
+            );
+            let room = room.room_key.clone();
+            return self.announce(&room, None, &notice);
+        }
+        if !text.trim().is_empty() {
+            let text = sanitize(text);
+            self.say(id, &text);
+        }
+    }
+
+    /// Is this a member of another instance?
+    pub fn is_remote(&self, id: MemberId) -> bool {
+        self.transport(id) == Some(Transport::Remote)
+    }
+
+    /// The member's folded name ([`fold_name`]).
+    pub fn key(&self, id: MemberId) -> Option<&str> {
+        self.members.get(id.index()).map(|m| m.key.as_str())
+    }
+
+    /// The member who holds `name` (in any spelling), if anyone does.
+    pub fn holder(&self, name: &str) -> Option<MemberId> {
+        self.names.get(&fold_name(name)).copied()
+    }
+
+    /// A member of this instance loses the name it holds to a member of
+    /// another instance who claimed it first: it becomes a guest again,
+    /// is told why, and the room sees the change.
+    pub fn lose_name(&mut self, id: MemberId, why: &str) {
+        let Some(lost) = self.name(id).map(str::to_string) else {
+            return;
+        };
+        let name = self.next_guest_name();
+        self.set_name(id, name.clone(), name.clone(), true);
+        self.reply(id, &format!("! {lost} {why}; you are {name} now"));
+        self.relay(id, Relayed::Renamed);
+    }
+
+    /// A line to every member of this instance (the relay's news).
+    pub fn tell_local(&mut self, text: &str) {
+        let local: Vec<MemberId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.transport != Transport::Remote)
+            .map(|(i, _)| MemberId::new(i))
+            .collect();
+        for id in local {
+            self.reply(id, text);
+        }
+    }
+
+    /// The members of this instance: what the relay's roster lists.
+    pub fn local_members(&self) -> impl Iterator<Item = (MemberId, &str, &str)> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.transport != Transport::Remote)
+            .map(|(i, m)| (MemberId::new(i), m.name.as_str(), &*m.room))
+    }
+
+    /// `name` as given, or, if someone holds it, `name~2`, `name~3`...: a
+    /// spelling no one can claim, shown until the contest is settled.
+    fn unique_name(&self, name: String) -> (String, String) {
+        self.unique_name_for(name, None)
+    }
+
+    fn unique_name_for(&self, name: String, owner: Option<MemberId>) -> (String, String) {
+        let key = fold_name(&name);
+        let free = |key: &str| self.names.get(key).is_none_or(|&h| Some(h) == owner);
+        if free(&key) {
+            return (name, key);
+        }
+        (2..)
+            .map(|n| format!("{name}~{n}"))
+            .map(|name| {
+                let key = fold_name(&name);
+                (name, key)
+            })
+            .find(|(_, key)| free(key))
+            .unwrap_or_default()
     }
 
     fn toggle_clock(&mut self, id: MemberId, now: SystemTime) {
         let Some(member) = self.members.get_mut(id.index()) else {
             return;
         };
-        if member.transport == Transport::Http {
+        if matches!(member.transport, Transport::Http | Transport::Remote) {
             return self.reply(
                 id,
                 "! /time pushes a line every second: use WebSocket or telnet for it",
@@ -821,6 +1112,8 @@ impl<L: Copy> Hub<L> {
             for &member in &room.members {
                 match self.members.get(member.index()) {
                     Some(m) if m.transport == Transport::Http => pollers = true,
+                    // Reached by their own instance.
+                    Some(m) if m.transport == Transport::Remote => {}
                     Some(m) if Some(member) != except => self.outbox.recipients.push(m.link),
                     _ => {}
                 }

@@ -13,6 +13,8 @@
 //! * [`config`]: every option and limit, with its default and reason;
 //! * [`files`]: `--static DIR`, which file a request path may name;
 //! * [`forwarded`]: the client behind a reverse proxy (`X-Forwarded-For`);
+//! * [`resp`], [`relay`]: rooms across instances through Redis
+//!   (`--redis`), sans-IO like the codecs;
 //! * [`tls`]: the certificate for the TLS doors (TLS itself is a layer
 //!   under each connection, in `server/transport.rs`).
 //!
@@ -98,6 +100,8 @@ pub mod line;
 pub mod origin;
 pub mod outq;
 pub mod random;
+pub mod relay;
+pub mod resp;
 pub mod server;
 pub mod socketio;
 pub mod timer;

@@ -40,6 +40,9 @@ fn main() -> ExitCode {
     if config.step {
         listening += " step=stdin";
     }
+    if let Some((addr, instance)) = server.redis() {
+        listening += &format!(" redis={addr} instance={instance}");
+    }
     println!("{listening}");
     if let Some(pin) = server.tls_pin() {
         // No authority vouches for a certificate made at start; its pin

@@ -50,6 +50,8 @@ pub(super) enum Link {
     /// A socket.io client: its Engine.IO session, whichever connection
     /// carries it now (`engineio.rs`).
     Sio(super::engineio::SessionKey),
+    /// A member of another instance (`--redis`): reached by its own.
+    Remote,
 }
 
 /// The loop's state that every connection shares.

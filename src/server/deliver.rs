@@ -61,6 +61,7 @@ impl Server {
                 Action::Stats { .. } => ("answer /stats", 0),
                 Action::Quit { .. } => ("quit", 0),
                 Action::Appended { .. } => ("append to history", 0),
+                Action::Relay { .. } => ("relay to other instances", 0),
             };
             self.watch.turn.note(super::turn::Note::Hub {
                 action: name,
@@ -89,11 +90,21 @@ impl Server {
                 Some(Link::Conn(token)) => self.close(token, Why::Quit),
                 Some(Link::Http(key)) => self.remove_http_member(key, "said /quit"),
                 Some(Link::Sio(key)) => self.session_quit(key),
-                None => {}
+                Some(Link::Remote) | None => {}
             },
             Action::Appended { room, .. } => {
                 if !self.shared.waiters.is_empty() {
                     self.wake(Some(room), None);
+                }
+            }
+            Action::Relay {
+                member,
+                name,
+                room,
+                what,
+            } => {
+                if let Some(io) = &mut self.relay {
+                    io.relay.on_action(*member, name, room, what);
                 }
             }
         }
@@ -116,6 +127,7 @@ impl Server {
                     continue;
                 }
                 Link::Conn(token) => token,
+                Link::Remote => continue,
             };
             let Some(conn) = self.conns.get_mut(token.0) else {
                 continue;

@@ -265,6 +265,7 @@ impl Server {
             batch.clear();
         }
         self.spare_tokens = batch;
+        self.flush_relay();
     }
 
     /// The one write point: writes a connection's queue until it is empty

@@ -57,6 +57,7 @@ mod long_poll;
 mod members;
 mod metrics;
 mod peer;
+mod relay;
 mod routes;
 mod shutdown;
 mod stats;
@@ -191,6 +192,8 @@ pub struct Server {
     turn_began: Option<Instant>,
     /// `--step` and the `/loop` observers: the record of each turn.
     watch: watch::Watch,
+    /// The relay to other instances through Redis (`--redis`).
+    relay: Option<relay::RelayIo>,
 }
 
 impl Server {
@@ -209,6 +212,7 @@ impl Server {
         let timers = Timers::with_capacity(config.max_connections);
         let now = Instant::now();
         let read_buf = ReadBuffer::new(config.read_buffer.max(1024));
+        let relay = relay::RelayIo::new(&config)?;
         let static_root = match &config.static_dir {
             Some(dir) => Some(static_root(dir)?),
             None => None,
@@ -217,7 +221,7 @@ impl Server {
         if config.step {
             watch.start_stepping(step::Step::open(&poll)?);
         }
-        Ok(Server {
+        let mut server = Server {
             poll,
             doors,
             // Reserved for the most connections allowed: address space
@@ -250,7 +254,18 @@ impl Server {
             shutdown: None,
             turn_began: None,
             watch,
-        })
+            relay,
+        };
+        server.start_relay();
+        Ok(server)
+    }
+
+    /// The Redis server the relay connects to (`--redis`), and this
+    /// instance's name in the cluster.
+    pub fn redis(&self) -> Option<(SocketAddr, &str)> {
+        self.relay
+            .as_ref()
+            .map(|io| (io.addr(), io.relay.settings().instance.as_str()))
     }
 
     /// The line service's address (the real port when bound to port 0).
@@ -388,6 +403,7 @@ impl Server {
             WEB_TLS_LISTENER => self.accept_all(Door::Web, Layer::Tls),
             SIGNALS => self.on_signal(),
             STDIN => self.on_stdin(),
+            token if Self::is_relay(token) => self.on_relay_event(token),
             token => {
                 if log::log_enabled!(log::Level::Trace) {
                     if let Some(conn) = self.conns.get(token.0) {
@@ -421,12 +437,13 @@ impl Server {
     }
 
     /// After a turn: has a graceful shutdown finished, or run out of time?
-    fn shutdown_done(&self) -> bool {
+    fn shutdown_done(&mut self) -> bool {
         let Some(deadline) = self.shutdown else {
             return false;
         };
         if self.conns.is_empty() {
             log::info!("shutdown complete");
+            self.relay_goodbye();
             return true;
         }
         if self.shared.now >= deadline {
@@ -434,6 +451,7 @@ impl Server {
                 "shutdown deadline passed; {} connections cut off",
                 self.conns.len()
             );
+            self.relay_goodbye();
             return true;
         }
         false

@@ -31,6 +31,8 @@ pub(super) enum Timer {
     Session(super::engineio::SessionKey),
     /// Send the `/loop` observers an update (see `watch.rs`).
     LoopUpdate,
+    /// The relay to other instances (`--redis`).
+    Relay(super::relay::RelayTimer),
 }
 
 /// A connection's own timers.
@@ -108,6 +110,7 @@ impl Server {
                 Timer::SweepHttpMembers => self.sweep_http_members(),
                 Timer::Session(key) => self.session_timer(key),
                 Timer::LoopUpdate => self.push_loop(),
+                Timer::Relay(timer) => self.on_relay_timer(timer),
                 Timer::Conn { token, serial, kind } => {
                     let token = Token(token as usize);
                     // Stale: the connection is gone, or the token now
@@ -140,6 +143,7 @@ impl Server {
             Timer::ShutdownDeadline => (None, "ShutdownDeadline"),
             Timer::SweepHttpMembers => (None, "SweepHttpMembers"),
             Timer::Session(_) => (None, "Session"),
+            Timer::Relay(timer) => (None, timer.name()),
             // The observers' own: never shown (see `watch.rs`).
             Timer::LoopUpdate => return,
         };

@@ -36,6 +36,8 @@ pub(super) enum Source {
     Signals,
     /// `--step`'s terminal.
     Stdin,
+    /// A link to Redis (`--redis`): which one.
+    Relay(&'static str),
     /// A connection: its kind (`Protocol::name`) and peer.
     Conn(&'static str, SocketAddr),
 }
@@ -506,6 +508,7 @@ fn describe(token: Token, source: &Source) -> String {
         }
         Source::Signals => "the signal pipe".to_string(),
         Source::Stdin => "stdin (this terminal)".to_string(),
+        Source::Relay(side) => format!("the Redis relay's {side}"),
         Source::Conn(kind, peer) => format!("token {} ({kind} {peer})", token.0),
     }
 }

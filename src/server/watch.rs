@@ -150,6 +150,8 @@ impl Server {
             WEB_TLS_LISTENER => Source::Listener(super::Door::Web, true),
             SIGNALS => Source::Signals,
             STDIN => Source::Stdin,
+            super::relay::WRITER => Source::Relay("writer"),
+            super::relay::READER => Source::Relay("reader"),
             token => match self.conns.get(token.0) {
                 Some(conn) => Source::Conn(conn.protocol.name(), conn.peer.socket()),
                 None => Source::Conn("gone", ([0, 0, 0, 0], 0).into()),

@@ -14,6 +14,7 @@
 //!   answers, and server-sent events;
 //! * [`json`]: just enough JSON to read the server's answers;
 //! * [`procfs`]: a process's CPU time and memory, read from `/proc`;
+//! * [`redis`]: a `redis-server` of their own, for a cluster of instances;
 //! * [`tls`]: the client side of TLS, for `wss://`.
 //!
 //! Each tool keeps its own state machine on top of [`conn::Conn`]: what a
@@ -24,4 +25,5 @@ pub mod conn;
 pub mod http;
 pub mod json;
 pub mod procfs;
+pub mod redis;
 pub mod tls;

@@ -70,6 +70,7 @@
 //! the counts and [`report`] what is made of them.
 
 mod cast;
+mod cluster;
 mod http_cast;
 mod http_soak;
 mod report;
@@ -192,6 +193,14 @@ struct Cli {
     /// to arrive.
     #[arg(long, default_value_t = 30.0)]
     settle_timeout: f64,
+    /// Two instances sharing rooms through a redis-server started here,
+    /// members spread over both, Redis killed and restarted (empty) at a
+    /// third and two thirds of the load.
+    #[arg(long)]
+    cluster: bool,
+    /// The Redis server program for --cluster.
+    #[arg(long, default_value = "redis-server")]
+    redis_server: String,
 }
 
 impl Cli {
@@ -210,8 +219,13 @@ impl Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut server = match start_server(&cli) {
-        Ok(server) => server,
+    let started = start_cluster(&cli).and_then(|cluster| {
+        let extra = cluster_args(&cluster, "a");
+        let name = if cluster.is_some() { "a" } else { "" };
+        Ok((start_server(&cli, &extra, name)?, cluster))
+    });
+    let (mut server, mut cluster) = match started {
+        Ok(started) => started,
         Err(e) => {
             eprintln!("duplex-soak: {e}");
             return ExitCode::FAILURE;
@@ -221,9 +235,18 @@ fn main() -> ExitCode {
         "server pid {} listening tcp={} http={}",
         server.pid, server.tcp, server.http
     );
-    let outcome = run(cli, &mut server);
+    if let Some(cluster) = &cluster {
+        println!(
+            "cluster: redis-server on port {}, second instance pid {} tcp={} http={}",
+            cluster.redis.port, cluster.peer.pid, cluster.peer.tcp, cluster.peer.http
+        );
+    }
+    let outcome = run(cli, &mut server, cluster.as_mut());
     let stopped = server.stop();
     println!("server: {stopped}");
+    if let Some(cluster) = &mut cluster {
+        println!("second instance: {}", cluster.peer.stop());
+    }
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -234,14 +257,59 @@ fn main() -> ExitCode {
     }
 }
 
+/// With `--cluster`: Redis, and the second instance.
+fn start_cluster(cli: &Cli) -> Result<Option<cluster::Cluster>, String> {
+    if !cli.cluster {
+        return Ok(None);
+    }
+    let redis = cluster::RedisProcess::start(&cli.redis_server)?;
+    let url = redis.url();
+    let peer = start_server(cli, &redis_args(&url, "b"), "b")?;
+    Ok(Some(cluster::Cluster {
+        redis,
+        peer_rss: run::RssSamples {
+            before: duplex_tools::procfs::rss(peer.pid),
+            during: Vec::new(),
+            after: None,
+        },
+        peer,
+        restarts: Vec::new(),
+    }))
+}
+
+/// The first instance's arguments: none alone, the cluster's with one.
+fn cluster_args(cluster: &Option<cluster::Cluster>, instance: &str) -> Vec<String> {
+    cluster
+        .as_ref()
+        .map_or(Vec::new(), |c| redis_args(&c.redis.url(), instance))
+}
+
+/// An instance of the cluster. Its buffer for Redis holds the seconds a
+/// restart takes at the soak's rate of lines (flood rooms included), and
+/// the stream keeps enough for a reader that comes back after one.
+fn redis_args(url: &str, instance: &str) -> Vec<String> {
+    [
+        "--redis",
+        url,
+        "--instance",
+        instance,
+        "--redis-buffer",
+        "64MiB",
+        "--redis-maxlen",
+        "50000",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// Runs the whole soak, one phase after the other; `Ok(true)` if every
 /// check passed.
-fn run(cli: Cli, server: &mut ServerProcess) -> Result<bool, String> {
+fn run(cli: Cli, server: &mut ServerProcess, cluster: Option<&mut cluster::Cluster>) -> Result<bool, String> {
     let started = Instant::now();
     // A moment for the server to settle before it is first measured.
     std::thread::sleep(Duration::from_millis(300));
     let stats_before = get_stats(server.http, Duration::from_secs(5))?;
-    let mut run = Run::new(cli, server)?;
+    let mut run = Run::new(cli, server, cluster)?;
     let setup = run.setup();
     let load = run.load();
     let settled = run.settle();

@@ -186,22 +186,25 @@ impl Run<'_> {
 
     /// The server's memory and its own counts, before and after.
     fn print_server(&self, f: &Findings) {
-        let rss = &self.rss;
-        let peak = rss.during.iter().map(|(_, b)| *b).max().unwrap_or(0);
-        let samples: Vec<String> = rss
-            .during
-            .iter()
-            .map(|(at, b)| format!("{:.0}s {:.1}", at.as_secs_f64(), mib(*b)))
-            .collect();
-        println!(
-            "server RSS: before {:.1} MiB, peak during {:.1} MiB, after {:.1} MiB",
-            mib(rss.before.unwrap_or(0)),
-            mib(peak),
-            mib(rss.after.unwrap_or(0))
-        );
-        println!("  samples (MiB): {}", samples.join(", "));
+        print_rss("server", &self.rss);
         println!("GET /stats before: {}", f.stats_before);
         println!("GET /stats after:  {}", f.after.stats);
+        if let Some(c) = &self.cluster {
+            let restarts: Vec<String> = c
+                .restarts
+                .iter()
+                .map(|d| format!("{:.0} s", d.as_secs_f64()))
+                .collect();
+            println!(
+                "cluster: Redis killed and restarted empty at {}",
+                restarts.join(" and ")
+            );
+            print_rss("second instance", &c.peer_rss);
+            println!(
+                "second instance GET /stats after: {}",
+                f.after.peer_stats.as_deref().unwrap_or("")
+            );
+        }
         if let Some(status) = &self.watch.crashed {
             println!("THE SERVER EXITED during the run: {status}");
         }
@@ -291,6 +294,18 @@ impl Run<'_> {
                 after.others == 0 && after.took < Duration::from_secs(10),
             ),
             ("hub empty at the end", hub_empty),
+            (
+                "cluster: Redis restarted twice",
+                self.cluster.as_ref().is_none_or(|c| c.restarts.len() == 2),
+            ),
+            (
+                "cluster: the second instance counts no connection, no member, no room",
+                f.after.peer_stats.as_deref().is_none_or(|s| {
+                    json_number(s, "total") == Some(1)
+                        && json_number(s, "members") == Some(0)
+                        && json_number(s, "rooms") == Some(0)
+                }),
+            ),
         ];
         let checks = checks.into_iter().chain(self.http_checks(f));
         println!("checks:");
@@ -302,6 +317,24 @@ impl Run<'_> {
         println!("result: {}", if all { "PASS" } else { "FAIL" });
         all
     }
+}
+
+/// A process's memory: before, at its peak during the load, after, and
+/// every sample.
+fn print_rss(who: &str, rss: &crate::run::RssSamples) {
+    let peak = rss.during.iter().map(|(_, b)| *b).max().unwrap_or(0);
+    let samples: Vec<String> = rss
+        .during
+        .iter()
+        .map(|(at, b)| format!("{:.0}s {:.1}", at.as_secs_f64(), mib(*b)))
+        .collect();
+    println!(
+        "{who} RSS: before {:.1} MiB, peak during {:.1} MiB, after {:.1} MiB",
+        mib(rss.before.unwrap_or(0)),
+        mib(peak),
+        mib(rss.after.unwrap_or(0))
+    );
+    println!("  samples (MiB): {}", samples.join(", "));
 }
 
 /// A transport's `requests` and `delivered` in a `GET /stats` answer.

@@ -3,6 +3,7 @@
 //! and returns what the report needs of it.
 
 use crate::cast::Job;
+use crate::cluster::Cluster;
 use crate::server::{get_stats, json_number, ServerProcess, Watch};
 use crate::soak::Soak;
 use crate::Cli;
@@ -28,6 +29,8 @@ pub struct RssSamples {
 pub struct Run<'a> {
     pub cli: Cli,
     server: &'a mut ServerProcess,
+    /// `--cluster`: the second instance and Redis.
+    pub cluster: Option<&'a mut Cluster>,
     pub soak: Soak,
     events: Events,
     pub watch: Watch,
@@ -60,19 +63,27 @@ pub struct After {
     /// Connections it counts beside the one asking.
     pub others: u64,
     pub took: Duration,
+    /// `--cluster`: the second instance's `GET /stats` at the end.
+    pub peer_stats: Option<String>,
 }
 
 impl<'a> Run<'a> {
-    pub fn new(cli: Cli, server: &'a mut ServerProcess) -> Result<Run<'a>, String> {
+    pub fn new(
+        cli: Cli,
+        server: &'a mut ServerProcess,
+        cluster: Option<&'a mut Cluster>,
+    ) -> Result<Run<'a>, String> {
         let rss = RssSamples {
             before: procfs::rss(server.pid),
             during: Vec::new(),
             after: None,
         };
-        let soak = Soak::new(cli.clone(), server.tcp, server.http).map_err(|e| e.to_string())?;
+        let peer = cluster.as_ref().map(|c| (c.peer.tcp, c.peer.http));
+        let soak = Soak::new(cli.clone(), server.tcp, server.http, peer).map_err(|e| e.to_string())?;
         Ok(Run {
             cli,
             server,
+            cluster,
             soak,
             events: Events::with_capacity(4096),
             watch: Watch::new(),
@@ -81,7 +92,29 @@ impl<'a> Run<'a> {
     }
 
     fn alive(&mut self) -> bool {
-        self.watch.alive(self.server)
+        let peer_alive = match &mut self.cluster {
+            Some(c) => c.peer.exited().is_none(),
+            None => true,
+        };
+        self.watch.alive(self.server) && peer_alive
+    }
+
+    /// `--cluster`: Redis is killed and started again, empty, at a third
+    /// and at two thirds of the load.
+    fn restart_redis_when_due(&mut self, into: Duration, load_time: Duration) {
+        let Some(cluster) = &mut self.cluster else { return };
+        let due = load_time * (cluster.restarts.len() as u32 + 1) / 3;
+        if cluster.restarts.len() >= 2 || into < due {
+            return;
+        }
+        match cluster.redis.restart() {
+            Ok(()) => println!(
+                "[{:>4.0} s] redis-server killed and started again, empty",
+                into.as_secs_f64()
+            ),
+            Err(e) => self.soak.t.note(format!("redis restart: {e}")),
+        }
+        cluster.restarts.push(into);
     }
 
     /// One turn of the loop, then the clock's work.
@@ -144,6 +177,7 @@ impl<'a> Run<'a> {
             let now = Instant::now();
             arrivals.plan_due(&mut self.soak, &self.cli, now);
             self.soak.tick(now);
+            self.restart_redis_when_due(now.duration_since(start), load_time);
             if now >= next_sample {
                 next_sample += SAMPLE_EVERY;
                 self.sample(now.duration_since(start));
@@ -153,11 +187,21 @@ impl<'a> Run<'a> {
         if let Some(bytes) = procfs::rss(self.server.pid) {
             self.rss.during.push((took, bytes));
         }
+        self.sample_peer(took);
         took
+    }
+
+    fn sample_peer(&mut self, into: Duration) {
+        if let Some(c) = &mut self.cluster {
+            if let Some(bytes) = procfs::rss(c.peer.pid) {
+                c.peer_rss.during.push((into, bytes));
+            }
+        }
     }
 
     /// Samples the server's memory and prints a line of progress.
     fn sample(&mut self, into: Duration) {
+        self.sample_peer(into);
         let bytes = procfs::rss(self.server.pid).unwrap_or(0);
         self.rss.during.push((into, bytes));
         let t = &self.soak.t;
@@ -257,8 +301,19 @@ impl<'a> Run<'a> {
         let took = start.elapsed();
         std::thread::sleep(Duration::from_millis(500));
         self.rss.after = procfs::rss(self.server.pid);
+        let mut peer_stats = None;
+        if let Some(c) = &mut self.cluster {
+            c.peer_rss.after = procfs::rss(c.peer.pid);
+            peer_stats =
+                Some(get_stats(c.peer.http, Duration::from_secs(5)).unwrap_or_else(|e| e.to_string()));
+        }
         self.alive();
-        After { stats, others, took }
+        After {
+            stats,
+            others,
+            took,
+            peer_stats,
+        }
     }
 }
 

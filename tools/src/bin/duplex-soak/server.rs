@@ -19,12 +19,16 @@ pub struct ServerProcess {
 
 /// Starts the server on free loopback ports and reads its one line:
 /// `duplex listening tcp=ADDR http=ADDR`.
-pub fn start_server(cli: &Cli) -> Result<ServerProcess, String> {
+/// `extra` arguments go last; `instance` names the log of a cluster's
+/// instance (`duplex-soak-server-b.log`), empty for a lone server.
+pub fn start_server(cli: &Cli, extra: &[String], instance: &str) -> Result<ServerProcess, String> {
     let path = server_path(cli)?;
-    let log = cli
-        .server_log
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("duplex-soak-server.log"));
+    let log = match (&cli.server_log, instance) {
+        (Some(log), "") => log.clone(),
+        (Some(log), name) => log.with_extension(format!("{name}.log")),
+        (None, "") => std::env::temp_dir().join("duplex-soak-server.log"),
+        (None, name) => std::env::temp_dir().join(format!("duplex-soak-server-{name}.log")),
+    };
     let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let mut command = Command::new(&path);
     command
@@ -36,6 +40,7 @@ pub fn start_server(cli: &Cli) -> Result<ServerProcess, String> {
         .args(["--http-member-timeout", &cli.http_member_timeout])
         .args(["--longpoll-timeout", &cli.longpoll_timeout])
         .args(&cli.server_args)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log_file);

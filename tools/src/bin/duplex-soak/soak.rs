@@ -61,6 +61,9 @@ pub struct Soak {
     pub(crate) poll: Poll,
     tcp: SocketAddr,
     pub(crate) http: SocketAddr,
+    /// `--cluster`: the second instance's doors; connections alternate.
+    peer: Option<(SocketAddr, SocketAddr)>,
+    opened: u64,
     pub clients: Slab<Client>,
     /// The HTTP members and their connections (`http_soak.rs`).
     pub web: Web,
@@ -81,7 +84,12 @@ pub struct Soak {
 }
 
 impl Soak {
-    pub fn new(cli: Cli, tcp: SocketAddr, http: SocketAddr) -> io::Result<Soak> {
+    pub fn new(
+        cli: Cli,
+        tcp: SocketAddr,
+        http: SocketAddr,
+        peer: Option<(SocketAddr, SocketAddr)>,
+    ) -> io::Result<Soak> {
         let web = Web::new(
             Duration::from_secs_f64(cli.poll_interval),
             cli.http_member_timeout(),
@@ -93,6 +101,8 @@ impl Soak {
             poll: Poll::new()?,
             tcp,
             http,
+            peer,
+            opened: 0,
             clients: Slab::new(),
             queue: VecDeque::new(),
             pending: 0,
@@ -212,9 +222,16 @@ impl Soak {
             let Some(plan) = self.queue.pop_front() else {
                 return;
             };
+            // With a cluster, every other connection goes to the second
+            // instance.
+            self.opened += 1;
+            let (tcp, http) = match self.peer {
+                Some(peer) if self.opened % 2 == 0 => peer,
+                _ => (self.tcp, self.http),
+            };
             let addr = match plan.wire {
-                Wire::Telnet => self.tcp,
-                Wire::WebSocket => self.http,
+                Wire::Telnet => tcp,
+                Wire::WebSocket => http,
             };
             let entry = self.clients.vacant_entry();
             match Conn::connect(self.poll.registry(), addr, Token(entry.key())) {
