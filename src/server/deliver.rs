@@ -72,14 +72,14 @@ impl Server {
             Action::Send { recipients, payload } => {
                 self.send(&outbox.recipients[recipients.clone()], payload);
             }
+            // A socket.io member's clock is its session's (`engineio.rs`).
+            Action::StartClock { member, generation } if self.is_session_member(*member) => {
+                self.session_clock(*member, *generation);
+            }
             Action::StartClock { member, generation } => {
                 if let Some(Link::Conn(token)) = self.shared.hub.link(*member) {
                     let at = self.shared.now + Duration::from_secs(1);
                     self.schedule(token, ConnTimer::Clock(*generation), at);
-                }
-                // A socket.io member's clock is its session's (`engineio.rs`).
-                if let Some(Link::Sio(key)) = self.shared.hub.link(*member) {
-                    self.session_clock(key, *generation);
                 }
             }
             Action::Stats { member } => {

@@ -1101,8 +1101,16 @@ impl Server {
         self.deliver();
     }
 
-    /// The hub started (or restarted) a member's `/time` clock.
-    pub(super) fn session_clock(&mut self, key: SessionKey, generation: u32) {
+    /// Is this hub member a socket.io client?
+    pub(super) fn is_session_member(&self, member: MemberId) -> bool {
+        matches!(self.shared.hub.link(member), Some(Link::Sio(_)))
+    }
+
+    /// The hub started (or restarted) a socket.io member's `/time` clock.
+    pub(super) fn session_clock(&mut self, member: MemberId, generation: u32) {
+        let Some(Link::Sio(key)) = self.shared.hub.link(member) else {
+            return;
+        };
         let at = self.shared.now + Duration::from_secs(1);
         if let Some(session) = self.shared.sio.get_mut(key) {
             session.clock = Some((generation, at));
