@@ -70,7 +70,7 @@ fi
 
 # Split the pages into numbered blocks: NNN.sh (the commands), NNN.expect
 # (the output shown after it, if any), NNN.where (page and line).
-python3 - "$work" README.md docs/README.md docs/0*.md docs/12-socketio.md <<'PY'
+python3 - "$work" README.md docs/README.md docs/[0-9][0-9]-*.md <<'PY'
 import os, re, sys
 out = sys.argv[1]
 n = 0

@@ -163,16 +163,38 @@ fn https_page(browser: Browser, shot: &str) {
 /// each miss the script's bound for a launch.
 static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Runs `page_test.mjs` in Chromium against `url`, screenshots named
-/// after `shot`.
-#[allow(dead_code)]
-fn run_page(server: &Duplex, url: &str, pin: Option<&str>, shot: &str) -> String {
-    run_page_in(Browser::Chromium, server, url, pin, shot)
-}
-
 /// Runs `page_test.mjs` in `browser` against `url`, screenshots named
 /// after `shot`; returns what the script printed.
 fn run_page_in(browser: Browser, server: &Duplex, url: &str, pin: Option<&str>, shot: &str) -> String {
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser");
+    std::fs::create_dir_all(&shots).unwrap();
+    let screenshot = shots.join(format!("{shot}.png"));
+    let mobile = shots.join(format!("{shot}-mobile.png"));
+    for old in [&screenshot, &mobile] {
+        let _ = std::fs::remove_file(old);
+    }
+    let mut args = vec![
+        "--url".to_string(),
+        url.to_string(),
+        "--telnet".to_string(),
+        server.tcp.to_string(),
+        "--screenshot".to_string(),
+        screenshot.display().to_string(),
+    ];
+    if let Some(pin) = pin {
+        args.extend(["--spki".to_string(), pin.to_string()]);
+    }
+    let stdout = run_script("page_test.mjs", browser, server, &args);
+    for shot in [&screenshot, &mobile] {
+        let size = std::fs::metadata(shot).map_or(0, |m| m.len());
+        assert!(size > 1000, "no screenshot at {} ({size} bytes)", shot.display());
+    }
+    stdout
+}
+
+/// Runs one of `tests/browser/`'s scripts in `browser`, one browser at a
+/// time, and holds it to its own verdict; returns what it printed.
+fn run_script(script: &str, browser: Browser, server: &Duplex, args: &[String]) -> String {
     // A test that failed while holding it leaves nothing to protect.
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -183,43 +205,26 @@ fn run_page_in(browser: Browser, server: &Duplex, url: &str, pin: Option<&str>, 
          on Debian) to install them; see README.md, \"Test it\"",
         missing.join(", ")
     );
-    let shots = root.join("target/browser");
-    std::fs::create_dir_all(&shots).unwrap();
-    let screenshot = shots.join(format!("{shot}.png"));
-    let mobile = shots.join(format!("{shot}-mobile.png"));
-    for old in [&screenshot, &mobile] {
-        let _ = std::fs::remove_file(old);
-    }
     let mut node = Command::new("node");
-    node.arg(root.join("tests/browser/page_test.mjs"))
+    node.arg(root.join("tests/browser").join(script))
         .args(["--browser", browser.name()])
-        .args(["--url", url])
-        .args(["--telnet", &server.tcp.to_string()])
-        .arg("--screenshot")
-        .arg(&screenshot);
-    if let Some(pin) = pin {
-        node.args(["--spki", pin]);
-    }
+        .args(args);
     let mut tree = ProcessTree::spawn(node);
     let (status, stdout, stderr) = tree.wait(BROWSER_TIMEOUT);
     println!("{stdout}");
     let Some(status) = status else {
         panic!(
-            "the browser test did not finish within {BROWSER_TIMEOUT:?} in {browser:?}; node and \
-             the browser were killed:\n{stdout}\n{stderr}\nserver log:\n{}",
+            "{script} did not finish within {BROWSER_TIMEOUT:?} in {browser:?}; node and the \
+             browser were killed:\n{stdout}\n{stderr}\nserver log:\n{}",
             server.log()
         );
     };
     assert!(
         status.success(),
-        "browser test failed in {browser:?} ({status}):\n{stdout}\n{stderr}\nserver log:\n{}",
+        "{script} failed in {browser:?} ({status}):\n{stdout}\n{stderr}\nserver log:\n{}",
         server.log()
     );
     assert_every_check_passed(&stdout);
-    for shot in [&screenshot, &mobile] {
-        let size = std::fs::metadata(shot).map_or(0, |m| m.len());
-        assert!(size > 1000, "no screenshot at {} ({size} bytes)", shot.display());
-    }
     stdout
 }
 
@@ -256,28 +261,10 @@ fn the_classic_echo_page_served_from_a_folder_runs_in_a_real_browser_firefox() {
 }
 
 fn classic_page(browser: Browser) {
-    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let missing = missing_tools(&root, browser);
-    assert!(
-        missing.is_empty(),
-        "the browser test needs {}: run scripts/install-browser.sh",
-        missing.join(", ")
-    );
-    let folder = root.join("tests/browser/classic");
+    let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/classic");
     let server = Duplex::start(&["--static", folder.to_str().expect("a UTF-8 path")]);
-    let mut node = Command::new("node");
-    node.arg(root.join("tests/browser/classic_test.mjs"))
-        .args(["--browser", browser.name()])
-        .args(["--url", &format!("http://{}/1.html", server.http)]);
-    let (status, stdout, stderr) = ProcessTree::spawn(node).wait(BROWSER_TIMEOUT);
-    println!("{stdout}");
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "the classic page test failed in {browser:?} ({status:?}):\n{stdout}\n{stderr}\nserver log:\n{}",
-        server.log()
-    );
-    assert_every_check_passed(&stdout);
+    let url = format!("http://{}/1.html", server.http);
+    run_script("classic_test.mjs", browser, &server, &["--url".to_string(), url]);
 }
 
 /// The page's loop panels (`tests/browser/loop_test.mjs`): a telnet line
@@ -298,36 +285,22 @@ fn the_loop_panels_watch_a_telnet_session_in_a_real_browser_firefox() {
 
 fn loop_panels(browser: Browser, suffix: &str) {
     let server = Duplex::start(&[]);
-    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let missing = missing_tools(&root, browser);
-    assert!(
-        missing.is_empty(),
-        "the browser test needs {}: run scripts/install-browser.sh",
-        missing.join(", ")
-    );
     let shots = root.join("target/browser").join(format!("loop{suffix}"));
     std::fs::create_dir_all(&shots).unwrap();
     let names = ["loop-panel.png", "conns-panel.png", "conns-panel-closed.png"];
     for name in names {
         let _ = std::fs::remove_file(shots.join(name));
     }
-    let mut node = Command::new("node");
-    node.arg(root.join("tests/browser/loop_test.mjs"))
-        .args(["--browser", browser.name()])
-        .args(["--url", &format!("http://{}/", server.http)])
-        .args(["--telnet", &server.tcp.to_string()])
-        .arg("--shots")
-        .arg(&shots);
-    let mut tree = ProcessTree::spawn(node);
-    let (status, stdout, stderr) = tree.wait(BROWSER_TIMEOUT);
-    println!("{stdout}");
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "loop panel test failed in {browser:?} ({status:?}):\n{stdout}\n{stderr}\nserver log:\n{}",
-        server.log()
-    );
-    assert_every_check_passed(&stdout);
+    let args = [
+        "--url".to_string(),
+        format!("http://{}/", server.http),
+        "--telnet".to_string(),
+        server.tcp.to_string(),
+        "--shots".to_string(),
+        shots.display().to_string(),
+    ];
+    run_script("loop_test.mjs", browser, &server, &args);
     for name in names {
         let size = std::fs::metadata(shots.join(name)).map_or(0, |m| m.len());
         assert!(size > 1000, "no screenshot {name} ({size} bytes)");
@@ -351,16 +324,10 @@ fn the_socketio_tutorial_page_chats_with_telnet_in_a_real_browser_firefox() {
 }
 
 fn socketio_page(browser: Browser) {
-    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut missing = missing_tools(&root, browser);
-    if !root.join("tests/socketio/node_modules/socket.io-client").exists() {
-        missing.push("tests/socketio/node_modules (scripts/install-socketio.sh)".to_string());
-    }
     assert!(
-        missing.is_empty(),
-        "the browser test needs {}: run scripts/install-browser.sh and scripts/install-socketio.sh",
-        missing.join(", ")
+        root.join("tests/socketio/node_modules/socket.io-client").exists(),
+        "the socket.io page test needs tests/socketio/node_modules: run scripts/install-socketio.sh"
     );
     let folder = std::env::temp_dir().join(format!(
         "duplex-socketio-chat-{}-{}",
@@ -379,19 +346,14 @@ fn socketio_page(browser: Browser) {
     let server = Duplex::start(&["--static", folder.to_str().expect("a UTF-8 path")]);
     // The built-in page, for its frame log on socket.io.
     let plain = Duplex::start(&[]);
-    let mut node = Command::new("node");
-    node.arg(root.join("tests/browser/socketio_test.mjs"))
-        .args(["--browser", browser.name()])
-        .args(["--url", &format!("http://{}/", server.http)])
-        .args(["--telnet", &server.tcp.to_string()])
-        .args(["--page", &format!("http://{}/", plain.http)]);
-    let (status, stdout, stderr) = ProcessTree::spawn(node).wait(BROWSER_TIMEOUT);
+    let args = [
+        "--url".to_string(),
+        format!("http://{}/", server.http),
+        "--telnet".to_string(),
+        server.tcp.to_string(),
+        "--page".to_string(),
+        format!("http://{}/", plain.http),
+    ];
+    run_script("socketio_test.mjs", browser, &server, &args);
     let _ = std::fs::remove_dir_all(&folder);
-    println!("{stdout}");
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "the socket.io page test failed in {browser:?} ({status:?}):\n{stdout}\n{stderr}\nserver log:\n{}",
-        server.log()
-    );
-    assert_every_check_passed(&stdout);
 }

@@ -19,10 +19,9 @@
 import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import puppeteer from 'puppeteer-core';
+import { Checks, launchBrowser, WAIT_MS } from './harness.mjs';
 
-const WAIT_MS = 10_000;
-const DECLARED_CHECKS = 7;
+const DECLARED_CHECKS = 8;
 
 const { values: args } = parseArgs({
   options: {
@@ -36,28 +35,10 @@ if (!args.url || !args.telnet || !args.shots || !['chromium', 'firefox'].include
   console.error('usage: node loop_test.mjs [--browser chromium|firefox] --url http://HOST:PORT/ --telnet HOST:PORT --shots DIR');
   process.exit(2);
 }
-const inFirefox = args.browser === 'firefox';
 
-let passed = 0;
-let failed = 0;
-async function check(name, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${String(e && e.stack ? e.stack : e).split('\n').join('\n     ')}`);
-    throw e;
-  }
-}
-function summary() {
-  console.log(`browser: checks declared: ${DECLARED_CHECKS}`);
-  const notRun = DECLARED_CHECKS - passed - failed;
-  if (notRun) console.log(`browser: ${notRun} declared checks did not run`);
-  console.log(`browser: ${passed} passed, ${failed} failed`);
-  return failed === 0 && passed === DECLARED_CHECKS;
-}
+const checks = new Checks(DECLARED_CHECKS);
+const check = (name, fn) => checks.check(name, fn);
+checks.failOnStrayErrors();
 
 // Polls `fn(arg)` in the page every 50 ms until it returns a truthy value; fails with
 // `what` and the last value after WAIT_MS.
@@ -83,26 +64,14 @@ function telnetConnect(hostPort) {
 
 let browser = null;
 let telnet = null;
-let ok = false;
 try {
-  // Starting a browser is the slowest step on a busy two-core machine.
-  const both = { headless: true, timeout: 6 * WAIT_MS, defaultViewport: { width: 1280, height: 1000 } };
-  browser = inFirefox
-    ? await puppeteer.launch({
-      ...both,
-      browser: 'firefox',
-      executablePath: process.env.FIREFOX_PATH || '/usr/bin/firefox-esr',
-    })
-    : await puppeteer.launch({
-      ...both,
-      browser: 'chrome',
-      executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-      pipe: true,
-      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    });
-  const page = await browser.newPage();
+  let page;
   const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  await check(`${args.browser} starts headless and opens a page`, async () => {
+    browser = await launchBrowser(args.browser, { viewport: { width: 1280, height: 1000 } });
+    page = await browser.newPage();
+    page.on('pageerror', (e) => errors.push(String(e)));
+  });
 
   await check('the page opens the loop panel, fed by /loop', async () => {
     await page.goto(args.url, { timeout: WAIT_MS });
@@ -162,12 +131,10 @@ try {
   await check('no script error on the page', async () => {
     if (errors.length) throw new Error(errors.join('\n'));
   });
-  ok = summary();
-} catch (e) {
-  if (passed + failed === 0) console.log(`FAIL setup\n     ${e && e.stack ? e.stack : e}`);
-  summary();
+} catch {
+  // Reported by the check that failed.
 } finally {
   if (telnet) telnet.destroy();
   if (browser) await browser.close().catch(() => {});
 }
-process.exit(ok ? 0 : 1);
+process.exit(checks.summary() ? 0 : 1);

@@ -39,9 +39,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import puppeteer from 'puppeteer-core';
-
-const WAIT_MS = 10_000;
+import { Checks, launchBrowser, WAIT_MS } from './harness.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -73,42 +71,10 @@ const mobileShot = (() => {
 // skipped some, and fails.
 const DECLARED_CHECKS = 23 + (overTls ? 1 : 0);
 
-let passed = 0;
-let failed = 0;
+const checks = new Checks(DECLARED_CHECKS);
+const check = (name, fn) => checks.check(name, fn);
+checks.failOnStrayErrors();
 const pageErrors = [];
-
-function fail(name, e) {
-  failed++;
-  console.log(`FAIL ${name}\n     ${String(e && e.stack ? e.stack : e).split('\n').join('\n     ')}`);
-}
-
-async function check(name, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    fail(name, e);
-    throw e;
-  }
-}
-
-function summary() {
-  const notRun = DECLARED_CHECKS - passed - failed;
-  console.log(`browser: checks declared: ${DECLARED_CHECKS}`);
-  if (notRun) console.log(`browser: ${notRun} declared checks did not run`);
-  console.log(`browser: ${passed} passed, ${failed} failed`);
-  return failed === 0 && passed === DECLARED_CHECKS;
-}
-
-// Anything thrown outside a check is a failure too, never a quiet exit.
-for (const event of ['unhandledRejection', 'uncaughtException']) {
-  process.on(event, (e) => {
-    fail(`no ${event}`, e);
-    summary();
-    process.exit(1);
-  });
-}
 
 // Rejects with `what` if `promise` has not settled within WAIT_MS.
 function bounded(promise, what) {
@@ -355,41 +321,21 @@ let pageName = null;
 
 try {
   await check(`${browserName} starts headless and opens a page`, async () => {
-    const both = {
-      headless: true,
-      // Starting a browser is the slowest step: on a busy two-core machine (load 10, other
-      // builds running) Chromium has taken more than 30 s.
-      timeout: 6 * WAIT_MS,
-      defaultViewport: { width: 1280, height: 900 },
-    };
     if (inFirefox) {
-      browser = await puppeteer.launch({
-        ...both,
-        browser: 'firefox',
-        executablePath: process.env.FIREFOX_PATH || '/usr/bin/firefox-esr',
+      browser = await launchBrowser('firefox', {
         // The self-signed certificate, for this run's profile only.
         acceptInsecureCerts: Boolean(args.spki),
         // 0: pages see prefers-color-scheme: dark, as Chromium's emulation gives them.
-        extraPrefsFirefox: { 'layout.css.prefers-color-scheme.content-override': 0 },
+        firefoxPrefs: { 'layout.css.prefers-color-scheme.content-override': 0 },
       });
     } else {
-      const launchArgs = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+      const chromiumArgs = [];
       if (args.spki) {
         // A profile of its own, so the pin is trusted here and nowhere else.
         profile = fs.mkdtempSync(path.join(os.tmpdir(), 'duplex-chromium-'));
-        launchArgs.push(`--ignore-certificate-errors-spki-list=${args.spki}`);
+        chromiumArgs.push(`--ignore-certificate-errors-spki-list=${args.spki}`);
       }
-      browser = await puppeteer.launch({
-        ...both,
-        browser: 'chrome',
-        executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-        // The DevTools protocol over a pipe rather than a port: no port to find, and nothing
-        // to wait for in Chromium's output before talking to it.
-        pipe: true,
-        args: launchArgs,
-        userDataDir: profile ?? undefined,
-      });
+      browser = await launchBrowser('chromium', { chromiumArgs, userDataDir: profile ?? undefined });
     }
     const raw = await browser.newPage();
     raw.setDefaultTimeout(WAIT_MS);
@@ -687,4 +633,4 @@ try {
 }
 
 console.log(`screenshots: ${args.screenshot} ${mobileShot}`);
-process.exit(summary() ? 0 : 1);
+process.exit(checks.summary() ? 0 : 1);

@@ -1,5 +1,5 @@
 // Runs the socket.io checks (socketio_checks.mjs) in a real headless browser,
-// Chromium or Firefox, driven by puppeteer-core as page_test.mjs drives them:
+// Chromium or Firefox, started as every browser script starts them (harness.mjs):
 //
 //   node tests/browser/socketio_test.mjs [--browser firefox] --url http://127.0.0.1:PORT/ \
 //        --telnet 127.0.0.1:PORT --page http://127.0.0.1:OTHER/
@@ -8,15 +8,13 @@
 // --static; --page: one serving its built-in page (no --static), whose frame
 // log is checked on socket.io. The tutorial page's jQuery URL is answered
 // from npm's copy (tests/socketio/node_modules/jquery), so the test runs
-// offline. Ends with `browser: N passed, M failed`, as page_test.mjs does.
+// offline. The checks and their verdict line work as in every browser script.
 
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import puppeteer from 'puppeteer-core';
-import { JQUERY_URL, frameLogChecks, runChecks, socketioChecks } from './socketio_checks.mjs';
-
-const WAIT_MS = 10_000;
+import { Checks, launchBrowser, WAIT_MS } from './harness.mjs';
+import { JQUERY_URL, frameLogChecks, socketioChecks } from './socketio_checks.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -31,61 +29,47 @@ if (!args.url || !args.telnet || !args.page || !['chromium', 'firefox'].includes
     + '--telnet HOST:PORT --page http://HOST:PORT/');
   process.exit(2);
 }
-const inFirefox = args.browser === 'firefox';
 const jquery = readFileSync(fileURLToPath(new URL('../socketio/node_modules/jquery/dist/jquery.min.js', import.meta.url)));
 
-let passed = 0;
-let failed = 0;
 let browser;
-const pageErrors = [];
 let page;
-const start = [[`${inFirefox ? 'Firefox' : 'Chromium'} starts headless and opens a page`, async () => {
-  // Starting a browser is the slowest step on a busy two-core machine.
-  const both = { headless: true, timeout: 6 * WAIT_MS };
-  browser = inFirefox
-    ? await puppeteer.launch({
-      ...both,
-      browser: 'firefox',
-      executablePath: process.env.FIREFOX_PATH || '/usr/bin/firefox-esr',
-    })
-    : await puppeteer.launch({
-      ...both,
-      browser: 'chrome',
-      executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-      pipe: true,
-      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    });
-  page = await browser.newPage();
-  page.setDefaultTimeout(WAIT_MS);
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  // The tutorial's jQuery comes from a CDN: answered here, that one URL.
-  await page.setRequestInterception(true);
-  page.on('request', (request) => {
-    if (request.url() === JQUERY_URL) {
-      request.respond({ status: 200, contentType: 'application/javascript', body: jquery });
-    } else {
-      request.continue();
-    }
-  });
-}]];
+const pageErrors = [];
 // The checks use only `goto` and `evaluate`, so they can be declared before
 // the browser starts, against the page it will open.
 const later = {
   goto: (...a) => page.goto(...a),
   evaluate: (...a) => page.evaluate(...a),
 };
-const checks = [
-  ...start,
+const pageChecks = [
   ...socketioChecks(later, args.url, args.telnet),
   ...frameLogChecks(later, args.page),
-  ['no JavaScript errors on the page', async () => {
-    if (pageErrors.length) throw new Error(pageErrors.join('\n'));
-  }],
 ];
+// The browser's start, the pages' checks, and no JavaScript errors.
+const checks = new Checks(1 + pageChecks.length + 1);
+checks.failOnStrayErrors();
 try {
-  ({ passed, failed } = await runChecks(checks, 'browser'));
+  await checks.check(`${args.browser} starts headless and opens a page`, async () => {
+    browser = await launchBrowser(args.browser);
+    page = await browser.newPage();
+    page.setDefaultTimeout(WAIT_MS);
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    // The tutorial's jQuery comes from a CDN: answered here, that one URL.
+    await page.setRequestInterception(true);
+    page.on('request', (request) => {
+      if (request.url() === JQUERY_URL) {
+        request.respond({ status: 200, contentType: 'application/javascript', body: jquery });
+      } else {
+        request.continue();
+      }
+    });
+  });
+  for (const [name, fn] of pageChecks) await checks.check(name, fn);
+  await checks.check('no JavaScript errors on the page', async () => {
+    if (pageErrors.length) throw new Error(pageErrors.join('\n'));
+  });
+} catch {
+  // Reported by the check that failed.
 } finally {
   if (browser) await browser.close().catch(() => {});
 }
-console.log(`browser: ${passed} passed, ${failed} failed`);
-process.exit(failed === 0 && passed > 0 ? 0 : 1);
+process.exit(checks.summary() ? 0 : 1);
