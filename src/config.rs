@@ -266,6 +266,18 @@ pub struct Config {
     #[arg(long, default_value = "20s", value_parser = parse_duration, value_name = "TIME")]
     pub sio_ping_timeout: Duration,
 
+    // Node's socket.io: 45 s (`connectTimeout`).
+    /// socket.io: a session whose client has not CONNECTed to the main
+    /// namespace within this long is closed.
+    #[arg(long, default_value = "45s", value_parser = parse_duration, value_name = "TIME")]
+    pub sio_connect_timeout: Duration,
+
+    // engine.io: 10 s (`upgradeTimeout`).
+    /// socket.io: a WebSocket probing an upgrade that has not finished it
+    /// (`5`) within this long is closed; the session stays on polling.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "TIME")]
+    pub sio_upgrade_timeout: Duration,
+
     // Node's default (maxHttpBufferSize) is 1 MB; 64 KiB is this server's
     // request body limit, and a chat line is a few hundred bytes.
     /// socket.io: the largest polling body or WebSocket message (Engine.IO's

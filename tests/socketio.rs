@@ -351,6 +351,98 @@ fn a_client_that_stops_ponging_is_closed_at_ping_timeout() {
     assert_eq!((code, reason.as_str()), (1001, "no answer to ping"));
 }
 
+/// socket.io's `connectTimeout`: a session whose client never CONNECTs is
+/// closed, over either transport, and one that did is kept.
+#[test]
+fn a_session_that_never_connects_is_closed_at_the_connect_timeout() {
+    let server = Duplex::start(&["--sio-connect-timeout", "300ms"]);
+    let addr = server.http;
+    // Polling: the parked poll is answered with the close packet.
+    let (sid, _) = handshake(addr);
+    assert_eq!(get(addr, &format!("{POLLING}&sid={sid}")), (200, "1".into()));
+    assert!(server.log().contains(&format!(
+        "socket.io session {sid}: no CONNECT within 300ms; closing"
+    )));
+    assert_unknown(addr, &sid);
+    // WebSocket: closed with the reason.
+    let mut ws = RawWs::connect(addr, WEBSOCKET);
+    assert!(text(&mut ws).starts_with("0{"));
+    let (code, reason) = ws.expect_close();
+    assert_eq!(
+        (code, reason.as_str()),
+        (1008, "no Socket.IO CONNECT within 300ms")
+    );
+    // A session that CONNECTed outlives the deadline: one opened after it
+    // is closed for missing it, and it still chats.
+    let (mut joined, _) = ws_session(addr);
+    let mut later = RawWs::connect(addr, WEBSOCKET);
+    assert!(text(&mut later).starts_with("0{"));
+    assert_eq!(later.expect_close().0, 1008);
+    let (mut telnet, _) = Telnet::join(server.tcp);
+    telnet.say("still here");
+    assert!(text_until(&mut joined, |t| t.contains("still here")).starts_with("42[\"servermessage\""));
+}
+
+/// engine.io's `upgradeTimeout`: a probe that does not finish the upgrade
+/// in time is closed, the session goes on over polling, and may probe
+/// again.
+#[test]
+fn an_upgrade_not_finished_in_time_closes_only_the_probe() {
+    let server = Duplex::start(&["--sio-upgrade-timeout", "300ms"]);
+    let addr = server.http;
+    let sid = connected(addr);
+    let mut probe = RawWs::connect(addr, &format!("{WEBSOCKET}&sid={sid}"));
+    probe.send_frame(true, 0x1, b"2probe");
+    assert_eq!(text(&mut probe), "3probe");
+    // No `5`.
+    let (code, reason) = probe.expect_close();
+    assert_eq!(
+        (code, reason.as_str()),
+        (1008, "upgrade not finished within 300ms")
+    );
+    // Polling still carries the session, and owes no `6` for an upgrade
+    // that is off.
+    let target = format!("{POLLING}&sid={sid}");
+    assert_eq!(
+        post(addr, &target, br#"42["message","/echo on polling"]"#),
+        (200, "ok".into())
+    );
+    assert_eq!(
+        get(addr, &target),
+        (200, r#"42["servermessage","on polling"]"#.into())
+    );
+    // And a second probe may finish it.
+    let mut ws = RawWs::connect(addr, &format!("{WEBSOCKET}&sid={sid}"));
+    ws.send_frame(true, 0x1, b"2probe");
+    assert_eq!(text(&mut ws), "3probe");
+    ws.send_frame(true, 0x1, b"5");
+    server.wait_log("upgraded to WebSocket");
+    ws.send_frame(true, 0x1, br#"42["message","/echo on websocket"]"#);
+    assert!(text_until(&mut ws, |t| t.contains("on websocket")).starts_with("42[\"servermessage\""));
+}
+
+/// A polling client that stops polling has its packets queued, not held
+/// without bound: past `--max-output` its session ends, and its sid is
+/// unknown from then on.
+#[test]
+fn a_polling_client_that_stops_polling_is_ended_at_the_output_limit() {
+    let server = Duplex::start(&["--max-output", "16KiB"]);
+    let addr = server.http;
+    let sid = connected(addr);
+    let target = format!("{POLLING}&sid={sid}");
+    // 40 replies of 600 bytes (24 KB) for a client that never GETs them.
+    let line = "x".repeat(600);
+    let packets: Vec<String> = (0..40)
+        .map(|_| format!(r#"42["message","/echo {line}"]"#))
+        .collect();
+    assert_eq!(
+        post(addr, &target, packets.join("\x1e").as_bytes()),
+        (200, "ok".into())
+    );
+    server.wait_log(&format!("socket.io session {sid} closed: TooSlow"));
+    assert_unknown(addr, &sid);
+}
+
 /// Binary events are not supported: the close says so.
 #[test]
 fn a_binary_event_is_refused_with_a_reason() {

@@ -26,9 +26,11 @@
 //!
 //! The heartbeat is the server's (EIO §"Heartbeat"): a ping (`2`) every
 //! `--sio-ping-interval`, and a session that has not answered (`3`) within
-//! `--sio-ping-timeout` is closed. A session's deadlines share one timer in
-//! the loop's heap ([`Timer::Session`]), which looks at them all when it
-//! fires.
+//! `--sio-ping-timeout` is closed. So is one that has not CONNECTed within
+//! `--sio-connect-timeout`; a probe that has not finished the upgrade
+//! within `--sio-upgrade-timeout` is closed, and the session stays on
+//! polling. A session's deadlines share one timer in the loop's heap
+//! ([`Timer::Session`]), which looks at them all when it fires.
 
 use super::close::Why;
 use super::conn::Protocol;
@@ -109,6 +111,8 @@ enum Heartbeat {
 pub(super) enum Ending {
     /// No pong within the ping timeout.
     PingTimeout,
+    /// No CONNECT within `--sio-connect-timeout`.
+    NoConnect(Duration),
     /// The client sent a close packet (`1`).
     ClientClosed,
     /// The client broke the protocol, or sent what is refused here; the
@@ -130,6 +134,10 @@ impl Ending {
     fn why(&self, ping_timeout: Duration) -> Why {
         match self {
             Ending::PingTimeout => Why::NoPong(ping_timeout),
+            Ending::NoConnect(limit) => Why::Violation(
+                CloseCode::POLICY_VIOLATION,
+                format!("no Socket.IO CONNECT within {limit:?}"),
+            ),
             Ending::ClientClosed => Why::PeerClosed("the Engine.IO session (close packet)"),
             Ending::Refused(code, text) => Why::Violation(*code, text.clone()),
             Ending::TooSlow => Why::TooSlow,
@@ -146,8 +154,9 @@ struct Session {
     sid: Rc<str>,
     carrier: Carrier,
     /// A WebSocket that asked to take over (the upgrade), until it sends
-    /// `5` or goes away.
+    /// `5` or goes away, and when it is closed if it has not.
     probe: Option<Token>,
+    probe_by: Option<Instant>,
     /// Encoded Engine.IO packets waiting for the carrier, and their bytes.
     queue: VecDeque<Rc<[u8]>>,
     queued: usize,
@@ -159,6 +168,8 @@ struct Session {
     armed: Option<Instant>,
     /// The hub member, once the client has CONNECTed to `/`.
     member: Option<MemberId>,
+    /// Until the first CONNECT: when the session is closed without one.
+    connect_by: Option<Instant>,
     /// The name its `{name, msg}` messages last asked for: asked of the
     /// hub (`/nick`) once, not with every line.
     asked_name: Option<String>,
@@ -218,7 +229,7 @@ impl Sessions {
         self.by_sid.get(sid).copied()
     }
 
-    fn insert(&mut self, carrier: Carrier, heartbeat: Heartbeat) -> SessionKey {
+    fn insert(&mut self, carrier: Carrier, heartbeat: Heartbeat, connect_by: Instant) -> SessionKey {
         self.generations = self.generations.wrapping_add(1);
         let sid: Rc<str> = Rc::from(self.ids.next());
         let slot = self.slots.insert(Session {
@@ -226,12 +237,14 @@ impl Sessions {
             sid: sid.clone(),
             carrier,
             probe: None,
+            probe_by: None,
             queue: VecDeque::new(),
             queued: 0,
             noop_due: false,
             heartbeat,
             armed: None,
             member: None,
+            connect_by: Some(connect_by),
             asked_name: None,
             clock: None,
             ending: None,
@@ -274,6 +287,12 @@ impl Sessions {
         session.queued += packet.len();
         session.queue.push_back(packet);
         if session.queued > limit {
+            log::info!(
+                "socket.io session {}: {} bytes queued for a client that does not take them \
+                 (--max-output {limit}); ending it",
+                session.sid,
+                session.queued
+            );
             session.ending = Some(Ending::TooSlow);
             session.queue.clear();
         }
@@ -380,10 +399,11 @@ impl Shared {
         .open_packet()
     }
 
-    /// A new session, its heartbeat started.
+    /// A new session, its heartbeat started and its CONNECT awaited.
     fn open_session(&mut self, carrier: Carrier) -> SessionKey {
         let ping_at = self.now + self.config.sio_ping_interval;
-        let key = self.sio.insert(carrier, Heartbeat::PingAt(ping_at));
+        let connect_by = self.now + self.config.sio_connect_timeout;
+        let key = self.sio.insert(carrier, Heartbeat::PingAt(ping_at), connect_by);
         self.arm_session(key);
         key
     }
@@ -398,8 +418,13 @@ impl Shared {
         let mut due = match session.heartbeat {
             Heartbeat::PingAt(at) | Heartbeat::PongBy(at) => at,
         };
-        if let Some((_, tick)) = session.clock {
-            due = due.min(tick);
+        let deadlines = [
+            session.clock.map(|(_, tick)| tick),
+            session.connect_by,
+            session.probe_by,
+        ];
+        for at in deadlines.into_iter().flatten() {
+            due = due.min(at);
         }
         if session.armed.is_some_and(|armed| armed <= due) {
             return;
@@ -478,6 +503,7 @@ impl Shared {
                 let member = self.hub.join(Link::Sio(key), Transport::SocketIo, &welcome());
                 if let Some(session) = self.sio.get_mut(key) {
                     session.member = Some(member);
+                    session.connect_by = None;
                 }
                 Ok(())
             }
@@ -807,11 +833,13 @@ pub(super) fn upgrade(http: &mut Http, cx: &mut Context, request: &Request) -> N
             let Some(key) = cx.sio.by_sid(sid) else {
                 return refuse(http, cx, ErrorCode::UnknownSid, None);
             };
+            let probe_by = cx.now + cx.config.sio_upgrade_timeout;
             match cx.sio.get_mut(key) {
                 Some(session)
                     if matches!(session.carrier, Carrier::Polling { .. }) && session.probe.is_none() =>
                 {
                     session.probe = Some(token);
+                    session.probe_by = Some(probe_by);
                     log::debug!("{}: socket.io session {sid} probing WebSocket", cx.peer);
                 }
                 _ => {
@@ -823,6 +851,7 @@ pub(super) fn upgrade(http: &mut Http, cx: &mut Context, request: &Request) -> N
                     )
                 }
             }
+            cx.arm_session(key);
             key
         }
     };
@@ -907,6 +936,7 @@ fn probe(cx: &mut Context, key: SessionKey, packet: Packet) -> Option<Next> {
             };
             session.carrier = Carrier::WebSocket(token);
             session.probe = None;
+            session.probe_by = None;
             // The parked GET, if any, is answered `6` by the flush (it is
             // retired): the queue goes to the WebSocket now.
             session.noop_due = false;
@@ -1047,7 +1077,10 @@ impl Server {
             return;
         };
         if session.probe == Some(token) {
+            // The upgrade is off: nothing is owed to a poll for it.
             session.probe = None;
+            session.probe_by = None;
+            session.noop_due = false;
             return;
         }
         let carried = match session.carrier {
@@ -1085,6 +1118,40 @@ impl Server {
                 self.shared.sio_send(key, bare(PacketType::Ping));
             }
             _ => {}
+        }
+        let Some(session) = self.shared.sio.get_mut(key) else {
+            return;
+        };
+        if session.connect_by.is_some_and(|by| now >= by) {
+            // socket.io's `connectTimeout`: a client that never joins a
+            // namespace holds a session for nothing.
+            let limit = self.shared.config.sio_connect_timeout;
+            log::info!(
+                "socket.io session {}: no CONNECT within {limit:?}; closing",
+                session.sid
+            );
+            return self.close_session(key, Ending::NoConnect(limit));
+        }
+        if let (Some(probe), Some(by)) = (session.probe, session.probe_by) {
+            if now >= by {
+                // engine.io's `upgradeTimeout`: the probe goes, the session
+                // stays on polling and may probe again.
+                let limit = self.shared.config.sio_upgrade_timeout;
+                log::info!(
+                    "socket.io session {}: upgrade not finished within {limit:?}; closing the probe",
+                    session.sid
+                );
+                session.probe = None;
+                session.probe_by = None;
+                session.noop_due = false;
+                self.close(
+                    probe,
+                    Why::Violation(
+                        CloseCode::POLICY_VIOLATION,
+                        format!("upgrade not finished within {limit:?}"),
+                    ),
+                );
+            }
         }
         let Some(session) = self.shared.sio.get_mut(key) else {
             return;
