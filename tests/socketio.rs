@@ -521,3 +521,38 @@ fn the_counters_see_sessions_come_and_go() {
     server.wait_log("closed: CarrierGone");
     assert_eq!(sessions(), (Some(0), "0".into()));
 }
+
+/// socket.io's traffic is a transport of its own in `/stats` and
+/// `/metrics`: its requests, bytes and lines.
+#[test]
+fn socketio_traffic_is_counted_as_its_own_transport() {
+    let server = Duplex::start(&[]);
+    let addr = server.http;
+    let socketio = || {
+        let (_, body) = get(addr, "/stats");
+        let stats: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        stats["transports"]["socketio"].clone()
+    };
+    assert_eq!(
+        socketio(),
+        serde_json::json!({"requests": 0, "bytes_in": 0, "bytes_out": 0, "delivered": 0})
+    );
+    // Polling: the handshake, the CONNECT, the poll with the welcome.
+    let sid = connected(addr);
+    // WebSocket: the upgrade, then a line said and echoed.
+    let (mut ws, _) = ws_session(addr);
+    ws.send_frame(true, 0x1, br#"42["message","counted"]"#);
+    text_until(&mut ws, |t| t.contains("counted"));
+    let counted = socketio();
+    assert_eq!(counted["requests"], 4, "{counted}");
+    let number = |key: &str| counted[key].as_u64().expect("a count");
+    assert!(number("bytes_in") > 200 && number("bytes_out") > 200, "{counted}");
+    // The welcome to each, and the line to both.
+    assert!(number("delivered") >= 4, "{counted}");
+    let (_, metrics) = get(addr, "/metrics");
+    assert!(
+        metrics.contains("duplex_transport_requests_total{transport=\"socketio\"} 4"),
+        "{metrics}"
+    );
+    drop(sid);
+}

@@ -115,19 +115,22 @@ pub enum Via {
     Poll,
     /// `POST /send`.
     Send,
+    /// socket.io at `/socket.io/`: its polls, posts and WebSockets.
+    SocketIo,
     /// Everything else: the page, `/stats`, the echo and clock endpoints.
     Other,
 }
 
 impl Via {
     /// Every transport, in the order `Stats::via` is indexed.
-    pub const ALL: [Via; 7] = [
+    pub const ALL: [Via; 8] = [
         Via::Telnet,
         Via::WebSocket,
         Via::EventStream,
         Via::LongPoll,
         Via::Poll,
         Via::Send,
+        Via::SocketIo,
         Via::Other,
     ];
 
@@ -140,6 +143,7 @@ impl Via {
             Via::LongPoll => "longpoll",
             Via::Poll => "poll",
             Via::Send => "send",
+            Via::SocketIo => "socketio",
             Via::Other => "other",
         }
     }

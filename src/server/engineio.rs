@@ -33,7 +33,7 @@
 //! ([`Timer::Session`]), which looks at them all when it fires.
 
 use super::close::Why;
-use super::conn::Protocol;
+use super::conn::{Protocol, Via};
 use super::context::{Context, Link, Next, Shared};
 use super::http::Http;
 use super::timers::Timer;
@@ -1195,6 +1195,8 @@ impl Server {
         let packet = packet
             .get_or_insert_with(|| message(&socketio::event(SERVER_EVENT, text)))
             .clone();
+        // Handed to the session: on its WebSocket now, or to its next poll.
+        self.shared.stats.via(Via::SocketIo).delivered += 1;
         match session.carrier {
             Carrier::WebSocket(token) if session.queue.is_empty() && session.ending.is_none() => {
                 let Some(conn) = self.conns.get_mut(token.0) else {

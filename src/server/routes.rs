@@ -42,8 +42,7 @@ pub(super) fn route(http: &mut Http, cx: &mut Context, request: Request) -> Next
     // socket.io: Engine.IO's polling and WebSocket transports, and the
     // upgrade between them (`engineio.rs`).
     if super::engineio::is_endpoint(request.path()) {
-        *cx.via = Via::Other;
-        cx.stats.via(Via::Other).bytes_in += request.wire_len as u64;
+        count_request(cx, Via::SocketIo, &request);
         return if handshake::is_upgrade(&request) {
             super::engineio::upgrade(http, cx, &request)
         } else {

@@ -50,7 +50,7 @@ pub struct Stats {
     /// Bytes written to peers since start.
     pub bytes_out: u64,
     /// Per transport, indexed like `Via::ALL`.
-    pub via: [ViaStats; 7],
+    pub via: [ViaStats; Via::ALL.len()],
     /// `GET /events` streams open now (Server-Sent Events).
     pub event_streams: usize,
     /// Connections accepted, by door (`Door as usize`).
@@ -188,7 +188,7 @@ impl Stats {
             messages_out: 0,
             bytes_in: 0,
             bytes_out: 0,
-            via: [ViaStats::default(); 7],
+            via: [ViaStats::default(); Via::ALL.len()],
             event_streams: 0,
             accepted_by_door: [0; 2],
             closes: [0; Why::REASONS.len()],
