@@ -443,6 +443,69 @@ fn a_polling_client_that_stops_polling_is_ended_at_the_output_limit() {
     assert_unknown(addr, &sid);
 }
 
+/// A page on another origin that the policy lets act (here a development
+/// server on another loopback port) gets the CORS headers on every polling
+/// answer, parked ones included, and its preflight is answered; an origin
+/// the policy refuses gets 403 and no CORS header.
+#[test]
+fn polling_from_another_allowed_origin_gets_cors_headers() {
+    let server = Duplex::start(&[]);
+    let addr = server.http;
+    let page = "http://localhost:5173";
+    let with_origin = |method: &str, target: &str, origin: &str, body: &[u8]| {
+        let mut request = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nOrigin: {origin}\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        let (status, head, body) = http_request(addr, &request);
+        (
+            status,
+            head.to_ascii_lowercase(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    };
+    let allowed = format!("access-control-allow-origin: {page}\r\n");
+    // The handshake, the CONNECT, and the parked poll's answer.
+    let (status, head, body) = with_origin("GET", POLLING, page, b"");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        head.contains(&allowed) && head.contains("vary: origin\r\n"),
+        "{head}"
+    );
+    let open: serde_json::Value = serde_json::from_str(&body[1..]).expect("the open packet");
+    let target = format!("{POLLING}&sid={}", open["sid"].as_str().expect("a sid"));
+    let (status, head, body) = with_origin("POST", &target, page, b"40");
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    assert!(head.contains(&allowed), "{head}");
+    let (status, head, body) = with_origin("GET", &target, page, b"");
+    assert!(status == 200 && body.starts_with("40{"), "{body}");
+    assert!(head.contains(&allowed), "{head}");
+    // An error answer carries them too: the page reads why.
+    let (status, head, _) = with_origin("GET", &format!("{POLLING}&sid=nobody"), page, b"");
+    assert_eq!(status, 400);
+    assert!(head.contains(&allowed), "{head}");
+    // The preflight a POST with headers of its own is preceded by.
+    let preflight = format!(
+        "OPTIONS {target} HTTP/1.1\r\nHost: {addr}\r\nOrigin: {page}\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\n\r\n"
+    );
+    let (status, head, _) = http_request(addr, preflight.as_bytes());
+    let head = head.to_ascii_lowercase();
+    assert_eq!(status, 204, "{head}");
+    assert!(head.contains(&allowed), "{head}");
+    assert!(
+        head.contains("access-control-allow-methods: get, post\r\n"),
+        "{head}"
+    );
+    // An origin the policy refuses: 403, and nothing that lets it read.
+    for method in ["GET", "OPTIONS"] {
+        let (status, head, body) = with_origin(method, POLLING, "https://evil.example", b"");
+        assert_eq!(status, 403, "{method}: {body}");
+        assert!(!head.contains("access-control-allow-origin"), "{method}: {head}");
+    }
+}
+
 /// Binary events are not supported: the close says so.
 #[test]
 fn a_binary_event_is_refused_with_a_reason() {

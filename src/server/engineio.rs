@@ -88,6 +88,16 @@ impl SessionKey {
     }
 }
 
+/// What a parked poll's answer must carry, kept until it is answered.
+#[derive(Debug)]
+pub(super) struct PollReply {
+    /// Whether the request allowed keep-alive.
+    pub keep_alive: bool,
+    /// The page's origin, for `Access-Control-Allow-Origin` (see
+    /// [`allow_origin`]).
+    pub allow_origin: Option<Box<str>>,
+}
+
 /// What carries a session's packets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Carrier {
@@ -636,12 +646,60 @@ fn refuse(
         detail.unwrap_or(code.message())
     );
     let close = crate::ws::handshake::is_upgrade(request) || !request.keep_alive();
-    http.respond(cx, error_response(code, detail).close(close))
+    let origin = allow_origin(cx, request);
+    let response = with_cors(error_response(code, detail), origin.as_deref());
+    http.respond(cx, response.close(close))
+}
+
+/// The origin of a page on another origin that may poll here, echoed in
+/// `Access-Control-Allow-Origin` (the CORS protocol, Fetch §3.2): without
+/// it the browser hides every polling answer from the page, and a client
+/// served from, say, a development server on another port never gets its
+/// handshake. Only for an origin the policy lets act (`--allow-origin`,
+/// loopback, the Host asked for), as the reference server's `cors` option
+/// does for the origins it lists. A WebSocket needs no such header.
+fn allow_origin(cx: &Context, request: &Request) -> Option<Box<str>> {
+    let origin = request.header("origin")?;
+    cx.policy.check_origin(request, Purpose::Action).ok()?;
+    std::str::from_utf8(origin.trim_ascii()).ok().map(Box::from)
+}
+
+/// A polling answer, with the CORS headers its page needs to read it.
+fn with_cors(response: Response, allow_origin: Option<&str>) -> Response {
+    match allow_origin {
+        // The answer differs by Origin: a cache must keep them apart.
+        Some(origin) => response
+            .header("Access-Control-Allow-Origin", origin)
+            .header("Vary", "Origin"),
+        None => response,
+    }
+}
+
+/// A CORS preflight (`OPTIONS`), sent by a browser before a POST with
+/// headers of its own (socket.io's `extraHeaders`): the methods and the
+/// one header polling uses, for an origin the policy lets act; 403 for
+/// any other.
+fn preflight(http: &mut Http, cx: &mut Context, request: &Request) -> Next {
+    let close = !request.keep_alive();
+    if let Err(forbidden) = cx.policy.check_origin(request, Purpose::Action) {
+        log::info!("{}: socket.io preflight refused: {forbidden}", cx.peer);
+        let response = Response::refusal(Status::FORBIDDEN, &forbidden.to_string());
+        return http.respond(cx, response.close(close));
+    }
+    let origin = allow_origin(cx, request);
+    let response = Response::new(Status::NO_CONTENT)
+        .header("Access-Control-Allow-Methods", "GET, POST")
+        .header("Access-Control-Allow-Headers", "Content-Type")
+        .header("Access-Control-Max-Age", "600");
+    http.respond(cx, with_cors(response, origin.as_deref()).close(close))
 }
 
 /// A request to `/socket.io/` that is not a WebSocket upgrade: the
 /// polling transport.
 pub(super) fn request(http: &mut Http, cx: &mut Context, request: &Request) -> Next {
+    if request.method == "OPTIONS" {
+        return preflight(http, cx, request);
+    }
     let refuse = |http: &mut Http, cx: &mut Context, code: ErrorCode, detail: Option<&str>| {
         refuse(http, cx, request, code, detail)
     };
@@ -657,16 +715,17 @@ pub(super) fn request(http: &mut Http, cx: &mut Context, request: &Request) -> N
         if cx.sio.len() >= cx.config.sio_max_sessions {
             log::warn!("{}: socket.io refused: too many sessions", cx.peer);
             let response = error_response(ErrorCode::BadRequest, Some("too many socket.io sessions"));
+            let origin = allow_origin(cx, request);
+            let response = with_cors(response, origin.as_deref());
             return http.respond(cx, response.close(!request.keep_alive()));
         }
         let key = cx.open_session(Carrier::Polling { get: None });
         let sid = cx.sio.get(key).map(|s| s.sid.clone()).unwrap_or_default();
         log::debug!("{}: socket.io session {sid} opened (polling)", cx.peer);
         let open = cx.handshake(&sid, &["websocket"]);
-        return http.respond(
-            cx,
-            packets_response(open.into_bytes()).close(!request.keep_alive()),
-        );
+        let origin = allow_origin(cx, request);
+        let response = with_cors(packets_response(open.into_bytes()), origin.as_deref());
+        return http.respond(cx, response.close(!request.keep_alive()));
     };
     let Some(key) = cx.sio.by_sid(sid) else {
         return refuse(http, cx, ErrorCode::UnknownSid, None);
@@ -695,11 +754,17 @@ pub(super) fn request(http: &mut Http, cx: &mut Context, request: &Request) -> N
                 Some("a poll is already pending for this session"),
             )
         }
-        "GET" => poll(http, cx, key, request.keep_alive()),
+        "GET" => {
+            let reply = PollReply {
+                keep_alive: request.keep_alive(),
+                allow_origin: allow_origin(cx, request),
+            };
+            poll(http, cx, key, reply)
+        }
         "POST" => post(http, cx, key, request),
         _ => {
             let response = error_response(ErrorCode::BadRequest, Some("socket.io polling is GET or POST"))
-                .header("Allow", "GET, POST");
+                .header("Allow", "GET, POST, OPTIONS");
             http.respond(cx, response.close(!request.keep_alive()))
         }
     }
@@ -708,14 +773,14 @@ pub(super) fn request(http: &mut Http, cx: &mut Context, request: &Request) -> N
 /// A GET for a session's packets: answered now if any wait, otherwise
 /// parked until there are (the heartbeat's ping comes within the ping
 /// interval at the latest).
-fn poll(http: &mut Http, cx: &mut Context, key: SessionKey, keep_alive: bool) -> Next {
+fn poll(http: &mut Http, cx: &mut Context, key: SessionKey, reply: PollReply) -> Next {
     let token = cx.token;
     let Some(session) = cx.shared.sio.get_mut(key) else {
         return Next::Continue;
     };
     session.carrier = Carrier::Polling { get: Some(token) };
     log::debug!("{}: socket.io poll parked for session {}", cx.peer, session.sid);
-    http.park_poll(key, keep_alive);
+    http.park_poll(key, reply);
     let waiting = !session.queue.is_empty() || session.noop_due || session.ending.is_some();
     if waiting {
         cx.sio.list(key);
@@ -727,6 +792,8 @@ fn poll(http: &mut Http, cx: &mut Context, key: SessionKey, keep_alive: bool) ->
 /// turn; a bad one ends the session, and the answer says why.
 fn post(http: &mut Http, cx: &mut Context, key: SessionKey, request: &Request) -> Next {
     let keep_alive = request.keep_alive();
+    let origin = allow_origin(cx, request);
+    let cors = |response| with_cors(response, origin.as_deref());
     if request.body.len() > cx.config.sio_max_payload() {
         // EIO: a payload over `maxPayload` closes the session.
         let limit = cx.config.sio_max_payload();
@@ -742,7 +809,7 @@ fn post(http: &mut Http, cx: &mut Context, key: SessionKey, request: &Request) -
         let why = format!("the payload is over maxPayload ({limit} bytes)");
         return http.respond(
             cx,
-            Response::refusal(Status::PAYLOAD_TOO_LARGE, &why).close(!keep_alive),
+            cors(Response::refusal(Status::PAYLOAD_TOO_LARGE, &why)).close(!keep_alive),
         );
     }
     let packets = match engineio::decode_payload(&request.body, MAX_PACKETS_PER_POST) {
@@ -754,7 +821,7 @@ fn post(http: &mut Http, cx: &mut Context, key: SessionKey, request: &Request) -
                 .end(key, Ending::Refused(CloseCode::PROTOCOL_ERROR, why.clone()));
             return http.respond(
                 cx,
-                error_response(ErrorCode::BadRequest, Some(&why)).close(!keep_alive),
+                cors(error_response(ErrorCode::BadRequest, Some(&why))).close(!keep_alive),
             );
         }
     };
@@ -780,7 +847,7 @@ fn post(http: &mut Http, cx: &mut Context, key: SessionKey, request: &Request) -
         cx.sio.end(key, ending);
         if let Some(why) = detail {
             log::info!("{}: {why}", cx.peer);
-            let response = error_response(ErrorCode::BadRequest, Some(&why));
+            let response = cors(error_response(ErrorCode::BadRequest, Some(&why)));
             return http.respond(cx, response.close(!keep_alive));
         }
     }
@@ -790,7 +857,7 @@ fn post(http: &mut Http, cx: &mut Context, key: SessionKey, request: &Request) -
         .header("Content-Type", "text/html")
         .header("Cache-Control", "no-store")
         .body(b"ok".to_vec());
-    http.respond(cx, response.close(!keep_alive))
+    http.respond(cx, cors(response).close(!keep_alive))
 }
 
 /// A WebSocket upgrade at `/socket.io/`: a session that starts on
@@ -1028,13 +1095,14 @@ impl Server {
         let Some((Protocol::Http(http), mut cx)) = self.split(get) else {
             return;
         };
-        let Some(keep_alive) = http.unpark_poll(key) else {
+        let Some(reply) = http.unpark_poll(key) else {
             return;
         };
         let mut body = Vec::new();
         engineio::encode_payload(&mut body, packets.iter().map(|p| &p[..]));
         cx.message_out(packets.len() as u64);
-        let next = http.respond(&mut cx, packets_response(body).close(!keep_alive));
+        let response = with_cors(packets_response(body), reply.allow_origin.as_deref());
+        let next = http.respond(&mut cx, response.close(!reply.keep_alive));
         self.apply(get, next);
     }
 

@@ -3,7 +3,7 @@
 
 use super::close::Why;
 use super::context::{Context, Next};
-use super::engineio::SessionKey;
+use super::engineio::{PollReply, SessionKey};
 use super::files::FileSend;
 use super::long_poll::LongPoll;
 use super::members::MemberKey;
@@ -36,8 +36,8 @@ pub(super) enum Pending {
     /// A file from `--static` going out chunk by chunk (`files.rs`).
     File(Box<FileSend>),
     /// A socket.io poll, parked until its session has packets to send
-    /// (`engineio.rs`); whether the request allowed keep-alive.
-    EngineIoPoll(SessionKey, bool),
+    /// (`engineio.rs`), and what its answer must carry.
+    EngineIoPoll(SessionKey, PollReply),
 }
 
 impl Http {
@@ -88,8 +88,8 @@ impl Http {
     }
 
     /// Parks the current request, a socket.io poll for `session`.
-    pub fn park_poll(&mut self, session: SessionKey, keep_alive: bool) {
-        self.pending = Some(Pending::EngineIoPoll(session, keep_alive));
+    pub fn park_poll(&mut self, session: SessionKey, reply: PollReply) {
+        self.pending = Some(Pending::EngineIoPoll(session, reply));
     }
 
     /// The session a parked socket.io poll waits for.
@@ -100,15 +100,14 @@ impl Http {
         }
     }
 
-    /// Takes the parked socket.io poll for `session` away, to answer it:
-    /// whether it may keep the connection open.
-    pub fn unpark_poll(&mut self, session: SessionKey) -> Option<bool> {
-        match self.pending {
-            Some(Pending::EngineIoPoll(parked, keep_alive)) if parked == session => {
-                self.pending = None;
-                Some(keep_alive)
+    /// Takes the parked socket.io poll for `session` away, to answer it.
+    pub fn unpark_poll(&mut self, session: SessionKey) -> Option<PollReply> {
+        match self.pending.take() {
+            Some(Pending::EngineIoPoll(parked, reply)) if parked == session => Some(reply),
+            other => {
+                self.pending = other;
+                None
             }
-            _ => None,
         }
     }
 

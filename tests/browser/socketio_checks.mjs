@@ -5,7 +5,7 @@
 // `evaluate`), so any harness can run them against any browser:
 //
 //   import { socketioChecks } from './socketio_checks.mjs';
-//   for (const [name, fn] of socketioChecks(page, 'http://127.0.0.1:PORT/', '127.0.0.1:TELNET')) await check(name, fn);
+//   for (const [name, fn] of socketioChecks(page, 'http://127.0.0.1:PORT/', '127.0.0.1:TELNET', 'http://127.0.0.1:OTHER/')) await check(name, fn);
 //
 // The page loads jQuery from its CDN, as the tutorial wrote it: the harness
 // answers that one URL (JQUERY_URL) with npm's copy (tests/socketio). Each
@@ -84,7 +84,9 @@ export async function until(test, what) {
   throw new Error(`timed out after ${WAIT_MS / 1000} s: ${what}`);
 }
 
-export function socketioChecks(page, url, telnetAddress) {
+// `otherOrigin`: a second duplex (another port, so another origin), which
+// the page reaches over polling through CORS.
+export function socketioChecks(page, url, telnetAddress, otherOrigin) {
   const state = {};
   return [
     ['the tutorial page loads from the static folder, with the npm bundle', async () => {
@@ -126,6 +128,26 @@ export function socketioChecks(page, url, telnetAddress) {
       await until(() => state.t.lines.includes('done'), 'telnet did not answer');
       if (state.t.lines.includes('robot says hi')) throw new Error('the reply reached telnet');
       state.t.conn.destroy();
+    }],
+    ['the page polls a server on another origin through CORS', async () => {
+      // Polling is XMLHttpRequest: without Access-Control-Allow-Origin the
+      // browser hides every answer from the page, and io() never connects.
+      const got = await page.evaluate(async ({ other, waitMs }) => {
+        const s = window.io(other, { transports: ['polling'], reconnection: false, forceNew: true });
+        const within = (what) => new Promise((_, reject) => setTimeout(() => reject(new Error(what)), waitMs));
+        try {
+          await Promise.race([new Promise((resolve, reject) => {
+            s.on('connect', resolve);
+            s.on('connect_error', (e) => reject(new Error(`connect_error: ${e.message}`)));
+          }), within('no connect')]);
+          const echoed = new Promise((resolve) => s.on('servermessage', (m) => { if (m === 'across origins') resolve(m); }));
+          s.emit('message', '/echo across origins');
+          return await Promise.race([echoed, within('no echo')]);
+        } finally {
+          s.disconnect();
+        }
+      }, { other: otherOrigin, waitMs: WAIT_MS });
+      if (got !== 'across origins') throw new Error(`got ${got}`);
     }],
   ];
 }

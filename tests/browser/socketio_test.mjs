@@ -41,7 +41,7 @@ const later = {
   evaluate: (...a) => page.evaluate(...a),
 };
 const pageChecks = [
-  ...socketioChecks(later, args.url, args.telnet),
+  ...socketioChecks(later, args.url, args.telnet, args.page),
   ...frameLogChecks(later, args.page),
 ];
 // The browser's start, the pages' checks, and no JavaScript errors.
