@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{http_request, ws_connect, Duplex, Json, Telnet, WAIT};
+use common::{http_request, ws_connect, Duplex, Json, RawWs, Telnet, WAIT};
 use std::time::{Duration, Instant};
 
 /// A telnet member with a name of its own.
@@ -105,6 +105,23 @@ fn exercise_3_clock_period() {
     );
     alice.say("/time");
     alice.until(|l| l == "* time off");
+    // A socket.io member's clock is its session's (`src/server/engineio.rs`):
+    // the same period.
+    let mut sio = RawWs::connect(server.http, "/socket.io/?EIO=4&transport=websocket");
+    sio.send_frame(true, 0x1, b"40");
+    sio.send_frame(true, 0x1, br#"42["message","/time 200"]"#);
+    let mut next = || String::from_utf8(sio.read_frame().expect("a frame").payload).expect("UTF-8");
+    while !next().contains("* time on: one tick every 200 ms") {}
+    let started = Instant::now();
+    let mut ticks = 0;
+    while ticks < 5 {
+        ticks += usize::from(next().starts_with(r#"42["servermessage","* time "#));
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(1500),
+        "five socket.io ticks took {took:?}"
+    );
 }
 
 #[test]
