@@ -136,6 +136,18 @@ impl OriginPolicy {
         }
     }
 
+    /// The origin to name in `Access-Control-Allow-Origin` (the CORS
+    /// protocol, Fetch §3.2) on the answer to `request`: its `Origin`, if
+    /// it sent one and this policy lets that origin act. A browser hides
+    /// from a page every answer to a request it made across origins that
+    /// does not name the page's origin so: without it, a page that may
+    /// poll here could send but never read. A WebSocket needs none of it.
+    pub fn cors_origin<'r>(&self, request: &'r Request) -> Option<&'r str> {
+        let origin = request.header("origin")?;
+        self.check_origin(request, Purpose::Action).ok()?;
+        std::str::from_utf8(origin.trim_ascii()).ok()
+    }
+
     /// The cross-site guard, for WebSocket upgrades ([`Purpose::WebSocket`])
     /// and for requests that act ([`Purpose::Action`]: `POST /send`, and
     /// the GETs that can make a member).

@@ -497,6 +497,73 @@ fn a_page_on_another_site_may_not_make_a_member_by_get() {
     assert_eq!(status, 200, "{head}");
 }
 
+/// A page on another origin that the policy lets act (a development server
+/// on another loopback port, here) must be able to read what it is
+/// answered, or it could send and never read: every HTTP transport names
+/// its origin in `Access-Control-Allow-Origin` (Fetch §3.2), the parked
+/// long poll's answer and the event stream's head included. An origin the
+/// policy refuses is named nowhere.
+#[test]
+fn a_page_on_another_allowed_origin_may_read_every_http_transport() {
+    let server = Duplex::start(&["--longpoll-timeout", "300ms"]);
+    let addr = server.http;
+    let page = "http://localhost:5173";
+    let allowed = format!("access-control-allow-origin: {page}\r\n");
+    let from_page = |request: String| {
+        let (status, head, body) = ask(addr, request.as_bytes());
+        (status, head.to_ascii_lowercase(), body)
+    };
+    let (status, head, body) = from_page(format!(
+        "GET /poll HTTP/1.1\r\nHost: localhost\r\nOrigin: {page}\r\n\r\n"
+    ));
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.contains(&allowed) && head.contains("vary: origin\r\n"),
+        "{head}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let token = json["token"].as_str().expect("a token").to_string();
+    let next = json["next"].as_u64().expect("a position");
+    // A long poll with nothing new is parked, and answered at its timeout.
+    let (status, head, body) = from_page(format!(
+        "GET /longpoll?token={token}&since={next} HTTP/1.1\r\nHost: localhost\r\nOrigin: {page}\r\n\r\n"
+    ));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"messages\":[]"), "{body}");
+    assert!(head.contains(&allowed), "{head}");
+    let (status, head, _) = from_page(format!(
+        "POST /send?token={token} HTTP/1.1\r\nHost: localhost\r\nOrigin: {page}\r\nContent-Length: 5\r\n\r\nhello"
+    ));
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains(&allowed), "{head}");
+    // The event stream's head.
+    let mut stream = web_connect(addr);
+    write!(
+        stream,
+        "GET /events HTTP/1.1\r\nHost: localhost\r\nOrigin: {page}\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("the event stream's head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(
+        head.starts_with("http/1.1 200 ") && head.contains(&allowed),
+        "{head}"
+    );
+    // A page the policy refuses is refused, and never named.
+    let (status, head, _) =
+        from_page("GET /poll HTTP/1.1\r\nHost: localhost\r\nOrigin: http://evil.example\r\n\r\n".into());
+    assert_eq!(status, 403);
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+    // Nor is anyone when no Origin came: the page's own requests and curl.
+    let (_, head, _) = from_page("GET /poll HTTP/1.1\r\nHost: localhost\r\n\r\n".into());
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+}
+
 // ---- A body invited and never sent ----------------------------------------------
 
 #[test]

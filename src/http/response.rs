@@ -134,6 +134,18 @@ impl Response {
         self
     }
 
+    /// Lets a page on `origin` read this answer (the CORS protocol, Fetch
+    /// §3.2.3): `Access-Control-Allow-Origin`, and `Vary: Origin` because
+    /// the answer now differs by who asks. Nothing without an origin.
+    pub fn allow_origin(self, origin: Option<&str>) -> Response {
+        match origin {
+            Some(origin) => self
+                .header("Access-Control-Allow-Origin", origin)
+                .header("Vary", "Origin"),
+            None => self,
+        }
+    }
+
     /// Ends the connection after this response (`Connection: close`).
     pub fn close(mut self, yes: bool) -> Response {
         self.close = yes;

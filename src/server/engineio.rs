@@ -94,7 +94,7 @@ pub(super) struct PollReply {
     /// Whether the request allowed keep-alive.
     pub keep_alive: bool,
     /// The page's origin, for `Access-Control-Allow-Origin` (see
-    /// [`allow_origin`]).
+    /// `OriginPolicy::cors_origin`).
     pub allow_origin: Option<Box<str>>,
 }
 
@@ -646,33 +646,8 @@ fn refuse(
         detail.unwrap_or(code.message())
     );
     let close = crate::ws::handshake::is_upgrade(request) || !request.keep_alive();
-    let origin = allow_origin(cx, request);
-    let response = with_cors(error_response(code, detail), origin.as_deref());
+    let response = error_response(code, detail).allow_origin(cx.policy.cors_origin(request));
     http.respond(cx, response.close(close))
-}
-
-/// The origin of a page on another origin that may poll here, echoed in
-/// `Access-Control-Allow-Origin` (the CORS protocol, Fetch §3.2): without
-/// it the browser hides every polling answer from the page, and a client
-/// served from, say, a development server on another port never gets its
-/// handshake. Only for an origin the policy lets act (`--allow-origin`,
-/// loopback, the Host asked for), as the reference server's `cors` option
-/// does for the origins it lists. A WebSocket needs no such header.
-fn allow_origin(cx: &Context, request: &Request) -> Option<Box<str>> {
-    let origin = request.header("origin")?;
-    cx.policy.check_origin(request, Purpose::Action).ok()?;
-    std::str::from_utf8(origin.trim_ascii()).ok().map(Box::from)
-}
-
-/// A polling answer, with the CORS headers its page needs to read it.
-fn with_cors(response: Response, allow_origin: Option<&str>) -> Response {
-    match allow_origin {
-        // The answer differs by Origin: a cache must keep them apart.
-        Some(origin) => response
-            .header("Access-Control-Allow-Origin", origin)
-            .header("Vary", "Origin"),
-        None => response,
-    }
 }
 
 /// A CORS preflight (`OPTIONS`), sent by a browser before a POST with
@@ -686,12 +661,12 @@ fn preflight(http: &mut Http, cx: &mut Context, request: &Request) -> Next {
         let response = Response::refusal(Status::FORBIDDEN, &forbidden.to_string());
         return http.respond(cx, response.close(close));
     }
-    let origin = allow_origin(cx, request);
     let response = Response::new(Status::NO_CONTENT)
         .header("Access-Control-Allow-Methods", "GET, POST")
         .header("Access-Control-Allow-Headers", "Content-Type")
-        .header("Access-Control-Max-Age", "600");
-    http.respond(cx, with_cors(response, origin.as_deref()).close(close))
+        .header("Access-Control-Max-Age", "600")
+        .allow_origin(cx.policy.cors_origin(request));
+    http.respond(cx, response.close(close))
 }
 
 /// A request to `/socket.io/` that is not a WebSocket upgrade: the
@@ -715,16 +690,14 @@ pub(super) fn request(http: &mut Http, cx: &mut Context, request: &Request) -> N
         if cx.sio.len() >= cx.config.sio_max_sessions {
             log::warn!("{}: socket.io refused: too many sessions", cx.peer);
             let response = error_response(ErrorCode::BadRequest, Some("too many socket.io sessions"));
-            let origin = allow_origin(cx, request);
-            let response = with_cors(response, origin.as_deref());
+            let response = response.allow_origin(cx.policy.cors_origin(request));
             return http.respond(cx, response.close(!request.keep_alive()));
         }
         let key = cx.open_session(Carrier::Polling { get: None });
         let sid = cx.sio.get(key).map(|s| s.sid.clone()).unwrap_or_default();
         log::debug!("{}: socket.io session {sid} opened (polling)", cx.peer);
         let open = cx.handshake(&sid, &["websocket"]);
-        let origin = allow_origin(cx, request);
-        let response = with_cors(packets_response(open.into_bytes()), origin.as_deref());
+        let response = packets_response(open.into_bytes()).allow_origin(cx.policy.cors_origin(request));
         return http.respond(cx, response.close(!request.keep_alive()));
     };
     let Some(key) = cx.sio.by_sid(sid) else {
@@ -757,7 +730,7 @@ pub(super) fn request(http: &mut Http, cx: &mut Context, request: &Request) -> N
         "GET" => {
             let reply = PollReply {
                 keep_alive: request.keep_alive(),
-                allow_origin: allow_origin(cx, request),
+                allow_origin: cx.policy.cors_origin(request).map(Box::from),
             };
             poll(http, cx, key, reply)
         }
@@ -792,8 +765,8 @@ fn poll(http: &mut Http, cx: &mut Context, key: SessionKey, reply: PollReply) ->
 /// turn; a bad one ends the session, and the answer says why.
 fn post(http: &mut Http, cx: &mut Context, key: SessionKey, request: &Request) -> Next {
     let keep_alive = request.keep_alive();
-    let origin = allow_origin(cx, request);
-    let cors = |response| with_cors(response, origin.as_deref());
+    let origin = cx.policy.cors_origin(request);
+    let cors = |response: Response| response.allow_origin(origin);
     if request.body.len() > cx.config.sio_max_payload() {
         // EIO: a payload over `maxPayload` closes the session.
         let limit = cx.config.sio_max_payload();
@@ -1101,7 +1074,7 @@ impl Server {
         let mut body = Vec::new();
         engineio::encode_payload(&mut body, packets.iter().map(|p| &p[..]));
         cx.message_out(packets.len() as u64);
-        let response = with_cors(packets_response(body), reply.allow_origin.as_deref());
+        let response = packets_response(body).allow_origin(reply.allow_origin.as_deref());
         let next = http.respond(&mut cx, response.close(!reply.keep_alive));
         self.apply(get, next);
     }

@@ -39,9 +39,14 @@ impl EventStream {
         let last_seq = resume.unwrap_or_else(|| since(cx, member, &room, request));
         cx.members.attach(key);
         let secret = cx.members.get(key).map_or(String::new(), |m| m.token.clone());
+        // An EventSource on a page of another origin the policy lets act
+        // reads the stream only if the head names that origin (Fetch §3.2).
+        let cors = cx.policy.cors_origin(request).map_or(String::new(), |origin| {
+            format!("Access-Control-Allow-Origin: {origin}\r\nVary: Origin\r\n")
+        });
         let head = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-store\r\n\
-X-Duplex-Token: {secret}\r\n\r\n"
+X-Duplex-Token: {secret}\r\n{cors}\r\n"
         );
         let hello = format!(
             "event: member\ndata: {{\"token\":\"{secret}\",\"room\":{}}}\n\n",

@@ -24,6 +24,9 @@ pub(super) struct LongPoll {
     pub deadline: Instant,
     /// The request allowed the connection to stay open after the answer.
     pub keep_alive: bool,
+    /// The page's origin, if it polls from another one the policy lets
+    /// act: named in the answer so the browser lets the page read it.
+    pub allow_origin: Option<Box<str>>,
 }
 
 /// `GET /poll` (`long` false) and `GET /longpoll`, for member `key`.
@@ -34,8 +37,9 @@ pub(super) fn poll(http: &mut Http, cx: &mut Context, key: MemberKey, request: &
     let since = since(cx, member, &room, request);
     let ready = !cx.hub.history(&room, since).lines.is_empty()
         || cx.members.get(key).is_some_and(|m| !m.inbox.is_empty());
+    let allow_origin = cx.policy.cors_origin(request);
     if !long || ready {
-        return answer(http, cx, key, &room, since, request.keep_alive());
+        return answer(http, cx, key, &room, since, request.keep_alive(), allow_origin);
     }
     // Nothing yet: park the request. It is answered when a line arrives in
     // the room (see `Server::wake`) or when the timeout passes.
@@ -47,6 +51,7 @@ pub(super) fn poll(http: &mut Http, cx: &mut Context, key: MemberKey, request: &
         since,
         deadline,
         keep_alive: request.keep_alive(),
+        allow_origin: allow_origin.map(Box::from),
     });
     let token = cx.token;
     cx.waiters.push(token);
@@ -73,7 +78,8 @@ impl Http {
         } else {
             cx.hub.joined_at(member)
         };
-        answer(self, cx, parked.member, &room, since, parked.keep_alive)
+        let origin = parked.allow_origin.as_deref();
+        answer(self, cx, parked.member, &room, since, parked.keep_alive, origin)
     }
 }
 
@@ -85,12 +91,13 @@ fn answer(
     room: &str,
     since: u64,
     keep_alive: bool,
+    allow_origin: Option<&str>,
 ) -> Next {
     let history = cx.hub.history(room, since);
     let body = cx.poll_body(key, room, &history);
     let via = *cx.via;
     cx.stats.via(via).delivered += history.lines.len() as u64;
-    http.respond(cx, json_response(body, keep_alive))
+    http.respond(cx, json_response(body, keep_alive).allow_origin(allow_origin))
 }
 
 /// Where a poller starts reading: after `since` if it asks about the room

@@ -377,14 +377,20 @@ impl Server {
             return;
         };
         let request = chat.request;
+        // A page on another origin the policy lets act reads every answer
+        // (Fetch §3.2), refusals included.
+        let origin = self.shared.policy.cors_origin(&request).map(Box::<str>::from);
         let key = match self.shared.http_member(&request, &conn.socket, &conn.peer) {
             Ok(key) => key,
-            Err(response) => return self.respond(token, response.close(!request.keep_alive())),
+            Err(response) => {
+                let response = response.allow_origin(origin.as_deref());
+                return self.respond(token, response.close(!request.keep_alive()));
+            }
         };
         self.deliver();
         if chat.via == Via::Send {
             let body = String::from_utf8_lossy(&request.body);
-            return self.send_lines(token, key, &body, request.keep_alive());
+            return self.send_lines(token, key, &body, request.keep_alive(), origin.as_deref());
         }
         let Some((Protocol::Http(http), mut cx)) = self.split(token) else {
             return;
@@ -400,7 +406,14 @@ impl Server {
     /// hub answers is carried out before the next, as for a telnet member.
     /// A `/quit` among them ends the member: the rest is not said, and the
     /// answer is 204.
-    fn send_lines(&mut self, token: Token, key: MemberKey, body: &str, keep_alive: bool) {
+    fn send_lines(
+        &mut self,
+        token: Token,
+        key: MemberKey,
+        body: &str,
+        keep_alive: bool,
+        origin: Option<&str>,
+    ) {
         for line in body.lines().filter(|l| !l.trim().is_empty()) {
             let Some(m) = self.shared.members.get(key) else {
                 break;
@@ -411,7 +424,8 @@ impl Server {
             self.deliver();
         }
         let Some((_, room)) = self.shared.member_room(key) else {
-            return self.respond(token, Response::new(Status::NO_CONTENT).close(!keep_alive));
+            let response = Response::new(Status::NO_CONTENT).allow_origin(origin);
+            return self.respond(token, response.close(!keep_alive));
         };
         // Only the inbox and the position: the lines themselves come
         // through the member's reading transport.
@@ -421,7 +435,7 @@ impl Server {
             next: self.shared.hub.room_seq(&room),
         };
         let body = self.shared.poll_body(key, &room, &history);
-        self.respond(token, json_response(body, keep_alive));
+        self.respond(token, json_response(body, keep_alive).allow_origin(origin));
     }
 
     /// Queues an HTTP answer on a connection, from the loop.

@@ -177,7 +177,8 @@ fn send(http: &mut Http, cx: &mut Context, request: Request) -> Next {
         return http.respond(cx, response.close(true));
     }
     if std::str::from_utf8(&request.body).is_err() {
-        let response = Response::refusal(Status::BAD_REQUEST, "the body must be UTF-8 text");
+        let response = Response::refusal(Status::BAD_REQUEST, "the body must be UTF-8 text")
+            .allow_origin(cx.policy.cors_origin(&request));
         return http.respond(cx, response.close(!request.keep_alive()));
     }
     Next::Chat(Box::new(ChatRequest {
