@@ -310,8 +310,10 @@ fn loop_panels(browser: Browser, suffix: &str) {
 /// The tutorials' socket.io chat page (`tests/browser/socketio/index.html`),
 /// laid out with npm's client bundle by `scripts/socketio-chat.sh` as a
 /// user would, served with `--static` and run by `socketio_test.mjs`: it
-/// connects with `io()`, upgrades to WebSocket, and chats with a telnet user.
-/// Then the built-in page on socket.io: its frame log decodes each packet.
+/// connects with `io()`, upgrades to WebSocket, and chats with a telnet user;
+/// then it reaches a second server on another origin through CORS, by
+/// socket.io's polling and by the HTTP transports. Then the built-in page
+/// on socket.io: its frame log decodes each packet.
 #[test]
 fn the_socketio_tutorial_page_chats_with_telnet_in_a_real_browser_chromium() {
     socketio_page(Browser::Chromium);

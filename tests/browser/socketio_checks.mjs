@@ -149,6 +149,25 @@ export function socketioChecks(page, url, telnetAddress, otherOrigin) {
       }, { other: otherOrigin, waitMs: WAIT_MS });
       if (got !== 'across origins') throw new Error(`got ${got}`);
     }],
+    ['the page reads the HTTP transports of a server on another origin', async () => {
+      const got = await page.evaluate(async ({ other, waitMs }) => {
+        const within = (what) => new Promise((_, reject) => setTimeout(() => reject(new Error(what)), waitMs));
+        // fetch() rejects with a TypeError when CORS hides the answer.
+        const poll = await (await fetch(`${other}poll`)).json();
+        const sent = await fetch(`${other}send?token=${poll.token}`, { method: 'POST', body: 'across origins too' });
+        const stream = new EventSource(`${other}events`);
+        try {
+          const member = await Promise.race([new Promise((resolve, reject) => {
+            stream.addEventListener('member', (e) => resolve(JSON.parse(e.data)));
+            stream.onerror = () => reject(new Error('the event stream failed'));
+          }), within('no member event')]);
+          return { token: Boolean(poll.token), sent: sent.status, room: member.room };
+        } finally {
+          stream.close();
+        }
+      }, { other: otherOrigin, waitMs: WAIT_MS });
+      if (!got.token || got.sent !== 200 || got.room !== 'lobby') throw new Error(JSON.stringify(got));
+    }],
   ];
 }
 
