@@ -564,6 +564,59 @@ fn a_page_on_another_allowed_origin_may_read_every_http_transport() {
     assert!(!head.contains("access-control-allow-origin"), "{head}");
 }
 
+/// RFC 9110 §6.6.1: "An origin server with a clock MUST generate a Date
+/// header field in all 2xx (Successful), 3xx (Redirection), and 4xx
+/// (Client Error) responses". Each kind of answer the web door makes
+/// carries one, an IMF-fixdate within a few seconds of now.
+#[test]
+fn every_answer_carries_a_date() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/classic");
+    let server = Duplex::start(&["--static", folder.to_str().expect("a UTF-8 path")]);
+    let addr = server.http;
+    let asks: [(&str, u16); 6] = [
+        ("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n", 200),
+        ("GET /1.html HTTP/1.1\r\nHost: localhost\r\n\r\n", 200),
+        ("GET /poll HTTP/1.1\r\nHost: localhost\r\n\r\n", 200),
+        ("GET /nothing-here HTTP/1.1\r\nHost: localhost\r\n\r\n", 404),
+        (
+            "GET /poll HTTP/1.1\r\nHost: localhost\r\nOrigin: http://evil.example\r\n\r\n",
+            403,
+        ),
+        ("GET / HTTP/1.1\r\n\r\n", 400),
+    ];
+    let mut heads: Vec<(String, String)> = asks
+        .iter()
+        .map(|(request, want)| {
+            let (status, head, _) = ask(addr, request.as_bytes());
+            assert_eq!(status, *want, "{request}: {head}");
+            (request.to_string(), head)
+        })
+        .collect();
+    // The event stream's head, written apart from the others.
+    let mut stream = web_connect(addr);
+    stream
+        .write_all(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("the event stream's head");
+        head.push(byte[0]);
+    }
+    heads.push(("GET /events".into(), String::from_utf8_lossy(&head).into_owned()));
+    for (request, head) in heads {
+        let date = header_value(&head, "date").unwrap_or_else(|| panic!("no Date: {request}: {head}"));
+        let at = duplex::http::date::parse(date.as_bytes())
+            .unwrap_or_else(|| panic!("not an HTTP date: {date:?}"));
+        assert_eq!(duplex::http::date::format(at), date, "not an IMF-fixdate");
+        let off = match at.duration_since(std::time::SystemTime::now()) {
+            Ok(ahead) => ahead,
+            Err(behind) => behind.duration(),
+        };
+        assert!(off < WAIT, "{request}: Date {date} is {off:?} from now");
+    }
+}
+
 // ---- A body invited and never sent ----------------------------------------------
 
 #[test]

@@ -1,4 +1,4 @@
-//! HTTP dates (RFC 9110 §5.6.7): `Last-Modified` written, and
+//! HTTP dates (RFC 9110 §5.6.7): `Date` and `Last-Modified` written, and
 //! `If-Modified-Since` read.
 //!
 //! A server writes one form, the IMF-fixdate:

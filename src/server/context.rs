@@ -75,6 +75,35 @@ pub(super) struct Shared {
     pub waiters: Vec<Token>,
     /// socket.io's Engine.IO sessions, by sid.
     pub sio: super::engineio::Sessions,
+    /// The `Date` every HTTP answer carries.
+    pub date: HttpDate,
+}
+
+/// The `Date` field of HTTP answers. RFC 9110 §6.6.1: "An origin server
+/// with a clock MUST generate a Date header field in all 2xx, 3xx, and
+/// 4xx responses"; it is the time the answer was made, to the second, so
+/// the text is made once a second and reused for every answer in it. The
+/// wall clock is read here, in the loop, when an answer is made: the HTTP
+/// code itself reads no clock.
+#[derive(Default)]
+pub(super) struct HttpDate {
+    second: u64,
+    text: String,
+}
+
+impl HttpDate {
+    /// Now, as an IMF-fixdate: `Wed, 02 Dec 2026 06:33:06 GMT`.
+    pub fn now(&mut self) -> &str {
+        let now = std::time::SystemTime::now();
+        let second = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if second != self.second || self.text.is_empty() {
+            self.second = second;
+            self.text = crate::http::date::format(now);
+        }
+        &self.text
+    }
 }
 
 /// One connection's view of the loop, for the length of one call.

@@ -44,9 +44,10 @@ impl EventStream {
         let cors = cx.policy.cors_origin(request).map_or(String::new(), |origin| {
             format!("Access-Control-Allow-Origin: {origin}\r\nVary: Origin\r\n")
         });
+        let date = cx.shared.date.now();
         let head = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-store\r\n\
-X-Duplex-Token: {secret}\r\n{cors}\r\n"
+X-Duplex-Token: {secret}\r\n{cors}Date: {date}\r\n\r\n"
         );
         let hello = format!(
             "event: member\ndata: {{\"token\":\"{secret}\",\"room\":{}}}\n\n",

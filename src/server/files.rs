@@ -152,7 +152,9 @@ impl Server {
         let Some((Protocol::Http(http), mut cx)) = self.split(token) else {
             return None;
         };
-        let head = head.close(!request.keep_alive());
+        let head = head
+            .header("Date", cx.shared.date.now())
+            .close(!request.keep_alive());
         cx.out.encode_with(|out| head.encode(out));
         log::debug!("{}: sending {} ({} bytes)", cx.peer, path.display(), meta.len());
         http.send_file(FileSend {

@@ -207,6 +207,7 @@ impl Http {
     /// Queues a response. Afterwards the connection waits for the next
     /// request, or closes if the response said so.
     pub fn respond(&mut self, cx: &mut Context, response: Response) -> Next {
+        let response = response.header("Date", cx.shared.date.now());
         let status = response.status();
         cx.stats.answered(status);
         if status.0 >= 400 {

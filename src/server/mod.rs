@@ -240,6 +240,7 @@ impl Server {
                 members: HttpMembers::default(),
                 waiters: Vec::new(),
                 sio: engineio::Sessions::new()?,
+                date: context::HttpDate::default(),
                 config,
             },
             read_buf,
