@@ -7,7 +7,7 @@
 mod common;
 
 use common::redis::Redis;
-use common::{ws_connect, Duplex, Telnet, WAIT};
+use common::{http_request, ws_connect, Duplex, Telnet, WAIT};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -180,6 +180,37 @@ fn telnet_websocket_and_event_stream_on_three_instances_share_a_room_in_order() 
             .unwrap(),
         "* rooms: lobby (3)"
     );
+    // /stats and /metrics tell of the relay: both links ready, nothing
+    // queued, lost or doubled; a's 50 lines (and its arrival) added, b's 50
+    // lines (and the others' arrivals) applied.
+    let request = format!("GET /stats HTTP/1.1\r\nHost: {}\r\n\r\n", a.http);
+    let (_, _, body) = http_request(a.http, request.as_bytes());
+    let stats: serde_json::Value = serde_json::from_slice(&body).expect("/stats is JSON");
+    let relay = &stats["relay"];
+    assert_eq!(relay["instance"], "a", "{relay}");
+    assert_eq!(
+        (&relay["writer"], &relay["reader"]),
+        (&"ready".into(), &"ready".into()),
+        "{relay}"
+    );
+    for quiet in ["queued", "duplicates", "missed", "dropped"] {
+        assert_eq!(relay[quiet], 0, "{quiet}: {relay}");
+    }
+    let count = count as u64;
+    let at_least = |what: &str| relay[what].as_u64().is_some_and(|n| n > count);
+    assert!(at_least("added") && at_least("applied"), "{relay}");
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {}\r\n\r\n", a.http);
+    let (_, _, body) = http_request(a.http, request.as_bytes());
+    let metrics = String::from_utf8_lossy(&body);
+    let sample = |line: &str| metrics.lines().any(|l| l == line);
+    assert!(sample("duplex_relay_link_up{side=\"writer\"} 1"), "{metrics}");
+    assert!(sample("duplex_relay_link_up{side=\"reader\"} 1"), "{metrics}");
+    // Heartbeats are entries too: by now there may be more than /stats saw.
+    let applied = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("duplex_relay_entries_total{what=\"applied\"} "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(applied >= relay["applied"].as_u64(), "{metrics}");
 }
 
 #[test]

@@ -613,6 +613,8 @@ fn stats_count_connections_by_kind_messages_and_bytes() {
     assert!(stats.count(&["bytes", "in"]) > 0, "{json}");
     assert!(stats.count(&["bytes", "out"]) > 0, "{json}");
     assert!(stats.count(&["uptime_seconds"]) < 60, "{json}");
+    // Without --redis there is no relay to tell of.
+    assert!(json.contains("\"relay\":null"), "{json}");
 }
 
 // ---- accepted handshake variants ------------------------------------------------

@@ -156,9 +156,10 @@ impl Side {
 
 /// Where a connection to Redis is. Transitions only go forward, and from
 /// anywhere back to `Down` (see [`Relay::set_state`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LinkState {
     /// No socket: waiting out the backoff before connecting again.
+    #[default]
     Down,
     /// `connect` is under way (non-blocking).
     Connecting,
@@ -167,6 +168,18 @@ pub enum LinkState {
     Greeting,
     /// Writing entries, or reading them.
     Ready,
+}
+
+impl LinkState {
+    /// For `/stats` and `/metrics`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkState::Down => "down",
+            LinkState::Connecting => "connecting",
+            LinkState::Greeting => "greeting",
+            LinkState::Ready => "ready",
+        }
+    }
 }
 
 /// The reply a command sent is waiting for, in the order sent.

@@ -77,6 +77,20 @@ pub(super) struct Shared {
     pub sio: super::engineio::Sessions,
     /// The `Date` every HTTP answer carries.
     pub date: HttpDate,
+    /// The relay as `/stats` and `/metrics` show it (`--redis`): a copy
+    /// the loop refreshes each turn, since the relay itself is the loop's.
+    pub relay: Option<RelayView>,
+}
+
+/// What `/stats` and `/metrics` tell of the relay to other instances.
+#[derive(Clone, Debug, Default)]
+pub(super) struct RelayView {
+    pub instance: String,
+    pub writer: crate::relay::LinkState,
+    pub reader: crate::relay::LinkState,
+    /// Entries waiting for Redis to answer, bounded by `--redis-buffer`.
+    pub queued: usize,
+    pub stats: crate::relay::RelayStats,
 }
 
 /// The `Date` field of HTTP answers. RFC 9110 §6.6.1: "An origin server

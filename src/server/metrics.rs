@@ -232,6 +232,9 @@ pub(super) fn text(shared: &Shared, queues: Queues) -> String {
         "socket.io (Engine.IO) sessions open now, over polling or WebSocket.",
     );
     out.sample("duplex_socketio_sessions", &[], shared.sio.len());
+    if let Some(relay) = &shared.relay {
+        relay_families(&mut out, relay);
+    }
 
     let turns = &s.turns;
     out.family(
@@ -285,6 +288,41 @@ impl Exposition {
             self.text.push('}');
         }
         let _ = writeln!(self.text, " {value}");
+    }
+}
+
+/// The relay to other instances (`--redis`): its links and its entries.
+fn relay_families(out: &mut Exposition, relay: &super::context::RelayView) {
+    out.family(
+        "duplex_relay_link_up",
+        "gauge",
+        "1 while the relay's link to Redis is ready, by side (writer: XADD, reader: XREAD).",
+    );
+    for (side, state) in [("writer", relay.writer), ("reader", relay.reader)] {
+        let up = u8::from(state == crate::relay::LinkState::Ready);
+        out.sample("duplex_relay_link_up", &[("side", side)], up);
+    }
+    out.family(
+        "duplex_relay_queued_entries",
+        "gauge",
+        "Entries of this instance waiting for Redis to answer (bounded by --redis-buffer).",
+    );
+    out.sample("duplex_relay_queued_entries", &[], relay.queued);
+    out.family(
+        "duplex_relay_entries_total",
+        "counter",
+        "Stream entries: added by this instance, applied from others, skipped as duplicates, \
+         missed (trimmed or lost), dropped unsent.",
+    );
+    let s = relay.stats;
+    for (what, n) in [
+        ("added", s.added),
+        ("applied", s.applied),
+        ("duplicate", s.duplicates),
+        ("missed", s.missed),
+        ("dropped", s.dropped),
+    ] {
+        out.sample("duplex_relay_entries_total", &[("what", what)], n);
     }
 }
 

@@ -241,6 +241,7 @@ impl Server {
                 waiters: Vec::new(),
                 sio: engineio::Sessions::new()?,
                 date: context::HttpDate::default(),
+                relay: None,
                 config,
             },
             read_buf,

@@ -150,6 +150,10 @@ impl Server {
         let Some(io) = &self.relay else { return };
         let instance = io.relay.settings().instance.clone();
         self.shared.hub.set_relaying(&instance);
+        self.shared.relay = Some(super::context::RelayView {
+            instance,
+            ..Default::default()
+        });
         self.connect_relay(Side::Writer);
         self.connect_relay(Side::Reader);
         let at = self.shared.now + self.relay_tick();
@@ -344,6 +348,13 @@ impl Server {
                 Ok(n) => log::trace!("redis {}: wrote {n} bytes, {} left", side.name(), wire.out.len()),
                 Err(e) => self.break_relay(side, &format!("write error: {e}")),
             }
+        }
+        // The turn's last word on the relay, for `/stats` and `/metrics`.
+        if let (Some(io), Some(view)) = (&self.relay, &mut self.shared.relay) {
+            view.writer = io.relay.state(Side::Writer);
+            view.reader = io.relay.state(Side::Reader);
+            view.queued = io.relay.queued();
+            view.stats = io.relay.stats();
         }
     }
 }

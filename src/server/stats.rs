@@ -323,7 +323,7 @@ pub(super) fn json(shared: &Shared, client: IpAddr) -> String {
             "\"messages\":{{\"in\":{},\"out\":{}}},\"bytes\":{{\"in\":{},\"out\":{}}},",
             "\"http_members\":{},\"socketio_sessions\":{},\"event_streams\":{},\"transports\":{{{}}},",
             "\"client\":\"{}\",\"forwarded\":{{\"trusted\":{},\"ignored\":{},\"malformed\":{}}},",
-            "\"permessage_deflate\":{},",
+            "\"permessage_deflate\":{},\"relay\":{},",
             "\"uptime_seconds\":{}}}\n"
         ),
         s.open(),
@@ -354,7 +354,30 @@ pub(super) fn json(shared: &Shared, client: IpAddr) -> String {
         s.forwarded_ignored,
         s.forwarded_malformed,
         deflate(shared),
+        relay(shared),
         shared.now.duration_since(s.started).as_secs()
+    )
+}
+
+/// The relay to other instances (`--redis`), or `null` without one.
+fn relay(shared: &Shared) -> String {
+    let Some(r) = &shared.relay else {
+        return "null".into();
+    };
+    format!(
+        concat!(
+            "{{\"instance\":{},\"writer\":\"{}\",\"reader\":\"{}\",\"queued\":{},",
+            "\"added\":{},\"applied\":{},\"duplicates\":{},\"missed\":{},\"dropped\":{}}}"
+        ),
+        crate::http::json_string(&r.instance),
+        r.writer.name(),
+        r.reader.name(),
+        r.queued,
+        r.stats.added,
+        r.stats.applied,
+        r.stats.duplicates,
+        r.stats.missed,
+        r.stats.dropped
     )
 }
 
