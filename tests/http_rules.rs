@@ -41,6 +41,20 @@ fn ask(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
     (status, head, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// The head of the answer to `request`, an event stream that never ends:
+/// read up to the blank line, a byte at a time (each read bounded).
+fn event_stream_head(addr: SocketAddr, request: &str) -> String {
+    let mut stream = web_connect(addr);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("the event stream's head");
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
 /// `hub.members` from `/stats`.
 fn hub_members(addr: SocketAddr) -> u64 {
     let (status, _, body) = ask(addr, b"GET /stats HTTP/1.1\r\nHost: localhost\r\n\r\n");
@@ -537,19 +551,8 @@ fn a_page_on_another_allowed_origin_may_read_every_http_transport() {
     assert_eq!(status, 200, "{head}");
     assert!(head.contains(&allowed), "{head}");
     // The event stream's head.
-    let mut stream = web_connect(addr);
-    write!(
-        stream,
-        "GET /events HTTP/1.1\r\nHost: localhost\r\nOrigin: {page}\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).expect("the event stream's head");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let request = format!("GET /events HTTP/1.1\r\nHost: localhost\r\nOrigin: {page}\r\n\r\n");
+    let head = event_stream_head(addr, &request).to_ascii_lowercase();
     assert!(
         head.starts_with("http/1.1 200 ") && head.contains(&allowed),
         "{head}"
@@ -593,17 +596,8 @@ fn every_answer_carries_a_date() {
         })
         .collect();
     // The event stream's head, written apart from the others.
-    let mut stream = web_connect(addr);
-    stream
-        .write_all(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).expect("the event stream's head");
-        head.push(byte[0]);
-    }
-    heads.push(("GET /events".into(), String::from_utf8_lossy(&head).into_owned()));
+    let head = event_stream_head(addr, "GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    heads.push(("GET /events".into(), head));
     for (request, head) in heads {
         let date = header_value(&head, "date").unwrap_or_else(|| panic!("no Date: {request}: {head}"));
         let at = duplex::http::date::parse(date.as_bytes())
