@@ -987,6 +987,11 @@ impl ProcessTree {
         (status, stdout.unwrap_or_default(), stderr.unwrap_or_default())
     }
 
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// The child's exit status, if it has exited; does not wait.
     pub fn try_status(&self) -> Option<std::process::ExitStatus> {
         self.exited.try_recv().ok()

@@ -138,8 +138,15 @@ impl Nginx {
         let mut tree = ProcessTree::spawn(command);
         let deadline = Instant::now() + WAIT;
         loop {
+            // Ours, not another test's: a connect alone could reach an
+            // nginx that took the same port first while this one fails to
+            // bind it. nginx writes its pid file only once every `listen`
+            // is bound (`ngx_init_cycle`, then `ngx_create_pidfile`), and
+            // with `daemon off` the pid is the child's own.
+            let pid = std::fs::read_to_string(at("nginx.pid")).unwrap_or_default();
+            let ours = pid.trim().parse::<u32>().ok() == Some(tree.pid());
             let addr = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
-            if TcpStream::connect(addr).is_ok() && TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if ours && TcpStream::connect(addr).is_ok() && TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Ok(Nginx { port, tree, dir });
             }
             if let Some(status) = tree.try_status() {

@@ -3,7 +3,7 @@
 //! `scripts/install-redis.sh`; a test that needs it and cannot find it
 //! fails, naming the script.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -58,7 +58,10 @@ impl Redis {
             if let Ok(Some(_)) = redis.child.try_wait() {
                 return None;
             }
-            if redis.try_command(&["PING"]).is_some_and(|r| r == "+PONG") {
+            // Ours, not another test's that took the same port first
+            // while this one fails to bind it: the server that answers
+            // must be the child started here.
+            if redis.process_id() == Some(redis.child.id()) {
                 return Some(redis);
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -88,6 +91,25 @@ impl Redis {
         let mut line = String::new();
         BufReader::new(&mut stream).read_line(&mut line).ok()?;
         Some(line.trim_end().to_string())
+    }
+
+    /// The process id of the redis-server answering on this port, from
+    /// `INFO server`; `None` if nothing answers.
+    fn process_id(&self) -> Option<u32> {
+        let mut stream = TcpStream::connect_timeout(&self.addr(), Duration::from_secs(1)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        stream.write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n").ok()?;
+        let mut reader = BufReader::new(stream);
+        let mut head = String::new();
+        reader.read_line(&mut head).ok()?;
+        // A bulk string: `$LEN`, then LEN bytes and CRLF.
+        let len: usize = head.trim_end().strip_prefix('$')?.parse().ok()?;
+        let mut info = vec![0; len];
+        reader.read_exact(&mut info).ok()?;
+        String::from_utf8_lossy(&info)
+            .lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .and_then(|pid| pid.trim().parse().ok())
     }
 
     /// Sends a signal to redis-server (`STOP`, `CONT`).
