@@ -175,6 +175,32 @@ fn the_upgrade_by_hand() {
     assert!(body.contains("upgraded"), "{body}");
 }
 
+/// A client may send its next poll before it reads `3probe` (Firefox does,
+/// now and then): that poll is answered at once with `6` too, or the
+/// client, waiting for its poll to return before it sends `5`, would wait
+/// for the next ping and the upgrade would time out.
+#[test]
+fn a_poll_sent_during_the_upgrade_is_answered_at_once() {
+    let server = Duplex::start(&[]);
+    let addr = server.http;
+    let sid = connected(addr);
+    let target = format!("{POLLING}&sid={sid}");
+    let mut ws = RawWs::connect(addr, &format!("{WEBSOCKET}&sid={sid}"));
+    ws.send_frame(true, 0x1, b"2probe");
+    assert_eq!(text(&mut ws), "3probe");
+    // Polls while the upgrade is under way: each returns `6` at once.
+    for _ in 0..2 {
+        assert_eq!(get(addr, &target), (200, "6".into()));
+    }
+    ws.send_frame(true, 0x1, b"5");
+    server.wait_log("upgraded to WebSocket");
+    ws.send_frame(true, 0x1, br#"42["message","/echo upgraded"]"#);
+    assert_eq!(
+        text_until(&mut ws, |t| t.contains("upgraded")),
+        r#"42["servermessage","upgraded"]"#
+    );
+}
+
 /// Bad queries get the reference server's codes and messages.
 #[test]
 fn requests_that_name_no_session_get_the_protocols_errors() {

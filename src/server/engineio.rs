@@ -170,9 +170,13 @@ struct Session {
     /// Encoded Engine.IO packets waiting for the carrier, and their bytes.
     queue: VecDeque<Rc<[u8]>>,
     queued: usize,
-    /// A `6` is owed to the parked GET: the client is upgrading and waits
-    /// for its poll to return.
-    noop_due: bool,
+    /// The probe has answered `3probe` and `5` has not come: the client
+    /// is upgrading, and waits for its poll to return before it sends
+    /// `5`. Every poll is answered at once until then, `6` if there is
+    /// nothing else: the client may have sent a new GET before it read
+    /// `3probe` (the reference server writes a noop to a waiting poll
+    /// every 100 ms while upgrading, for the same reason).
+    upgrading: bool,
     heartbeat: Heartbeat,
     /// The earliest time a timer for this session is in the heap.
     armed: Option<Instant>,
@@ -250,7 +254,7 @@ impl Sessions {
             probe_by: None,
             queue: VecDeque::new(),
             queued: 0,
-            noop_due: false,
+            upgrading: false,
             heartbeat,
             armed: None,
             member: None,
@@ -754,7 +758,7 @@ fn poll(http: &mut Http, cx: &mut Context, key: SessionKey, reply: PollReply) ->
     session.carrier = Carrier::Polling { get: Some(token) };
     log::debug!("{}: socket.io poll parked for session {}", cx.peer, session.sid);
     http.park_poll(key, reply);
-    let waiting = !session.queue.is_empty() || session.noop_due || session.ending.is_some();
+    let waiting = !session.queue.is_empty() || session.upgrading || session.ending.is_some();
     if waiting {
         cx.sio.list(key);
     }
@@ -961,7 +965,7 @@ fn probe(cx: &mut Context, key: SessionKey, packet: Packet) -> Option<Next> {
             engineio::encode_packet(&mut pong, PacketType::Pong, "probe");
             super::websocket::encode(cx.out, crate::ws::Opcode::Text, &pong);
             if let Some(session) = cx.sio.get_mut(key) {
-                session.noop_due = true;
+                session.upgrading = true;
             }
             cx.sio.list(key);
             Some(Next::Continue)
@@ -979,7 +983,7 @@ fn probe(cx: &mut Context, key: SessionKey, packet: Packet) -> Option<Next> {
             session.probe_by = None;
             // The parked GET, if any, is answered `6` by the flush (it is
             // retired): the queue goes to the WebSocket now.
-            session.noop_due = false;
+            session.upgrading = false;
             log::debug!("socket.io session {} upgraded to WebSocket", session.sid);
             cx.sio.list(key);
             if let Some(get) = parked {
@@ -1047,12 +1051,12 @@ impl Server {
                 self.mark_dirty(token);
             }
             Carrier::Polling { get: Some(get) } => {
-                if session.queue.is_empty() && !session.noop_due {
+                if session.queue.is_empty() && !session.upgrading {
                     return;
                 }
                 let mut packets: Vec<Rc<[u8]>> = std::mem::take(&mut session.queue).into();
                 session.queued = 0;
-                if std::mem::take(&mut session.noop_due) {
+                if session.upgrading {
                     packets.push(bare(PacketType::Noop));
                 }
                 session.carrier = Carrier::Polling { get: None };
@@ -1121,7 +1125,7 @@ impl Server {
             // The upgrade is off: nothing is owed to a poll for it.
             session.probe = None;
             session.probe_by = None;
-            session.noop_due = false;
+            session.upgrading = false;
             return;
         }
         let carried = match session.carrier {
@@ -1184,7 +1188,7 @@ impl Server {
                 );
                 session.probe = None;
                 session.probe_by = None;
-                session.noop_due = false;
+                session.upgrading = false;
                 self.close(
                     probe,
                     Why::Violation(
