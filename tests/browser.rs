@@ -17,7 +17,7 @@
 mod common;
 
 use common::nginx::Nginx;
-use common::{Duplex, ProcessTree};
+use common::{Duplex, ProcessTree, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -331,13 +331,9 @@ fn socketio_page(browser: Browser) {
         root.join("tests/socketio/node_modules/socket.io-client").exists(),
         "the socket.io page test needs tests/socketio/node_modules: run scripts/install-socketio.sh"
     );
-    let folder = std::env::temp_dir().join(format!(
-        "duplex-socketio-chat-{}-{}",
-        browser.name(),
-        std::process::id()
-    ));
+    let folder = TempDir::new(&format!("socketio-chat-{}", browser.name()));
     let layout = Command::new(root.join("scripts/socketio-chat.sh"))
-        .arg(&folder)
+        .arg(&folder.0)
         .output()
         .expect("run scripts/socketio-chat.sh");
     assert!(
@@ -345,7 +341,7 @@ fn socketio_page(browser: Browser) {
         "scripts/socketio-chat.sh failed: {}",
         String::from_utf8_lossy(&layout.stderr)
     );
-    let server = Duplex::start(&["--static", folder.to_str().expect("a UTF-8 path")]);
+    let server = Duplex::start(&["--static", folder.0.to_str().expect("a UTF-8 path")]);
     // The built-in page, for its frame log on socket.io.
     let plain = Duplex::start(&[]);
     let args = [
@@ -357,5 +353,4 @@ fn socketio_page(browser: Browser) {
         format!("http://{}/", plain.http),
     ];
     run_script("socketio_test.mjs", browser, &server, &args);
-    let _ = std::fs::remove_dir_all(&folder);
 }

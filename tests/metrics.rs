@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{header_value, http_request, ProcessTree, RawWs, Telnet, WAIT};
+use common::{header_value, http_request, ProcessTree, RawWs, Telnet, TempDir, WAIT};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,17 +57,13 @@ fn scrape(http: SocketAddr) -> Parsed {
         header_value(&head, "Content-Type").as_deref(),
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
-    let file = std::env::temp_dir().join(format!(
-        "duplex-metrics-{}-{:?}.txt",
-        std::process::id(),
-        std::thread::current().id()
-    ));
+    let dir = TempDir::new("metrics");
+    let file = dir.0.join("metrics.txt");
     std::fs::write(&file, &body).unwrap();
     let root = env!("CARGO_MANIFEST_DIR");
     let mut command = Command::new(python());
     command.arg(format!("{root}/tests/metrics/parse.py")).arg(&file);
     let (status, out, err) = ProcessTree::spawn(command).wait(WAIT);
-    let _ = std::fs::remove_file(&file);
     assert!(
         status.is_some_and(|s| s.success()),
         "prometheus_client could not parse /metrics ({status:?}):\n{err}\n{}",
@@ -114,10 +110,9 @@ fn scrape_until(http: SocketAddr, ready: impl Fn(&Parsed) -> bool) -> Parsed {
 
 #[test]
 fn metrics_parse_and_count_the_traffic_this_test_made() {
-    let dir = std::env::temp_dir().join(format!("duplex-metrics-static-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("hello.txt"), vec![b'x'; 10_000]).unwrap();
-    let server = common::Duplex::start(&["--static", dir.to_str().unwrap()]);
+    let dir = TempDir::new("metrics-static");
+    std::fs::write(dir.0.join("hello.txt"), vec![b'x'; 10_000]).unwrap();
+    let server = common::Duplex::start(&["--static", dir.0.to_str().unwrap()]);
     let http = server.http;
 
     // Three chat lines from telnet, each seen back by the sender.
@@ -216,7 +211,6 @@ fn metrics_parse_and_count_the_traffic_this_test_made() {
     let later = scrape(http);
     assert!(later.value("duplex_loop_turns_total ") > count);
     drop(stuck);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -10,7 +10,7 @@
 //! the test ends, however it ends. Without nginx a test fails and says how
 //! to install it (`scripts/install-nginx.sh`).
 
-use super::{ProcessTree, WAIT};
+use super::{ProcessTree, TempDir, WAIT};
 use std::net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,27 +48,6 @@ fn replace_once(text: &str, from: &str, to: &str) -> String {
         "docs/10's nginx.conf should have {from:?} once, has it {found} times"
     );
     text.replacen(from, to, 1)
-}
-
-/// A folder of the test's own, removed when dropped.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(label: &str) -> TempDir {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("duplex-{label}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("make a temporary folder");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// nginx in front of a duplex, killed when dropped.
