@@ -157,26 +157,34 @@ impl Ending {
     }
 }
 
+/// An upgrade under way (EIO §"Upgrade"): a WebSocket that asked to take
+/// the session over, until it sends `5` or goes away.
+#[derive(Clone, Copy, Debug)]
+struct Upgrade {
+    /// The WebSocket.
+    probe: Token,
+    /// It is closed if `5` has not come by then (`--sio-upgrade-timeout`).
+    by: Instant,
+    /// It has answered `3probe`, and `5` has not come: the client waits for
+    /// its poll to return before it sends `5`. Every poll is answered at
+    /// once until then, `6` if there is nothing else: the client may have
+    /// sent a new GET before it read `3probe` (the reference server writes
+    /// a noop to a waiting poll every 100 ms while upgrading, for the same
+    /// reason).
+    probed: bool,
+}
+
 /// One Engine.IO session, and the Socket.IO socket over it.
 #[derive(Debug)]
 struct Session {
     generation: u16,
     sid: Rc<str>,
     carrier: Carrier,
-    /// A WebSocket that asked to take over (the upgrade), until it sends
-    /// `5` or goes away, and when it is closed if it has not.
-    probe: Option<Token>,
-    probe_by: Option<Instant>,
+    /// The upgrade under way, if one is.
+    upgrade: Option<Upgrade>,
     /// Encoded Engine.IO packets waiting for the carrier, and their bytes.
     queue: VecDeque<Rc<[u8]>>,
     queued: usize,
-    /// The probe has answered `3probe` and `5` has not come: the client
-    /// is upgrading, and waits for its poll to return before it sends
-    /// `5`. Every poll is answered at once until then, `6` if there is
-    /// nothing else: the client may have sent a new GET before it read
-    /// `3probe` (the reference server writes a noop to a waiting poll
-    /// every 100 ms while upgrading, for the same reason).
-    upgrading: bool,
     heartbeat: Heartbeat,
     /// The earliest time a timer for this session is in the heap.
     armed: Option<Instant>,
@@ -193,6 +201,14 @@ struct Session {
     ending: Option<Ending>,
     /// Listed in `Sessions::ready`.
     listed: bool,
+}
+
+impl Session {
+    /// Whether an upgrade has answered `3probe`: every poll is answered
+    /// at once until `5` (see [`Upgrade::probed`]).
+    fn is_probed(&self) -> bool {
+        self.upgrade.is_some_and(|u| u.probed)
+    }
 }
 
 /// The live sessions, by key and by sid.
@@ -250,11 +266,9 @@ impl Sessions {
             generation: self.generations,
             sid: sid.clone(),
             carrier,
-            probe: None,
-            probe_by: None,
+            upgrade: None,
             queue: VecDeque::new(),
             queued: 0,
-            upgrading: false,
             heartbeat,
             armed: None,
             member: None,
@@ -435,7 +449,7 @@ impl Shared {
         let deadlines = [
             session.clock.map(|(_, tick)| tick),
             session.connect_by,
-            session.probe_by,
+            session.upgrade.map(|u| u.by),
         ];
         for at in deadlines.into_iter().flatten() {
             due = due.min(at);
@@ -758,7 +772,7 @@ fn poll(http: &mut Http, cx: &mut Context, key: SessionKey, reply: PollReply) ->
     session.carrier = Carrier::Polling { get: Some(token) };
     log::debug!("{}: socket.io poll parked for session {}", cx.peer, session.sid);
     http.park_poll(key, reply);
-    let waiting = !session.queue.is_empty() || session.upgrading || session.ending.is_some();
+    let waiting = !session.queue.is_empty() || session.is_probed() || session.ending.is_some();
     if waiting {
         cx.sio.list(key);
     }
@@ -877,13 +891,16 @@ pub(super) fn upgrade(http: &mut Http, cx: &mut Context, request: &Request) -> N
             let Some(key) = cx.sio.by_sid(sid) else {
                 return refuse(http, cx, ErrorCode::UnknownSid, None);
             };
-            let probe_by = cx.now + cx.config.sio_upgrade_timeout;
+            let by = cx.now + cx.config.sio_upgrade_timeout;
             match cx.sio.get_mut(key) {
                 Some(session)
-                    if matches!(session.carrier, Carrier::Polling { .. }) && session.probe.is_none() =>
+                    if matches!(session.carrier, Carrier::Polling { .. }) && session.upgrade.is_none() =>
                 {
-                    session.probe = Some(token);
-                    session.probe_by = Some(probe_by);
+                    session.upgrade = Some(Upgrade {
+                        probe: token,
+                        by,
+                        probed: false,
+                    });
                     log::debug!("{}: socket.io session {sid} probing WebSocket", cx.peer);
                 }
                 _ => {
@@ -913,7 +930,7 @@ pub(super) fn on_frame(cx: &mut Context, key: SessionKey, kind: MessageKind, pay
         return Some(Next::Close(Why::MemberLeft));
     };
     let carrier = session.carrier == Carrier::WebSocket(token);
-    let probing = session.probe == Some(token);
+    let probing = session.upgrade.is_some_and(|u| u.probe == token);
     if cx.config.hexdump {
         log::info!(
             "{} socket.io in: {}",
@@ -964,8 +981,8 @@ fn probe(cx: &mut Context, key: SessionKey, packet: Packet) -> Option<Next> {
             let mut pong = Vec::new();
             engineio::encode_packet(&mut pong, PacketType::Pong, "probe");
             super::websocket::encode(cx.out, crate::ws::Opcode::Text, &pong);
-            if let Some(session) = cx.sio.get_mut(key) {
-                session.upgrading = true;
+            if let Some(upgrade) = cx.sio.get_mut(key).and_then(|s| s.upgrade.as_mut()) {
+                upgrade.probed = true;
             }
             cx.sio.list(key);
             Some(Next::Continue)
@@ -979,11 +996,9 @@ fn probe(cx: &mut Context, key: SessionKey, packet: Packet) -> Option<Next> {
                 Carrier::WebSocket(_) => None,
             };
             session.carrier = Carrier::WebSocket(token);
-            session.probe = None;
-            session.probe_by = None;
             // The parked GET, if any, is answered `6` by the flush (it is
             // retired): the queue goes to the WebSocket now.
-            session.upgrading = false;
+            session.upgrade = None;
             log::debug!("socket.io session {} upgraded to WebSocket", session.sid);
             cx.sio.list(key);
             if let Some(get) = parked {
@@ -1051,12 +1066,12 @@ impl Server {
                 self.mark_dirty(token);
             }
             Carrier::Polling { get: Some(get) } => {
-                if session.queue.is_empty() && !session.upgrading {
+                if session.queue.is_empty() && !session.is_probed() {
                     return;
                 }
                 let mut packets: Vec<Rc<[u8]>> = std::mem::take(&mut session.queue).into();
                 session.queued = 0;
-                if session.upgrading {
+                if session.is_probed() {
                     packets.push(bare(PacketType::Noop));
                 }
                 session.carrier = Carrier::Polling { get: None };
@@ -1095,7 +1110,7 @@ impl Server {
         if let Some(member) = session.member {
             self.shared.hub.leave(member);
         }
-        if let Some(probe) = session.probe {
+        if let Some(Upgrade { probe, .. }) = session.upgrade {
             self.close(probe, Why::MemberLeft);
         }
         match session.carrier {
@@ -1121,11 +1136,9 @@ impl Server {
         let Some(session) = self.shared.sio.get_mut(key) else {
             return;
         };
-        if session.probe == Some(token) {
+        if session.upgrade.is_some_and(|u| u.probe == token) {
             // The upgrade is off: nothing is owed to a poll for it.
-            session.probe = None;
-            session.probe_by = None;
-            session.upgrading = false;
+            session.upgrade = None;
             return;
         }
         let carried = match session.carrier {
@@ -1177,7 +1190,7 @@ impl Server {
             );
             return self.close_session(key, Ending::NoConnect(limit));
         }
-        if let (Some(probe), Some(by)) = (session.probe, session.probe_by) {
+        if let Some(Upgrade { probe, by, .. }) = session.upgrade {
             if now >= by {
                 // engine.io's `upgradeTimeout`: the probe goes, the session
                 // stays on polling and may probe again.
@@ -1186,9 +1199,7 @@ impl Server {
                     "socket.io session {}: upgrade not finished within {limit:?}; closing the probe",
                     session.sid
                 );
-                session.probe = None;
-                session.probe_by = None;
-                session.upgrading = false;
+                session.upgrade = None;
                 self.close(
                     probe,
                     Why::Violation(
